@@ -1,0 +1,125 @@
+"""Generation API: submit a request, follow it, cancel it."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from generation import selectors, services
+from generation.models import GenerationModel, GenerationRequest, ModelStatus, Task, Variation
+from portal.access import require_member
+from portal.errors import NotFound, PortalError
+from portal.models import Shot
+
+_INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
+
+
+class VariationSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Variation
+        fields = ["id", "index", "label", "seed", "status", "progress", "frames_done", "gpu_seconds",
+                  "flicker_ratio", "exr_pattern", "proxy_pattern", "element_window", "error"]
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    variations = VariationSerializer(many=True, read_only=True)
+    shot_code = serializers.CharField(source="shot.code", read_only=True)
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+
+    class Meta:
+        model = GenerationRequest
+        fields = ["id", "shot", "shot_code", "task", "first_frame", "last_frame", "matte_pattern", "rect",
+                  "prompt", "count", "model", "model_name", "steps", "base_seed", "status", "requested_by",
+                  "created_at", "settled_at", "last_seq", "variations"]
+
+
+class RequestCreateSerializer(serializers.Serializer):
+    shot = serializers.IntegerField(min_value=1, max_value=2**62)
+    model = serializers.IntegerField(min_value=1, max_value=2**62)
+    first_frame = serializers.IntegerField(**_INT32)
+    last_frame = serializers.IntegerField(**_INT32)
+    count = serializers.IntegerField(min_value=1, max_value=services.MAX_VARIATIONS, default=4)
+    task = serializers.ChoiceField(choices=Task.choices, default=Task.SKY_REPLACEMENT)
+    matte_pattern = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    rect = serializers.ListField(child=serializers.IntegerField(**_INT32), min_length=4, max_length=4,
+                                 required=False, allow_null=True, default=None)
+    prompt = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    steps = serializers.IntegerField(min_value=1, max_value=services.MAX_STEPS, default=25)
+    seed = serializers.IntegerField(min_value=0, max_value=2**62, required=False, allow_null=True, default=None)
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GenerationModel
+        fields = ["id", "name", "kind", "status", "manifest_hash"]
+
+
+def request_for(user, request_id: int) -> GenerationRequest:
+    found = selectors.request_for_page(request_id)
+    require_member(user, found.shot.sequence.show_id)
+    return found
+
+
+class RequestListCreate(generics.ListCreateAPIView):
+    """Requests on the caller's shows, newest first (?shot=<id> narrows); POST submits a new one."""
+
+    serializer_class = RequestSerializer
+
+    def get_queryset(self):
+        qs = (GenerationRequest.objects.filter(shot__sequence__show__memberships__user=self.request.user)
+              .select_related("shot", "model", "requested_by").prefetch_related("variations")
+              .order_by("-created_at", "-pk"))
+        shot = self.request.query_params.get("shot", "")
+        if shot.isdigit():
+            qs = qs.filter(shot_id=int(shot))
+        return qs
+
+    @extend_schema(request=RequestCreateSerializer, responses={201: RequestSerializer})
+    def post(self, request, *args, **kwargs):
+        form = RequestCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        shot = Shot.objects.select_related("sequence").filter(pk=data["shot"]).first()
+        if shot is None:
+            raise NotFound("no such shot")
+        require_member(request.user, shot.sequence.show_id)
+        model = GenerationModel.objects.filter(pk=data["model"]).first()
+        if model is None:
+            raise PortalError("no such generation model", code="model")
+        created = services.request_create(
+            user=request.user, shot=shot, model=model, first_frame=data["first_frame"],
+            last_frame=data["last_frame"], count=data["count"], task=data["task"],
+            matte_pattern=data["matte_pattern"], rect=data["rect"], prompt=data["prompt"], steps=data["steps"],
+            base_seed=data["seed"])
+        return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+class RequestDetail(generics.RetrieveAPIView):
+    serializer_class = RequestSerializer
+
+    def get_object(self):
+        return request_for(self.request.user, self.kwargs["pk"])
+
+
+class RequestCancel(APIView):
+    @extend_schema(request=None, responses={200: RequestSerializer})
+    def post(self, request, pk: int):
+        services.request_cancel(user=request.user, request=request_for(request.user, pk))
+        return Response(RequestSerializer(selectors.request_for_page(pk)).data)
+
+
+class ModelList(generics.ListAPIView):
+    """Approved generation models usable on the caller's shows (?show=<code> narrows)."""
+
+    serializer_class = ModelSerializer
+
+    def get_queryset(self):
+        qs = GenerationModel.objects.filter(status=ModelStatus.APPROVED,
+                                            approved_shows__memberships__user=self.request.user)
+        code = self.request.query_params.get("show", "")
+        if code:
+            qs = qs.filter(approved_shows__code=code)
+        return qs.distinct().order_by("name")

@@ -1,0 +1,68 @@
+"""The append-only event log of a request, and its live stream.
+
+An event is written in the caller's transaction and only announced to websocket viewers once that
+transaction commits, so nobody is told about a row that was rolled back. Viewers that miss the
+announcement (a dropped socket, a Redis restart) catch up from the database by `seq`.
+"""
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import F
+
+from generation.models import GenerationRequest, RequestEvent
+from portal import worker
+
+log = logging.getLogger(__name__)
+
+
+def request_group(request_id: int) -> str:
+    return f"request-{request_id}"
+
+
+def event_append(*, request_id: int, type: str, payload: dict | None = None, actor=None) -> RequestEvent:
+    """Append an event with the request's next `seq` and announce it after commit."""
+    with transaction.atomic():
+        # The UPDATE holds the request row until commit, so concurrent writers get distinct seqs.
+        GenerationRequest.objects.filter(pk=request_id).update(last_seq=F("last_seq") + 1)
+        seq = GenerationRequest.objects.filter(pk=request_id).values_list("last_seq", flat=True).get()
+        event = RequestEvent.objects.create(request_id=request_id, seq=seq, type=type, payload=payload or {},
+                                            actor=actor)
+        message = event.as_message()
+        transaction.on_commit(lambda: _announce(request_id, message))
+    return event
+
+
+def _announce(request_id: int, message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    send = layer.group_send(request_group(request_id), {"type": "request.event", "event": message})
+    try:
+        loop = worker.server_loop()
+        if loop is not None and loop.is_running() and not _on_loop(loop):
+            # The embedded worker thread: the in-memory layer lives on the server's loop.
+            asyncio.run_coroutine_threadsafe(send, loop).result(timeout=5)
+        else:
+            async_to_sync(_await)(send)
+    except Exception:  # noqa: BLE001 - the database has the event; viewers catch up on reconnect
+        log.warning("could not announce event %s of request %s", message["seq"], request_id, exc_info=True)
+
+
+async def _await(coroutine) -> None:
+    await coroutine
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def events_after(request_id: int, seq: int, limit: int = 5000) -> list[dict]:
+    events = RequestEvent.objects.filter(request_id=request_id, seq__gt=seq).order_by("seq")[:limit]
+    return [e.as_message() for e in events]

@@ -1,0 +1,148 @@
+"""Generation models, requests, their variations and the append-only event log of each request."""
+
+from django.conf import settings
+from django.db import models
+
+from portal.models import Plate, Shot, Show
+
+
+class ModelKind(models.TextChoices):
+    SHOW_MODEL = "show_model", "Show model"
+    INPAINTING = "inpainting", "Inpainting"
+    IMG2IMG = "img2img", "Image-to-image"
+    UPSCALER = "upscaler", "Upscaler"
+
+
+class ModelStatus(models.TextChoices):
+    PENDING = "pending", "Pending approval"
+    APPROVED = "approved", "Approved"
+    RETIRED = "retired", "Retired"
+
+
+class GenerationModel(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=ModelKind.choices)
+    path = models.CharField(max_length=1000, help_text="A local diffusers-format directory")
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.PENDING)
+    approved_shows = models.ManyToManyField(Show, blank=True, related_name="approved_models")
+    manifest_hash = models.CharField(max_length=64, blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.TextChoices):
+    SKY_REPLACEMENT = "sky_replacement", "Sky replacement"
+
+
+class RequestStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    REVIEW = "review", "In review"  # every variation settled
+    PICKED = "picked", "Picked"
+    SIGNED_OFF = "signed_off", "Signed off"
+    RELEASED = "released", "Released"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+class GenerationRequest(models.Model):
+    shot = models.ForeignKey(Shot, on_delete=models.CASCADE, related_name="requests")
+    plate = models.ForeignKey(Plate, on_delete=models.PROTECT, related_name="requests")
+    task = models.CharField(max_length=32, choices=Task.choices, default=Task.SKY_REPLACEMENT)
+    first_frame = models.IntegerField()
+    last_frame = models.IntegerField()
+    matte_pattern = models.CharField(max_length=1000, blank=True)
+    rect = models.JSONField(null=True, blank=True, help_text="[x, y, w, h] in display-window pixels")
+    prompt = models.CharField(max_length=500, blank=True)
+    count = models.PositiveSmallIntegerField(default=4)
+    model = models.ForeignKey(GenerationModel, on_delete=models.PROTECT, related_name="requests")
+    base_seed = models.BigIntegerField(default=0)
+    steps = models.PositiveSmallIntegerField(default=25)
+    status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    last_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(last_frame__gte=models.F("first_frame")),
+                                   name="request_range_ordered"),
+        ]
+
+    @property
+    def show(self) -> Show:
+        return self.shot.sequence.show
+
+    def frame_list(self) -> list[int]:
+        return list(range(self.first_frame, self.last_frame + 1))
+
+    def __str__(self) -> str:
+        return f"request {self.pk} on {self.shot}"
+
+
+class VariationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+SETTLED = {VariationStatus.DONE, VariationStatus.FAILED, VariationStatus.CANCELLED}
+
+
+class Variation(models.Model):
+    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="variations")
+    index = models.PositiveSmallIntegerField()
+    seed = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=VariationStatus.choices, default=VariationStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    frames_done = models.PositiveIntegerField(default=0)
+    gpu_seconds = models.FloatField(null=True, blank=True)
+    flicker_ratio = models.FloatField(null=True, blank=True)
+    work_dir = models.CharField(max_length=1000, blank=True)
+    exr_pattern = models.CharField(max_length=1000, blank=True)
+    proxy_pattern = models.CharField(max_length=1000, blank=True)
+    element_window = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["request", "index"], name="unique_variation_index")]
+
+    @property
+    def label(self) -> str:
+        return f"v{self.index + 1:02d}"
+
+    def __str__(self) -> str:
+        return f"{self.request} {self.label}"
+
+
+class RequestEvent(models.Model):
+    """Append-only: what happened to a request, in order. Streaming and metrics read it."""
+
+    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["request", "seq"]
+        constraints = [models.UniqueConstraint(fields=["request", "seq"], name="unique_event_seq")]
+
+    def as_message(self) -> dict:
+        return {"type": self.type, "seq": self.seq, "time": self.created_at.isoformat(),
+                "request": self.request_id, "payload": self.payload}

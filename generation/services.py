@@ -1,0 +1,238 @@
+"""Every change to generation requests and variations goes through here."""
+
+import os
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from generation import events
+from generation.models import (
+    SETTLED,
+    GenerationModel,
+    GenerationRequest,
+    ModelStatus,
+    RequestStatus,
+    Task,
+    Variation,
+    VariationStatus,
+)
+from portal import worker
+from portal.access import require_role
+from portal.errors import Conflict, Forbidden, PortalError
+from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot
+from portal.paths import checked_pattern
+
+MAX_VARIATIONS = 24
+MAX_STEPS = 200
+
+
+def model_check_usable(*, model: GenerationModel, show_id: int) -> None:
+    """Refuse a model that is not approved, or not approved for this show."""
+    if model.status != ModelStatus.APPROVED:
+        raise Forbidden(f"model {model.name} is {model.get_status_display().lower()}, not approved for use",
+                        code="model_not_approved")
+    if not model.approved_shows.filter(pk=show_id).exists():
+        raise Forbidden(f"model {model.name} is not approved for this show", code="model_not_approved")
+
+
+def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tuple[str, list | None]:
+    if rect is not None:
+        if len(rect) != 4 or not all(isinstance(v, int) for v in rect):
+            raise PortalError("rect must be four integers: x, y, width, height", code="rect")
+        x, y, w, h = rect
+        dw = plate.display_window
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > dw["width"] or y + h > dw["height"]:
+            raise PortalError(f"rect {rect} is not inside the plate's display window "
+                              f"({dw['width']}x{dw['height']})", code="rect")
+        return "", rect
+    matte_pattern = matte_pattern or plate.matte_pattern
+    if not matte_pattern:
+        raise PortalError("give the region as a matte sequence or a rectangle", code="region")
+    return checked_pattern(matte_pattern), None
+
+
+@transaction.atomic
+def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int, last_frame: int,
+                   count: int = 4, task: str = Task.SKY_REPLACEMENT, plate: Plate | None = None,
+                   matte_pattern: str = "", rect: list | None = None, prompt: str = "", steps: int = 25,
+                   base_seed: int | None = None) -> GenerationRequest:
+    """Create a request and its variations, and queue one generation task per variation."""
+    show_id = shot.sequence.show_id
+    require_role(user, show_id, CAN_REQUEST, "request variations")
+    plate = plate or shot.plates.order_by("pk").first()
+    if plate is None or plate.shot_id != shot.pk:
+        raise PortalError(f"shot {shot.code} has no plate to generate on", code="no_plate")
+    if task not in Task.values:
+        raise PortalError(f"unknown task {task!r}; known: {', '.join(Task.values)}", code="task")
+    if not (plate.first_frame <= first_frame <= last_frame <= plate.last_frame):
+        raise PortalError(f"frames {first_frame}-{last_frame} are outside the plate's range "
+                          f"{plate.first_frame}-{plate.last_frame}", code="frame_range")
+    if not 1 <= count <= MAX_VARIATIONS:
+        raise PortalError(f"ask for 1 to {MAX_VARIATIONS} variations", code="count")
+    if not 1 <= steps <= MAX_STEPS:
+        raise PortalError(f"steps must be 1 to {MAX_STEPS}", code="steps")
+    model_check_usable(model=model, show_id=show_id)
+    matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
+    if base_seed is None:
+        base_seed = int.from_bytes(os.urandom(4), "little")
+    request = GenerationRequest.objects.create(
+        shot=shot, plate=plate, task=task, first_frame=first_frame, last_frame=last_frame,
+        matte_pattern=matte_pattern, rect=rect, prompt=prompt[:500], count=count, model=model,
+        base_seed=base_seed, steps=steps, requested_by=user)
+    Variation.objects.bulk_create(
+        Variation(request=request, index=i, seed=(base_seed + 7919 * i) % 2**63, work_dir=str(_work_dir(request, i)))
+        for i in range(count))
+    events.event_append(request_id=request.pk, type="request.created", actor=user, payload={
+        "shot": shot.code, "task": task, "frames": [first_frame, last_frame], "count": count,
+        "model": model.name, "prompt": request.prompt, "by": user.username})
+    from generation.tasks import generate_variation
+
+    for variation_id in request.variations.values_list("pk", flat=True):
+        worker.enqueue(generate_variation, variation_id)
+    return request
+
+
+def _work_dir(request: GenerationRequest, index: int) -> Path:
+    show = request.shot.sequence.show.code
+    return Path(settings.WORK_ROOT) / show / request.shot.code / f"request-{request.pk}" / f"v{index + 1:02d}"
+
+
+def variation_claim(*, variation_id: int, worker_name: str) -> Variation | None:
+    """Claim a queued variation (or re-claim one whose worker died). None when it has settled already."""
+    claimed = Variation.objects.filter(pk=variation_id, status__in=[VariationStatus.QUEUED, VariationStatus.RUNNING]
+                                       ).update(status=VariationStatus.RUNNING, claimed_by=worker_name,
+                                                started_at=timezone.now(), progress=0.0, frames_done=0, error="")
+    if not claimed:
+        return None
+    variation = Variation.objects.select_related("request__shot__sequence__show", "request__model",
+                                                 "request__plate").get(pk=variation_id)
+    with transaction.atomic():
+        GenerationRequest.objects.filter(pk=variation.request_id, status=RequestStatus.QUEUED).update(
+            status=RequestStatus.RUNNING)
+        events.event_append(request_id=variation.request_id, type="variation.started",
+                            payload={"variation": variation.pk, "index": variation.index, "worker": worker_name})
+    return variation
+
+
+_STAGES = {"track": (0.0, 0.1), "denoise": (0.1, 0.4), "frames": (0.5, 0.5)}
+
+
+def variation_progress(*, variation: Variation, stage: str, done: int, total: int) -> None:
+    start, span = _STAGES.get(stage, (0.0, 1.0))
+    fraction = start + span * done / max(total, 1)
+    Variation.objects.filter(pk=variation.pk, status=VariationStatus.RUNNING).update(progress=fraction)
+    events.event_append(request_id=variation.request_id, type="variation.progress", payload={
+        "variation": variation.pk, "index": variation.index, "stage": stage, "done": done, "total": total,
+        "progress": round(fraction, 4)})
+
+
+def variation_frame_done(*, variation: Variation, frame: int, done: int) -> None:
+    Variation.objects.filter(pk=variation.pk).update(frames_done=done)
+    events.event_append(request_id=variation.request_id, type="variation.frame", payload={
+        "variation": variation.pk, "index": variation.index, "frame": frame,
+        "proxy": f"/media/variations/{variation.pk}/proxy/{frame}.jpg"})
+
+
+def variation_is_cancelled(variation_id: int) -> bool:
+    return Variation.objects.filter(pk=variation_id, status=VariationStatus.CANCELLED).exists()
+
+
+@transaction.atomic
+def variation_finish(*, variation: Variation, exr_pattern: str, proxy_pattern: str, compute_seconds: float,
+                     flicker_ratio: float, element_window: dict) -> None:
+    updated = Variation.objects.filter(pk=variation.pk, status=VariationStatus.RUNNING).update(
+        status=VariationStatus.DONE, progress=1.0, exr_pattern=exr_pattern, proxy_pattern=proxy_pattern,
+        gpu_seconds=compute_seconds, flicker_ratio=flicker_ratio, element_window=element_window,
+        finished_at=timezone.now())
+    if not updated:
+        return
+    threshold = variation.request.shot.sequence.show.flicker_threshold
+    events.event_append(request_id=variation.request_id, type="variation.done", payload={
+        "variation": variation.pk, "index": variation.index, "compute_seconds": round(compute_seconds, 3),
+        "flicker_ratio": round(flicker_ratio, 4), "flicker_flagged": flicker_ratio > threshold})
+    _settle_request_if_done(variation.request_id)
+
+
+@transaction.atomic
+def variation_fail(*, variation: Variation, error: str) -> None:
+    updated = Variation.objects.filter(pk=variation.pk, status__in=[VariationStatus.RUNNING,
+                                                                    VariationStatus.QUEUED]).update(
+        status=VariationStatus.FAILED, error=error[:2000], finished_at=timezone.now())
+    if updated:
+        events.event_append(request_id=variation.request_id, type="variation.failed",
+                            payload={"variation": variation.pk, "index": variation.index, "error": error[:500]})
+        _settle_request_if_done(variation.request_id)
+
+
+def _settle_request_if_done(request_id: int) -> None:
+    if Variation.objects.filter(request_id=request_id).exclude(status__in=SETTLED).exists():
+        return
+    done = Variation.objects.filter(request_id=request_id, status=VariationStatus.DONE).count()
+    status = RequestStatus.REVIEW if done else RequestStatus.FAILED
+    settled = GenerationRequest.objects.filter(
+        pk=request_id, status__in=[RequestStatus.QUEUED, RequestStatus.RUNNING]).update(
+        status=status, settled_at=timezone.now())
+    if settled:
+        events.event_append(request_id=request_id, type="request.settled", payload={"status": status, "done": done})
+
+
+@transaction.atomic
+def variation_cancel(*, user, variation: Variation) -> None:
+    """Cancel a variation; its worker stops within one denoising step and removes its partial files."""
+    require_role(user, variation.request.shot.sequence.show_id, CAN_REQUEST, "cancel variations")
+    updated = Variation.objects.filter(pk=variation.pk, status__in=[VariationStatus.QUEUED,
+                                                                    VariationStatus.RUNNING]).update(
+        status=VariationStatus.CANCELLED, cancelled_by=user, finished_at=timezone.now())
+    if not updated:
+        raise Conflict(f"{variation.label} has already finished", code="settled")
+    events.event_append(request_id=variation.request_id, type="variation.cancelled", actor=user,
+                        payload={"variation": variation.pk, "index": variation.index, "by": user.username})
+    _settle_request_if_done(variation.request_id)
+
+
+def variation_remove_files(variation: Variation) -> None:
+    """Remove a variation's work folder, which must lie inside the work area."""
+    folder = Path(variation.work_dir).resolve() if variation.work_dir else None
+    if folder and Path(settings.WORK_ROOT).resolve() in folder.parents:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@transaction.atomic
+def request_cancel(*, user, request: GenerationRequest) -> int:
+    require_role(user, request.shot.sequence.show_id, CAN_REQUEST, "cancel requests")
+    cancelled = 0
+    for variation in request.variations.filter(status__in=[VariationStatus.QUEUED, VariationStatus.RUNNING]):
+        variation_cancel(user=user, variation=variation)
+        cancelled += 1
+    GenerationRequest.objects.filter(pk=request.pk, status__in=[RequestStatus.QUEUED, RequestStatus.RUNNING,
+                                                                RequestStatus.REVIEW, RequestStatus.FAILED]
+                                     ).update(status=RequestStatus.CANCELLED, settled_at=timezone.now())
+    return cancelled
+
+
+@transaction.atomic
+def model_approve(*, user, model: GenerationModel, show_id: int) -> None:
+    """A supervisor of the show approves a model for use on it."""
+    require_role(user, show_id, CAN_APPROVE_MODELS, "approve models")
+    GenerationModel.objects.filter(pk=model.pk).update(status=ModelStatus.APPROVED, approved_by=user)
+    model.approved_shows.add(show_id)
+
+
+@transaction.atomic
+def model_register(*, name: str, kind: str, path: str, manifest_hash: str) -> GenerationModel:
+    """Register a model directory as pending approval, or re-register retrained weights under a known name.
+
+    New weights are new provenance: a re-registered model loses its approvals and goes back to pending,
+    so a supervisor approves exactly what will run.
+    """
+    model, created = GenerationModel.objects.get_or_create(
+        name=name, defaults={"kind": kind, "path": path, "manifest_hash": manifest_hash})
+    if not created:
+        GenerationModel.objects.filter(pk=model.pk).update(
+            kind=kind, path=path, manifest_hash=manifest_hash, status=ModelStatus.PENDING, approved_by=None)
+        model.approved_shows.clear()
+        model.refresh_from_db()
+    return model

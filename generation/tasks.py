@@ -1,0 +1,71 @@
+"""Celery adapters: load by id, claim, run the engine, record through services."""
+
+import logging
+import socket
+
+from celery import shared_task
+from django.conf import settings
+
+from generation import services
+from generation.engine.inpaint import Cancelled
+from generation.engine.variation import VariationSpec
+from generation.engine.variation import generate_variation as engine_generate
+from generation.models import Variation
+from portal.colour import show_colour
+
+log = logging.getLogger(__name__)
+
+
+def _spec_for(variation: Variation) -> VariationSpec:
+    request = variation.request
+    show = request.shot.sequence.show
+    colour = show_colour(show)
+    return VariationSpec(
+        plate_pattern=request.plate.path_pattern, matte_pattern=request.matte_pattern or None,
+        rect=tuple(request.rect) if request.rect else None, first=request.first_frame, last=request.last_frame,
+        model_path=request.model.path, seed=variation.seed, steps=request.steps, out_dir=variation.work_dir,
+        task=request.task, prompt=request.prompt, working_space=show.working_space,
+        config_name=colour.config, display=colour.display, view=colour.view, device=settings.PT_DEVICE,
+        attributes={
+            "parallel_track:request": str(request.pk), "parallel_track:variation": variation.label,
+            "parallel_track:shot": request.shot.code, "parallel_track:show": show.code,
+            "parallel_track:generated": "raw material, not final",
+            # Fixed per request, so the same request, seed, model and device give bit-identical files.
+            "DateTime": request.created_at.strftime("%Y:%m:%d %H:%M:%S"),
+        })
+
+
+@shared_task(bind=True, acks_late=True, max_retries=2, default_retry_delay=5)
+def generate_variation(self, variation_id: int) -> None:
+    variation = services.variation_claim(variation_id=variation_id,
+                                         worker_name=self.request.hostname or socket.gethostname())
+    if variation is None:
+        return  # settled already: a duplicate delivery
+    try:
+        services.model_check_usable(model=variation.request.model, show_id=variation.request.shot.sequence.show_id)
+    except Exception as exc:  # noqa: BLE001
+        services.variation_fail(variation=variation, error=str(exc))
+        return
+    frames_done = 0
+
+    def on_frame(frame: int, exr_path: str, proxy_path: str) -> None:
+        nonlocal frames_done
+        frames_done += 1
+        services.variation_frame_done(variation=variation, frame=frame, done=frames_done)
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        services.variation_progress(variation=variation, stage=stage, done=done, total=total)
+
+    try:
+        result = engine_generate(_spec_for(variation), on_progress=on_progress, on_frame=on_frame,
+                                 should_cancel=lambda: services.variation_is_cancelled(variation_id))
+    except Cancelled:
+        services.variation_remove_files(variation)
+        return
+    except Exception as exc:  # noqa: BLE001 - recorded on the variation, shown to its viewers
+        log.exception("variation %s failed", variation_id)
+        services.variation_fail(variation=variation, error=f"{type(exc).__name__}: {exc}")
+        return
+    services.variation_finish(variation=variation, exr_pattern=result.exr_pattern,
+                              proxy_pattern=result.proxy_pattern, compute_seconds=result.compute_seconds,
+                              flicker_ratio=result.flicker_ratio, element_window=result.element_window)

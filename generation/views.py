@@ -1,0 +1,97 @@
+"""Request pages: create a request from a shot, watch it, cancel it; the proxies it streams."""
+
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from generation import selectors, services
+from generation.engine.sequence import frame_path
+from generation.models import GenerationModel, Variation
+from portal.access import require_member
+from portal.errors import NotFound, PortalError
+from portal.models import CAN_PICK, CAN_REQUEST, CAN_SIGN_OFF
+from portal.views import portal_errors, shot_for
+from review.services import current_pick
+
+
+def _int(value: str | None, name: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise PortalError(f"{name} must be a whole number", code=name) from None
+
+
+def _rect(text: str) -> list[int] | None:
+    if not text.strip():
+        return None
+    parts = text.replace(",", " ").split()
+    if len(parts) != 4:
+        raise PortalError("the rectangle is four numbers: x y width height", code="rect")
+    return [_int(p, "rect") for p in parts]
+
+
+@login_required
+@require_POST
+@portal_errors
+def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
+    shot, _ = shot_for(request.user, shot_id)
+    model = GenerationModel.objects.filter(pk=_int(request.POST.get("model"), "model")).first()
+    if model is None:
+        raise PortalError("choose a generation model", code="model")
+    created = services.request_create(
+        user=request.user, shot=shot, model=model, first_frame=_int(request.POST.get("first_frame"), "first_frame"),
+        last_frame=_int(request.POST.get("last_frame"), "last_frame"), count=_int(request.POST.get("count"), "count"),
+        task=request.POST.get("task", "sky_replacement"), matte_pattern=request.POST.get("matte_pattern", ""),
+        rect=_rect(request.POST.get("rect", "")), prompt=request.POST.get("prompt", ""),
+        steps=_int(request.POST.get("steps") or "25", "steps"))
+    return redirect("request-detail", request_id=created.pk)
+
+
+@login_required
+@require_POST
+@portal_errors
+def model_approve(request: HttpRequest, shot_id: int, model_id: int) -> HttpResponse:
+    """A supervisor approves a pending model for the shot's show (the service checks the role)."""
+    shot, _ = shot_for(request.user, shot_id)
+    model = GenerationModel.objects.filter(pk=model_id).first()
+    if model is None:
+        raise NotFound("no such model")
+    services.model_approve(user=request.user, model=model, show_id=shot.sequence.show_id)
+    return redirect("shot-detail", shot_id=shot_id)
+
+
+@login_required
+@portal_errors
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    gen_request = selectors.request_for_page(request_id)
+    role = require_member(request.user, gen_request.shot.sequence.show_id)
+    return render(request, "generation/request.html", {
+        "req": gen_request, "shot": gen_request.shot, "show": gen_request.shot.sequence.show, "role": role,
+        "variations": gen_request.variations.all(), "pick": current_pick(gen_request.pk),
+        "can_pick": role in CAN_PICK, "can_sign_off": role in CAN_SIGN_OFF, "can_request": role in CAN_REQUEST})
+
+
+@login_required
+@require_POST
+@portal_errors
+def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
+    gen_request = selectors.request_for_page(request_id)
+    require_member(request.user, gen_request.shot.sequence.show_id)
+    services.request_cancel(user=request.user, request=gen_request)
+    return redirect("request-detail", request_id=request_id)
+
+
+@login_required
+@portal_errors
+def variation_proxy(request: HttpRequest, variation_id: int, frame: int) -> HttpResponse:
+    variation = Variation.objects.select_related("request__shot__sequence").filter(pk=variation_id).first()
+    if variation is None:
+        raise NotFound("no such variation")
+    require_member(request.user, variation.request.shot.sequence.show_id)
+    path = Path(variation.work_dir) / "proxy" / Path(frame_path("incontext.####.jpg", frame)).name
+    if not variation.work_dir or not path.is_file():
+        raise Http404("that proxy is not written yet")
+    return FileResponse(open(path, "rb"), content_type="image/jpeg")

@@ -1,0 +1,72 @@
+"""Catalogue API: shows, shots and plates the caller may see."""
+
+from rest_framework import generics, serializers
+
+from portal.access import require_member
+from portal.errors import NotFound
+from portal.models import Membership, Plate, Shot, Show
+
+
+class ShowSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Show
+        fields = ["id", "code", "name", "working_space", "fps", "role"]
+
+    def get_role(self, show) -> str:
+        return self.context["roles"].get(show.pk, "")
+
+
+class PlateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plate
+        fields = ["id", "name", "path_pattern", "first_frame", "last_frame", "display_window", "data_window",
+                  "channels", "colourspace", "missing_frames", "matte_pattern"]
+
+
+class ShotSerializer(serializers.ModelSerializer):
+    show = serializers.CharField(source="sequence.show.code", read_only=True)
+    sequence = serializers.CharField(source="sequence.code", read_only=True)
+    plates = PlateSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Shot
+        fields = ["id", "show", "sequence", "code", "first_frame", "last_frame", "plates"]
+
+
+class ShowList(generics.ListAPIView):
+    serializer_class = ShowSerializer
+
+    def get_queryset(self):
+        return Show.objects.filter(memberships__user=self.request.user).order_by("code")
+
+    def get_serializer_context(self):
+        roles = dict(Membership.objects.filter(user=self.request.user).values_list("show_id", "role"))
+        return {**super().get_serializer_context(), "roles": roles}
+
+
+class ShotList(generics.ListAPIView):
+    """The shots of one show."""
+
+    serializer_class = ShotSerializer
+
+    def get_queryset(self):
+        show = Show.objects.filter(code=self.kwargs["show_code"]).first()
+        if show is None:
+            raise NotFound("not found")
+        require_member(self.request.user, show.pk)
+        return (Shot.objects.filter(sequence__show=show).select_related("sequence__show")
+                .prefetch_related("plates").order_by("sequence__code", "code"))
+
+
+class ShotDetail(generics.RetrieveAPIView):
+    serializer_class = ShotSerializer
+    queryset = Shot.objects.select_related("sequence__show").prefetch_related("plates")
+
+    def get_object(self):
+        shot = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
+        if shot is None:
+            raise NotFound("not found")
+        require_member(self.request.user, shot.sequence.show_id)
+        return shot

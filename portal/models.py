@@ -1,0 +1,120 @@
+"""The show catalogue (show → sequence → shot → plate) and who may do what on a show."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Role(models.TextChoices):
+    DIRECTOR = "director", "Director"
+    SUPERVISOR = "supervisor", "Supervisor"
+    COMPOSITOR = "compositor", "Compositor"
+    PRODUCER = "producer", "Producer"
+
+
+# Who may do what, per show. Everything else (viewing) is open to every member of the show.
+CAN_REQUEST = {Role.COMPOSITOR, Role.SUPERVISOR}
+CAN_PICK = {Role.DIRECTOR, Role.SUPERVISOR}
+CAN_SIGN_OFF = {Role.COMPOSITOR}
+CAN_APPROVE_MODELS = {Role.SUPERVISOR}
+
+
+class Show(models.Model):
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    ocio_config = models.CharField(max_length=500, blank=True, help_text="Blank: $OCIO or the studio default")
+    working_space = models.CharField(max_length=100, default="ACEScg")
+    display = models.CharField(max_length=100, blank=True)
+    view = models.CharField(max_length=100, blank=True)
+    fps = models.DecimalField(max_digits=6, decimal_places=3, default=24)
+    publish_root = models.CharField(max_length=500, blank=True, help_text="Blank: the portal's PT_PUBLISH_ROOT")
+    publish_template = models.CharField(
+        max_length=500,
+        default="{publish_root}/{show}/{sequence}/{shot}/elements/{task}/v{version:03d}/"
+        "{shot}_{task}_v{version:03d}.####.exr",
+    )
+    flicker_threshold = models.FloatField(default=1.5)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "show"], name="one_role_per_show")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} on {self.show}"
+
+
+class Sequence(models.Model):
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="sequences")
+    code = models.SlugField(max_length=32)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["show", "code"], name="unique_sequence_per_show")]
+
+    def __str__(self) -> str:
+        return f"{self.show.code}/{self.code}"
+
+
+class Shot(models.Model):
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="shots")
+    code = models.SlugField(max_length=64)
+    first_frame = models.IntegerField(default=1001)
+    last_frame = models.IntegerField(default=1001)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["sequence", "code"], name="unique_shot_per_sequence"),
+            models.CheckConstraint(condition=models.Q(last_frame__gte=models.F("first_frame")),
+                                   name="shot_range_ordered"),
+        ]
+
+    @property
+    def show(self) -> Show:
+        return self.sequence.show
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Plate(models.Model):
+    """An EXR sequence registered after every frame's header was read through OpenImageIO."""
+
+    shot = models.ForeignKey(Shot, on_delete=models.CASCADE, related_name="plates")
+    name = models.SlugField(max_length=64, default="main")
+    path_pattern = models.CharField(max_length=1000, help_text="Nuke style, e.g. /plates/sh010.####.exr")
+    first_frame = models.IntegerField()
+    last_frame = models.IntegerField()
+    display_window = models.JSONField()
+    data_window = models.JSONField()
+    channels = models.JSONField()
+    colourspace = models.CharField(max_length=100, default="ACEScg")
+    missing_frames = models.JSONField(default=list)
+    matte_pattern = models.CharField(max_length=1000, blank=True, help_text="A default matte for the plate")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["shot", "name"], name="unique_plate_name_per_shot")]
+
+    @property
+    def width(self) -> int:
+        return self.display_window["width"]
+
+    @property
+    def height(self) -> int:
+        return self.display_window["height"]
+
+    def __str__(self) -> str:
+        return f"{self.shot.code}:{self.name}"

@@ -1,0 +1,43 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from generation import api as generation_api
+from generation import views as generation_views
+from portal import api as portal_api
+from portal import views as portal_views
+from review import api as review_api
+from review import views as review_views
+
+urlpatterns = [
+    path("", portal_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("shots/<int:shot_id>/", portal_views.shot_detail, name="shot-detail"),
+    path("shots/<int:shot_id>/requests/new", generation_views.request_new, name="request-new"),
+    path("shots/<int:shot_id>/models/<int:model_id>/approve", generation_views.model_approve,
+         name="model-approve"),
+    path("requests/<int:request_id>/", generation_views.request_detail, name="request-detail"),
+    path("requests/<int:request_id>/cancel", generation_views.request_cancel, name="request-cancel"),
+    path("requests/<int:request_id>/reject-all", review_views.reject_all, name="reject-all"),
+    path("requests/<int:request_id>/signoff", review_views.signoff, name="signoff"),
+    path("variations/<int:variation_id>/pick", review_views.pick, name="pick"),
+    path("variations/<int:variation_id>/notes", review_views.note, name="note"),
+    path("media/variations/<int:variation_id>/proxy/<int:frame>.jpg", generation_views.variation_proxy,
+         name="variation-proxy"),
+    # The JSON API for pipeline clients (token) and scripts.
+    path("api/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("api/shows/", portal_api.ShowList.as_view()),
+    path("api/shows/<slug:show_code>/shots/", portal_api.ShotList.as_view()),
+    path("api/shots/<int:pk>/", portal_api.ShotDetail.as_view()),
+    path("api/models/", generation_api.ModelList.as_view()),
+    path("api/requests/", generation_api.RequestListCreate.as_view()),
+    path("api/requests/<int:pk>/", generation_api.RequestDetail.as_view()),
+    path("api/requests/<int:pk>/cancel/", generation_api.RequestCancel.as_view()),
+    path("api/requests/<int:pk>/signoff/", review_api.RequestSignOff.as_view()),
+    path("api/requests/<int:pk>/send-back/", review_api.RequestSendBack.as_view()),
+    path("api/variations/<int:pk>/pick/", review_api.VariationPick.as_view()),
+    path("api/releases/", review_api.ReleaseList.as_view()),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,65 @@
+"""Where tasks run.
+
+Production: on Celery workers through the Redis broker. Embedded default: on one worker thread inside the
+portal process, running the very same Celery task code (``Task.apply``), so one machine needs no Redis.
+Tasks are always sent after the surrounding transaction commits, so a worker never sees a missing row.
+"""
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+log = logging.getLogger(__name__)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The ASGI server's loop: the embedded worker announces events on it (the in-memory layer is per loop)."""
+    global _server_loop
+    _server_loop = loop
+
+
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    return _server_loop
+
+
+def _embedded_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pt-worker")
+        return _executor
+
+
+def _run_embedded(task, args: tuple) -> None:
+    try:
+        result = task.apply(args=args)
+        if result.failed():
+            log.error("task %s%r failed: %s", task.name, args, result.result)
+    finally:
+        close_old_connections()
+
+
+def enqueue(task, *args) -> None:
+    """Send `task(*args)` once the current transaction commits."""
+    transaction.on_commit(lambda: send_now(task, *args))
+
+
+def send_now(task, *args) -> Future | None:
+    if settings.PT_EMBEDDED_WORKER:
+        return _embedded_executor().submit(_run_embedded, task, args)
+    task.apply_async(args=args)
+    return None
+
+
+def drain_embedded(timeout: float = 600.0) -> None:
+    """Wait until the embedded worker has run everything sent so far (tests and the demo command)."""
+    marker = _embedded_executor().submit(lambda: None)
+    marker.result(timeout=timeout)

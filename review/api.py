@@ -1,0 +1,91 @@
+"""Review API: pick, sign off or send back, and the releases of a shot."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from generation.api import request_for
+from generation.models import Variation
+from portal.access import require_member
+from portal.errors import NotFound
+from review import services
+from review.models import Pick, Release, SignOff
+
+
+class NoteInput(serializers.Serializer):
+    note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+
+class PickSerializer(serializers.ModelSerializer):
+    picked_by = serializers.CharField(source="picked_by.username", read_only=True)
+
+    class Meta:
+        model = Pick
+        fields = ["id", "request", "variation", "rejected_all", "note", "picked_by", "created_at"]
+
+
+class SignOffSerializer(serializers.ModelSerializer):
+    signed_by = serializers.CharField(source="signed_by.username", read_only=True)
+
+    class Meta:
+        model = SignOff
+        fields = ["id", "pick", "variation", "decision", "note", "signed_by", "created_at"]
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    request = serializers.IntegerField(source="signoff.variation.request_id", read_only=True)
+    shot_code = serializers.CharField(source="shot.code", read_only=True)
+
+    class Meta:
+        model = Release
+        fields = ["id", "request", "shot", "shot_code", "task", "version", "status", "path_pattern",
+                  "manifest_path", "frames_done", "error", "created_at", "released_at"]
+
+
+class VariationPick(APIView):
+    @extend_schema(request=NoteInput, responses={201: PickSerializer})
+    def post(self, request, pk: int):
+        variation = Variation.objects.select_related("request__shot__sequence").filter(pk=pk).first()
+        if variation is None:
+            raise NotFound("no such variation")
+        require_member(request.user, variation.request.shot.sequence.show_id)
+        form = NoteInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        pick = services.pick_make(user=request.user, variation=variation, note=form.validated_data["note"])
+        return Response(PickSerializer(pick).data, status=201)
+
+
+class RequestSignOff(APIView):
+    @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
+    def post(self, request, pk: int):
+        form = NoteInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        signoff = services.signoff_approve(user=request.user, request=request_for(request.user, pk),
+                                           note=form.validated_data["note"])
+        return Response(SignOffSerializer(signoff).data, status=201)
+
+
+class RequestSendBack(APIView):
+    @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
+    def post(self, request, pk: int):
+        form = NoteInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        signoff = services.signoff_send_back(user=request.user, request=request_for(request.user, pk),
+                                             note=form.validated_data["note"])
+        return Response(SignOffSerializer(signoff).data, status=201)
+
+
+class ReleaseList(generics.ListAPIView):
+    """Releases on the caller's shows (?request=<id> or ?shot=<id> narrows)."""
+
+    serializer_class = ReleaseSerializer
+
+    def get_queryset(self):
+        qs = (Release.objects.filter(shot__sequence__show__memberships__user=self.request.user)
+              .select_related("shot", "signoff__variation").order_by("-created_at", "-pk"))
+        for param, field in (("request", "signoff__variation__request_id"), ("shot", "shot_id")):
+            value = self.request.query_params.get(param, "")
+            if value.isdigit():
+                qs = qs.filter(**{field: int(value)})
+        return qs

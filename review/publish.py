@@ -1,0 +1,187 @@
+"""Writing a released element into the publish area, atomically, and verifying it later.
+
+Pure Python over OpenImageIO (no Django): paths and dictionaries in, files out. A version folder appears
+under its final name only when every frame, the checksum manifest, the provenance sidecar and the Nuke
+snippet are complete; until then everything lives in a hidden sibling folder on the same filesystem.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import OpenImageIO as oiio
+
+from generation.engine.sequence import frame_path
+from review.exrheader import UnsupportedExr, copy_with_attributes
+
+MANIFEST = "manifest.sha256"
+PROVENANCE = "provenance.json"
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    source_pattern: str  # the variation's element frames
+    target_pattern: str  # inside the final version folder (absolute)
+    frames: list[int]
+    attributes: dict[str, str]  # provenance written into every frame's header
+    colourspace: str
+    release_id: int
+
+    @property
+    def version_dir(self) -> Path:
+        folder = Path(self.target_pattern).parent
+        if not folder.is_absolute() or len(folder.parts) < 3:
+            raise PublishError(f"{self.target_pattern}: a publish path must be absolute and inside a publish root")
+        return folder
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.version_dir.parent / f".{self.version_dir.name}.partial-{self.release_id}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = None) -> Path:
+    """Write the element into its version folder; return the folder. Idempotent for the same release."""
+    final = plan.version_dir
+    if final.exists():
+        if _provenance_release(final) == plan.release_id and not verify(final):
+            return final  # this release already completed
+        raise PublishError(f"{final} already exists and belongs to another release")
+    staging = plan.staging_dir
+    shutil.rmtree(staging, ignore_errors=True)  # a killed earlier attempt of this release
+    try:
+        staging.mkdir(parents=True)
+        names = []
+        for done, frame in enumerate(plan.frames, start=1):
+            name = Path(frame_path(plan.target_pattern, frame)).name
+            _write_frame(frame_path(plan.source_pattern, frame), staging / name, plan.attributes)
+            names.append(name)
+            if on_frame:
+                on_frame(done, len(plan.frames))
+        _write_text(staging / MANIFEST, "".join(f"{sha256_of(staging / n)}  {n}\n" for n in names))
+        _write_text(staging / PROVENANCE, json.dumps(
+            {**plan.attributes, "release_id": plan.release_id, "frames": [plan.frames[0], plan.frames[-1]],
+             "path": plan.target_pattern}, indent=2, sort_keys=True))
+        _write_text(staging / f"{Path(plan.target_pattern).name.split('.')[0]}.nk", nuke_read_snippet(plan))
+        _fsync_dir(staging)
+        os.rename(staging, final)
+        _fsync_dir(final.parent)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise PublishError(f"could not write release into {final.parent}: {exc.strerror or exc}") from exc
+        raise
+    return final
+
+
+def _write_frame(source: str, target: Path, attributes: dict[str, str]) -> None:
+    """The element frame with the provenance in its header; pixels are copied, not re-encoded."""
+    _check_element(source)
+    try:
+        copy_with_attributes(source, target, attributes)
+    except UnsupportedExr:
+        _rewrite_frame(source, target, attributes)
+
+
+def _check_element(source: str) -> None:
+    image = oiio.ImageInput.open(source)
+    if image is None:
+        raise PublishError(f"{source}: not a readable element ({oiio.geterror()})")
+    try:
+        spec = image.spec()
+        if list(spec.channelnames) != ["R", "G", "B", "A"]:
+            raise PublishError(f"{source}: an element must be RGBA, found {', '.join(spec.channelnames)}")
+        if spec.format != oiio.TypeDesc(oiio.HALF):
+            raise PublishError(f"{source}: an element must be half float, found {spec.format}")
+    finally:
+        image.close()
+
+
+def _rewrite_frame(source: str, target: Path, attributes: dict[str, str]) -> None:
+    buf = oiio.ImageBuf(source)
+    spec = buf.specmod()
+    for key, value in attributes.items():
+        spec.attribute(key, str(value))
+    buf.set_write_format(oiio.HALF)
+    if not buf.write(str(target)):
+        err = buf.geterror()
+        raise OSError(28 if "space" in err.lower() else 5, err)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def nuke_read_snippet(plan: PublishPlan) -> str:
+    first, last = plan.frames[0], plan.frames[-1]
+    name = Path(plan.target_pattern).name.split(".")[0]
+    return (f'Read {{\n inputs 0\n file "{plan.target_pattern}"\n first {first}\n last {last}\n'
+            f" origfirst {first}\n origlast {last}\n premultiplied true\n"
+            f' colorspace "{plan.colourspace}"\n name Read_{name}\n}}\n')
+
+
+def _provenance_release(folder: Path) -> int | None:
+    try:
+        return json.loads((folder / PROVENANCE).read_text()).get("release_id")
+    except (OSError, ValueError):
+        return None
+
+
+def read_provenance(folder: Path) -> dict:
+    return json.loads((Path(folder) / PROVENANCE).read_text())
+
+
+def verify(folder: Path) -> list[str]:
+    """Problems found checking every frame against the manifest (empty when the release is intact)."""
+    folder = Path(folder)
+    try:
+        lines = (folder / MANIFEST).read_text().splitlines()
+    except OSError as exc:
+        return [f"{folder}: no readable manifest ({exc.strerror})"]
+    problems, listed = [], set()
+    for line in lines:
+        digest, _, name = line.partition("  ")
+        listed.add(name)
+        path = folder / name
+        if not path.exists():
+            problems.append(f"{name}: missing")
+        elif sha256_of(path) != digest:
+            problems.append(f"{name}: checksum does not match the manifest")
+    problems += [f"{name}: not in the manifest" for name in sorted({p.name for p in folder.glob("*.exr")} - listed)]
+    return problems
+
+
+def frame_attributes(path: str) -> dict[str, str]:
+    image = oiio.ImageInput.open(path)
+    if image is None:
+        raise PublishError(f"{path}: {oiio.geterror()}")
+    try:
+        return {a.name: str(a.value) for a in image.spec().extra_attribs}
+    finally:
+        image.close()

@@ -1,0 +1,176 @@
+// The review room: one websocket per request, replayed from the database and then live.
+// Protocol (README): JSON events {type, seq, time, request, payload}; reconnect with ?after=<last seq>.
+(function () {
+  "use strict";
+  const root = document.getElementById("review");
+  if (!root) return;
+  const requestId = root.dataset.request;
+  const first = parseInt(root.dataset.first, 10);
+  const last = parseInt(root.dataset.last, 10);
+  const fps = parseFloat(root.dataset.fps) || 24;
+  const canPick = root.dataset.canPick === "1";
+  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
+
+  const tiles = new Map(); // variation id -> {el, img, frames: Set, status}
+  document.querySelectorAll(".tile").forEach((el) => {
+    tiles.set(el.dataset.variation, {el, img: el.querySelector("img"), frames: new Set(), status: el.dataset.status});
+  });
+  const byIndex = (i) => [...tiles.values()].find((t) => t.el.dataset.index === String(i));
+
+  let lastSeq = 0;
+  let frame = first;
+  let playing = null;
+  let socket = null;
+  const seen = []; // every seq applied, in order (tests read it)
+  window.ptReview = {seen, get lastSeq() { return lastSeq; }, get frame() { return frame; }, get socket() { return socket; }};
+
+  const proxyUrl = (variationId, f) => `/media/variations/${variationId}/proxy/${f}.jpg`;
+
+  function showTileFrame(t, id, f) {
+    t.img.src = proxyUrl(id, f);
+    t.img.dataset.frame = f;
+    t.img.hidden = false;
+    t.el.querySelector(".placeholder").hidden = true;
+  }
+
+  function showFrame(f) {
+    frame = Math.min(last, Math.max(first, f));
+    document.getElementById("frame-number").textContent = frame;
+    document.getElementById("scrub").value = frame;
+    tiles.forEach((t, id) => { if (t.frames.has(frame)) showTileFrame(t, id, frame); });
+  }
+
+  function logEvent(ev) {
+    const p = ev.payload || {};
+    const li = document.createElement("li");
+    const what = p.label || (p.index !== undefined ? `v${String(p.index + 1).padStart(2, "0")}` : "");
+    li.textContent = `${new Date(ev.time).toLocaleTimeString()} #${ev.seq} ${ev.type} ${what}` +
+      `${p.by ? " by " + p.by : ""}${p.note ? ": " + p.note : ""}${p.error ? ": " + p.error : ""}`;
+    li.dataset.type = ev.type;
+    if (ev.type === "variation.progress" || ev.type === "variation.frame") li.className = "minor";
+    document.getElementById("events").prepend(li);
+  }
+
+  function setStatus(text, cls) {
+    const s = document.getElementById("request-status");
+    s.textContent = text;
+    s.className = "status " + cls;
+  }
+
+  function setTileStatus(t, status) {
+    t.status = status;
+    t.el.dataset.status = status;
+    t.el.querySelector(".vstatus").textContent = status;
+    if (status !== "done" && status !== "running") t.el.querySelector(".placeholder").textContent = `${t.el.dataset.label} · ${status}`;
+  }
+
+  function markPicked(variationId) {
+    tiles.forEach((t, id) => {
+      const on = id === String(variationId);
+      t.el.classList.toggle("picked", on);
+      t.el.querySelector(".picked-badge").hidden = !on;
+    });
+  }
+
+  const tileFor = (p) => tiles.get(String(p.variation));
+  const handlers = {
+    "variation.started": (p) => { const t = tileFor(p); if (t) { setTileStatus(t, "running"); setStatus("Running", "running"); } },
+    "variation.progress": (p) => { const t = tileFor(p); if (t) t.el.querySelector("progress").value = p.progress; },
+    "variation.frame": (p) => {
+      const t = tileFor(p);
+      if (!t) return;
+      t.frames.add(p.frame);
+      if (p.frame === frame || t.img.hidden) showTileFrame(t, p.variation, p.frame === frame ? frame : p.frame);
+    },
+    "variation.done": (p) => {
+      const t = tileFor(p);
+      if (!t) return;
+      setTileStatus(t, "done");
+      t.el.querySelector("progress").value = 1;
+      const fl = t.el.querySelector(".flicker");
+      fl.textContent = `flicker ${p.flicker_ratio.toFixed(2)} · ${p.compute_seconds.toFixed(1)} s`;
+      if (p.flicker_flagged) { fl.classList.add("flagged"); fl.title = "above the show's flicker threshold"; }
+      const btn = t.el.querySelector(".pick");
+      if (btn) btn.disabled = false;
+    },
+    "variation.failed": (p) => { const t = tileFor(p); if (t) { setTileStatus(t, "failed"); t.el.querySelector(".placeholder").textContent = p.error; } },
+    "variation.cancelled": (p) => { const t = tileFor(p); if (t) setTileStatus(t, "cancelled"); },
+    "request.settled": (p) => setStatus(p.status === "review" ? "In review" : "Failed", p.status),
+    "pick.made": (p) => {
+      markPicked(p.variation);
+      const line = document.getElementById("pick-line");
+      line.textContent = "Picked: ";
+      line.append(Object.assign(document.createElement("b"), {textContent: p.label}), ` by ${p.by}`);
+      setStatus("Picked", "picked");
+    },
+    "pick.rejected_all": (p) => {
+      markPicked(null);
+      document.getElementById("pick-line").textContent = `All rejected by ${p.by}: ${p.note}`;
+      setStatus("In review", "review");
+    },
+    "signoff.approved": (p) => { setStatus("Signed off", "signed_off"); document.getElementById("release-line").textContent = `Signed off by ${p.by}; releasing…`; },
+    "signoff.sent_back": (p) => { setStatus("In review", "review"); document.getElementById("release-line").textContent = `Sent back by ${p.by}: ${p.note}`; },
+    "release.progress": (p) => { document.getElementById("release-line").textContent = `Releasing: ${p.done}/${p.total} frames`; },
+    "release.done": (p) => { setStatus("Released", "released"); document.getElementById("release-line").textContent = `Released v${String(p.version).padStart(3, "0")}: ${p.path}`; },
+    "release.failed": (p) => { document.getElementById("release-line").textContent = `Release failed: ${p.error}`; },
+  };
+
+  function apply(ev) {
+    if (ev.seq <= lastSeq) return; // never apply an event twice
+    lastSeq = ev.seq;
+    seen.push(ev.seq);
+    (handlers[ev.type] || (() => {}))(ev.payload || {});
+    logEvent(ev);
+  }
+
+  let retry = 500;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/requests/${requestId}/?after=${lastSeq}`);
+    socket.onopen = () => { retry = 500; document.getElementById("connection").textContent = "live"; };
+    socket.onmessage = (m) => { const ev = JSON.parse(m.data); if (ev.type !== "pong") apply(ev); };
+    socket.onclose = (e) => {
+      const conn = document.getElementById("connection");
+      if (e.code === 4403) { conn.textContent = "not allowed"; return; }
+      conn.textContent = "reconnecting…";
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 5000);
+    };
+  }
+  connect();
+
+  // Picks go over plain POSTs; the result comes back to everyone as an event.
+  async function post(url, data) {
+    const r = await fetch(url, {method: "POST", body: new URLSearchParams(data || {}),
+      headers: {"X-CSRFToken": csrf, "X-Requested-With": "fetch"}});
+    if (!r.ok) alert(await r.text());
+  }
+  document.querySelectorAll(".tile .pick").forEach((b) => b.addEventListener("click", () => {
+    post(`/variations/${b.closest(".tile").dataset.variation}/pick`);
+  }));
+
+  // Transport: a flipbook of every tile in sync, at the show's frame rate.
+  function togglePlay() {
+    const btn = document.getElementById("play");
+    if (playing) { clearInterval(playing); playing = null; btn.textContent = "▶ Play"; return; }
+    btn.textContent = "❚❚ Pause";
+    playing = setInterval(() => showFrame(frame >= last ? first : frame + 1), 1000 / fps);
+  }
+  document.getElementById("play").addEventListener("click", togglePlay);
+  document.getElementById("step-back").addEventListener("click", () => showFrame(frame - 1));
+  document.getElementById("step-fwd").addEventListener("click", () => showFrame(frame + 1));
+  document.getElementById("scrub").addEventListener("input", (e) => showFrame(parseInt(e.target.value, 10)));
+  let selected = null;
+  document.addEventListener("keydown", (e) => {
+    if (e.target.matches("input, textarea, select")) return;
+    if (e.key === " ") { e.preventDefault(); togglePlay(); }
+    else if (e.key === "ArrowLeft") showFrame(frame - 1);
+    else if (e.key === "ArrowRight") showFrame(frame + 1);
+    else if (/^[1-9]$/.test(e.key)) {
+      const t = byIndex(parseInt(e.key, 10) - 1);
+      if (t) { tiles.forEach((x) => x.el.classList.remove("selected")); t.el.classList.add("selected"); selected = t; }
+    } else if (e.key === "p" && selected && canPick && selected.status === "done") {
+      post(`/variations/${selected.el.dataset.variation}/pick`);
+    }
+  });
+})();

@@ -1,0 +1,213 @@
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from generation.engine.frames import (
+    FrameError,
+    Window,
+    alpha_bbox,
+    read_channels,
+    read_header,
+    read_matte,
+    read_rgba,
+    resize,
+    scan_sequence,
+    write_exr,
+    write_jpeg,
+)
+
+_LOCAL = Path(__file__).resolve().parents[2] / "data" / "openexr-images"
+IMAGES = _LOCAL if _LOCAL.is_dir() else Path("/work/shared/testdata/openexr-images")
+BEACHBALL = IMAGES / "Beachball"
+BEACHBALL_PATTERN = str(BEACHBALL / "singlepart.####.exr")
+DAMAGED = sorted(p for p in (IMAGES / "Damaged").iterdir() if p.suffix != ".rst")
+OIIOTOOL = Path(sys.executable).parent / "oiiotool"
+
+
+def _oiiotool_windows(path: Path) -> tuple[Window, Window]:
+    info = subprocess.run([OIIOTOOL, "--info", "-v", path], capture_output=True, text=True, check=True).stdout
+    w, h = map(int, re.search(r":\s+(\d+) x\s+(\d+),", info).groups())
+    x, y = map(int, re.search(r"pixel data origin: x=(-?\d+), y=(-?\d+)", info).groups())
+    fw, fh = map(int, re.search(r"full/display size: (\d+) x (\d+)", info).groups())
+    fx, fy = map(int, re.search(r"full/display origin: (-?\d+), (-?\d+)", info).groups())
+    return Window(fx, fy, fw, fh), Window(x, y, w, h)
+
+
+def test_window_geometry() -> None:
+    a, b = Window(0, 0, 10, 10), Window(5, 8, 10, 10)
+    assert (a.xmax, a.ymax) == (9, 9)
+    assert a.intersect(b) == Window(5, 8, 5, 2)
+    assert a.intersect(Window(10, 0, 1, 1)) is None
+    assert a.union(b) == Window(0, 0, 15, 18)
+    assert a.contains(Window(2, 2, 8, 8)) and not a.contains(b)
+    assert Window.from_roi(b.to_roi()) == b
+    assert b.as_dict() == {"x": 5, "y": 8, "width": 10, "height": 10}
+
+
+def test_it_refuses_the_whole_damaged_set() -> None:
+    assert len(DAMAGED) == 14
+    for path in DAMAGED:
+        with pytest.raises(FrameError) as caught:
+            read_header(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path.name}: ") and "\n" not in message
+        assert caught.value.path == str(path)
+
+
+def test_it_refuses_damaged_files_named_like_plates(tmp_path: Path) -> None:
+    for path in DAMAGED:
+        plate = tmp_path / "plate.1001.exr"
+        shutil.copyfile(path, plate)
+        with pytest.raises(FrameError, match=r"^plate\.1001\.exr: [^\n]+$"):
+            read_header(plate)
+
+
+def test_it_refuses_deep_files_before_openexr_reads_them(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.exr"
+    deep.write_bytes(b"\x76\x2f\x31\x01\x02\x08\x00\x00" + b"\xff" * 64)
+    with pytest.raises(FrameError, match="deep data is not supported for plates"):
+        read_header(deep)
+
+
+def test_it_refuses_files_that_are_not_exr(tmp_path: Path) -> None:
+    jpeg = tmp_path / "plate.1001.exr"
+    write_jpeg(tmp_path / "x.jpg", np.zeros((4, 4, 3), np.uint8))
+    shutil.copyfile(tmp_path / "x.jpg", jpeg)
+    with pytest.raises(FrameError, match="not an OpenEXR file"):
+        read_header(jpeg)
+
+
+def test_beachball_windows_match_oiiotool() -> None:
+    scan = scan_sequence(BEACHBALL_PATTERN)
+    assert (scan.first, scan.last, scan.missing) == (1, 8, [])
+    for header in scan.frames:
+        assert (header.display_window, header.data_window) == _oiiotool_windows(Path(header.path))
+        assert len(header.channels) == 20 and set(header.channel_formats) == {"half"}
+    assert scan.frames[6].data_window.xmax > scan.display_window.xmax
+    assert scan.display_window == Window(0, 0, 2048, 1556)
+    union = scan.frames[0].data_window
+    for header in scan.frames[1:]:
+        union = union.union(header.data_window)
+    assert scan.data_window == union
+
+
+def test_scan_lists_missing_frames_and_names_the_first_mismatch(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "plate.####.exr")
+    rgba = np.ones((8, 8, 4), np.float32)
+    for frame in (1001, 1003):
+        write_exr(pattern.replace("####", str(frame)), rgba, display_window=Window(0, 0, 8, 8))
+    assert scan_sequence(pattern).missing == [1002]
+    write_exr(pattern.replace("####", "1004"), rgba[:4], display_window=Window(0, 0, 8, 4))
+    with pytest.raises(FrameError, match=r"^plate\.1004\.exr: display window"):
+        scan_sequence(pattern)
+    with pytest.raises(FrameError, match="no frames exist"):
+        scan_sequence(pattern, 1, 2)
+
+
+def test_read_rgba_covers_the_display_window_and_crops_overscan() -> None:
+    path = BEACHBALL / "singlepart.0007.exr"
+    rgba, header = read_rgba(path)
+    assert rgba.shape == (1556, 2048, 4) and rgba.dtype == np.float32
+    data = header.data_window
+    assert not rgba[: data.y].any() and not rgba[:, : data.x].any()
+    raw = oiio.ImageInput.open(str(path))
+    pixels = raw.read_image(0, 0, 0, 4, "float")
+    raw.close()
+    np.testing.assert_array_equal(rgba[data.y : data.ymax + 1, data.x :], pixels[:, : 2048 - data.x])
+    bbox = alpha_bbox(rgba[..., 3], header.display_window)
+    assert bbox is not None and header.data_window.contains(bbox) and bbox.xmax <= 2047
+
+
+def test_read_rgba_fills_alpha_inside_the_data_window_only(tmp_path: Path) -> None:
+    path = tmp_path / "rgb.exr"
+    write_exr(
+        path,
+        np.full((6, 8, 3), 0.5, np.float32),
+        display_window=Window(0, 0, 8, 6),
+        data_window=Window(2, 1, 4, 3),
+        channel_names=("R", "G", "B"),
+    )
+    rgba, _ = read_rgba(path, fill_alpha=0.25)
+    assert rgba[1:4, 2:6, 3].min() == 0.25 and rgba[..., 3].sum() == 0.25 * 12
+    with pytest.raises(FrameError, match=r"rgb\.exr: no A channel.*present: R, G, B"):
+        read_channels(path, ["A"])
+    write_exr(
+        tmp_path / "ry.exr",
+        np.zeros((2, 2, 2), np.float32),
+        display_window=Window(0, 0, 2, 2),
+        channel_names=("R", "Y"),
+    )
+    with pytest.raises(FrameError, match=r"no G, B channel\(s\); present: R, Y"):
+        read_rgba(tmp_path / "ry.exr")
+    assert read_matte(tmp_path / "ry.exr").shape == (2, 2)
+
+
+def test_write_read_round_trip_is_bit_exact_with_attributes_and_crop(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.normal(0, 4, (20, 30, 4)).astype(np.float16)
+    pixels[0, 0] = [-0.0, np.inf, 65504, 6e-8]
+    display, data = Window(0, 0, 30, 20), Window(3, 2, 25, 17)
+    path = tmp_path / "plate.1001.exr"
+    attributes = {"parallel_track:request": "req-42", "parallel_track:seed": 2**31 - 1, "gain": 1.5}
+    write_exr(path, pixels, display_window=display, data_window=data, attributes=attributes, compression="zips")
+    header = read_header(path)
+    assert (header.display_window, header.data_window, header.compression) == (display, data, "zips")
+    raw = oiio.ImageInput.open(str(path))
+    spec = raw.spec()
+    stored = raw.read_image(0, 0, 0, 4, "half")
+    raw.close()
+    assert {k: spec.getattribute(k) for k in attributes} == attributes
+    expected = pixels[2:19, 3:28]
+    np.testing.assert_array_equal(stored.view(np.uint16), expected.view(np.uint16))
+    back = read_channels(path, ["R", "G", "B", "A"])
+    np.testing.assert_array_equal(back[2:19, 3:28].astype(np.float16).view(np.uint16), expected.view(np.uint16))
+    assert not back[:2].any() and not back[:, :3].any()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"compression": "zipz"}, "unknown EXR compression"),
+        ({"attributes": {"n": 2**40}}, "32 bits"),
+        ({"data_window": Window(2, 2, 8, 8)}, "not inside display window"),
+        ({"channel_names": ("R", "G", "B")}, "display window needs"),
+    ],
+)
+def test_atomic_write_leaves_nothing_on_error(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_exr(tmp_path / "p.exr", np.zeros((8, 8, 4), np.float32), display_window=Window(0, 0, 8, 8), **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_removes_its_temp_file_when_the_writer_fails(tmp_path: Path) -> None:
+    target = tmp_path / "exists_as_dir.exr"
+    target.mkdir()
+    with pytest.raises(OSError):
+        write_exr(target, np.zeros((4, 4, 4), np.float32), display_window=Window(0, 0, 4, 4))
+    assert os.listdir(tmp_path) == ["exists_as_dir.exr"] and os.listdir(target) == []
+
+
+def test_resize_area_filters_any_channel_count() -> None:
+    pixels = np.zeros((4, 4, 5), np.float32)
+    pixels[:2, :2] = 1.0
+    small = resize(pixels, 2, 2)
+    assert small.shape == (2, 2, 5) and small.dtype == np.float32
+    np.testing.assert_allclose(small[..., 0], [[1, 0], [0, 0]], atol=1e-6)
+    assert resize(np.ones((6, 6), np.float32), 3, 3).shape == (3, 3)
+
+
+def test_the_engine_imports_without_django() -> None:
+    code = (
+        "import sys; import generation.engine.frames, generation.engine.colour, "
+        "generation.engine.sequence, generation.engine.demo_plate; "
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'django'], 'django imported'"
+    )
+    root = Path(__file__).resolve().parents[3]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, env={**os.environ, "PYTHONPATH": str(root)})
