@@ -11,6 +11,10 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# torch's OpenMP workers spin while idle; beside the web server and OIIO threads that costs ~5x per step.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load only from local directories
+
 
 def envbool(name: str, default: str = "False") -> bool:
     return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")

@@ -43,6 +43,15 @@ def storage() -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _empty_publish_area(request):
+    """Each test starts on an emptied database, so its releases start at v001 again: so must the publish area."""
+    if "storage" in request.fixturenames:
+        publish = request.getfixturevalue("storage") / "publish"
+        shutil.rmtree(inside(publish, publish.parent), ignore_errors=True)
+        publish.mkdir()
+
+
 @pytest.fixture(scope="session")
 def small_plate(storage) -> dict:
     from generation.engine.demo_plate import render_demo_plate

@@ -47,6 +47,7 @@ def _parabola(m: float, c: float, p: float) -> float:
 
 def _phase_correlate(a: np.ndarray, b: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
     """(dy, dx) with b(x) ≈ a(x - d), sub-pixel, for same-shaped 2-D arrays."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
     h, w = a.shape
     win = np.outer(np.hanning(h), np.hanning(w))
     if weight is not None:
