@@ -8,6 +8,7 @@ from generation import views as generation_views
 from portal import api as portal_api
 from portal import views as portal_views
 from review import api as review_api
+from review import dashboard as review_dashboard
 from review import views as review_views
 
 urlpatterns = [
@@ -18,6 +19,8 @@ urlpatterns = [
     path("shots/<int:shot_id>/requests/new", generation_views.request_new, name="request-new"),
     path("shots/<int:shot_id>/models/<int:model_id>/approve", generation_views.model_approve,
          name="model-approve"),
+    path("shows/<slug:show_code>/dashboard/", review_dashboard.dashboard, name="dashboard"),
+    path("shows/<slug:show_code>/dashboard.csv", review_dashboard.dashboard_csv, name="dashboard-csv"),
     path("requests/<int:request_id>/", generation_views.request_detail, name="request-detail"),
     path("requests/<int:request_id>/cancel", generation_views.request_cancel, name="request-cancel"),
     path("requests/<int:request_id>/reject-all", review_views.reject_all, name="reject-all"),
@@ -39,5 +42,6 @@ urlpatterns = [
     path("api/requests/<int:pk>/send-back/", review_api.RequestSendBack.as_view()),
     path("api/variations/<int:pk>/pick/", review_api.VariationPick.as_view()),
     path("api/releases/", review_api.ReleaseList.as_view()),
+    path("api/shows/<slug:show_code>/metrics/", review_dashboard.ShowMetricsView.as_view()),
     path("admin/", admin.site.urls),
 ]

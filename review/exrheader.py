@@ -7,7 +7,7 @@ non-deep files we copy the compressed chunks verbatim and patch the header and t
 caller falls back to a full read and write through OpenImageIO.
 """
 
-import shutil
+import hashlib
 import struct
 from pathlib import Path
 
@@ -51,8 +51,11 @@ def _encode(name: bytes, kind: bytes, value: bytes) -> bytes:
     return name + b"\x00" + kind + b"\x00" + struct.pack("<i", len(value)) + value
 
 
-def copy_with_attributes(source: str | Path, target: str | Path, attributes: dict[str, str]) -> None:
-    """Copy `source` to `target` with string `attributes` set in its header (replacing same-named ones)."""
+def copy_with_attributes(source: str | Path, target: str | Path, attributes: dict[str, str]) -> str:
+    """Copy `source` to `target` with string `attributes` set in its header (replacing same-named ones).
+
+    Returns the sha256 of the written file, computed on the way through (no second read for the manifest).
+    """
     with open(source, "rb") as src:
         head = src.read(1 << 20)
         old, header_end = _parse_header(head)
@@ -77,7 +80,12 @@ def copy_with_attributes(source: str | Path, target: str | Path, attributes: dic
                 raise UnsupportedExr("incomplete file (a chunk offset is missing)")
             offsets.append(offset)
             first_chunk = offset if first_chunk is None else min(first_chunk, offset)
+        digest = hashlib.sha256()
         with open(target, "wb") as dst:
-            dst.write(new_header)
-            dst.write(struct.pack(f"<{len(offsets)}Q", *(o + delta for o in offsets)))
-            shutil.copyfileobj(src, dst, 1 << 22)
+            for block in (new_header, struct.pack(f"<{len(offsets)}Q", *(o + delta for o in offsets))):
+                digest.update(block)
+                dst.write(block)
+            while block := src.read(1 << 22):
+                digest.update(block)
+                dst.write(block)
+    return digest.hexdigest()

@@ -21,6 +21,7 @@ from review.publish import PublishPlan, publish
 
 def _element(folder: Path, frames: range, width: int, height: int) -> str:
     """A premultiplied RGBA half element cropped to its alpha, like the engine writes, with grain."""
+    folder.mkdir(parents=True)
     pattern = str(folder / "element.####.exr")
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)

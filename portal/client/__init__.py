@@ -1,0 +1,1 @@
+"""Pipeline clients of the portal: ``api`` (stdlib-only, usable inside Nuke) and the ``portal-client`` CLI."""
