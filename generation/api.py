@@ -1,6 +1,6 @@
 """Generation API: submit a request, follow it, cancel it."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,6 +8,8 @@ from rest_framework.views import APIView
 from generation import selectors, services
 from generation.models import GenerationModel, GenerationRequest, ModelStatus, Task, Variation
 from portal.access import require_member
+from portal.api import id_filter, query_id
+from portal.api_errors import PortalAutoSchema
 from portal.errors import NotFound, PortalError
 from portal.models import Shot
 
@@ -66,16 +68,19 @@ def request_for(user, request_id: int) -> GenerationRequest:
 class RequestListCreate(generics.ListCreateAPIView):
     """Requests on the caller's shows, newest first (?shot=<id> narrows); POST submits a new one."""
 
+    schema = PortalAutoSchema()
     serializer_class = RequestSerializer
 
     def get_queryset(self):
         qs = (GenerationRequest.objects.filter(shot__sequence__show__memberships__user=self.request.user)
               .select_related("shot", "model", "requested_by").prefetch_related("variations")
               .order_by("-created_at", "-pk"))
-        shot = self.request.query_params.get("shot", "")
-        if shot.isdigit():
-            qs = qs.filter(shot_id=int(shot))
-        return qs
+        shot = query_id(self.request, "shot")
+        return qs if shot is None else qs.filter(shot_id=shot)
+
+    @extend_schema(parameters=[id_filter("shot", "only this shot's requests")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=RequestCreateSerializer, responses={201: RequestSerializer})
     def post(self, request, *args, **kwargs):
@@ -98,6 +103,7 @@ class RequestListCreate(generics.ListCreateAPIView):
 
 
 class RequestDetail(generics.RetrieveAPIView):
+    schema = PortalAutoSchema()
     serializer_class = RequestSerializer
 
     def get_object(self):
@@ -105,6 +111,7 @@ class RequestDetail(generics.RetrieveAPIView):
 
 
 class RequestCancel(APIView):
+    schema = PortalAutoSchema()
     @extend_schema(request=None, responses={200: RequestSerializer})
     def post(self, request, pk: int):
         services.request_cancel(user=request.user, request=request_for(request.user, pk))
@@ -114,6 +121,7 @@ class RequestCancel(APIView):
 class ModelList(generics.ListAPIView):
     """Approved generation models usable on the caller's shows (?show=<code> narrows)."""
 
+    schema = PortalAutoSchema()
     serializer_class = ModelSerializer
 
     def get_queryset(self):
@@ -123,3 +131,7 @@ class ModelList(generics.ListAPIView):
         if code:
             qs = qs.filter(approved_shows__code=code)
         return qs.distinct().order_by("name")
+
+    @extend_schema(parameters=[OpenApiParameter("show", str, description="only models approved on this show")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

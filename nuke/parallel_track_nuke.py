@@ -165,28 +165,30 @@ def install() -> None:
     menu.addCommand("Load release of a request...", load_release_command)
 
 
-def send_selected_command() -> None:
+def send_selected_command() -> threading.Thread | None:
+    """Menu: render and send the selected plate and matte; Reads appear as the request moves on."""
     try:
         plate, matte = plate_and_matte(nuke.selectedNodes())
     except ValueError as exc:
         nuke.message(str(exc))
-        return
+        return None
     root = nuke.root()
     frames = nuke.getInput("Frames (first-last)", f"{int(root['first_frame'].value())}-{int(root['last_frame'].value())}")
     count = nuke.getInput("How many variations?", "4")
     prompt = nuke.getInput("Prompt (optional)", "")
-    if frames is None or count is None:
-        return
+    steps = nuke.getInput("Denoising steps", "25")
+    if not frames or not count or not steps:
+        return None
     first, _, last = frames.partition("-")
     try:
         pt = client()
         request = send(pt, plate=plate, matte=matte, first=int(first), last=int(last or first), count=int(count),
-                       prompt=prompt or "")
+                       prompt=prompt or "", steps=int(steps))
     except (api.ApiError, ValueError) as exc:
         nuke.message(f"Parallel Track: {exc}")
-        return
+        return None
     nuke.message(f"Parallel Track: request {request['id']} submitted; Read nodes follow when it settles.")
-    _in_background(_follow_to_the_end, pt, request["id"])
+    return _in_background(_follow_to_the_end, pt, request["id"])
 
 
 def load_variations_command() -> None:

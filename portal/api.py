@@ -1,10 +1,28 @@
 """Catalogue API: shows, shots and plates the caller may see."""
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, serializers
 
 from portal.access import require_member
-from portal.errors import NotFound
+from portal.api_errors import PortalAutoSchema
+from portal.errors import NotFound, PortalError
 from portal.models import Membership, Plate, Shot, Show
+
+MAX_ID = 2**63 - 1  # the database's largest primary key
+
+
+def query_id(request, name: str) -> int | None:
+    """The optional filter ``?<name>=<id>``; anything else is a clear 400, never a silent "everything"."""
+    value = request.query_params.get(name, "")
+    if value == "":
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
+        raise PortalError(f"{name} must be an id (a positive integer), not {value[:40]!r}", code="invalid")
+    return int(value)
+
+
+def id_filter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, int, description=description, required=False)
 
 
 class ShowSerializer(serializers.ModelSerializer):
@@ -36,6 +54,7 @@ class ShotSerializer(serializers.ModelSerializer):
 
 
 class ShowList(generics.ListAPIView):
+    schema = PortalAutoSchema()
     serializer_class = ShowSerializer
 
     def get_queryset(self):
@@ -49,6 +68,7 @@ class ShowList(generics.ListAPIView):
 class ShotList(generics.ListAPIView):
     """The shots of one show."""
 
+    schema = PortalAutoSchema()
     serializer_class = ShotSerializer
 
     def get_queryset(self):
@@ -61,6 +81,7 @@ class ShotList(generics.ListAPIView):
 
 
 class ShotDetail(generics.RetrieveAPIView):
+    schema = PortalAutoSchema()
     serializer_class = ShotSerializer
     queryset = Shot.objects.select_related("sequence__show").prefetch_related("plates")
 

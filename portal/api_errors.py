@@ -1,7 +1,8 @@
 """Every API error is JSON with a stable code and a clear message."""
 
 from django.http import Http404
-from rest_framework import exceptions, status
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
@@ -29,3 +30,30 @@ def _flatten(detail) -> str:
     if isinstance(detail, list):
         return " ".join(_flatten(v) for v in detail)
     return str(detail)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """What every error answer holds (``fields``: per-field messages, on validation errors only)."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.JSONField(required=False)
+
+
+class PortalAutoSchema(AutoSchema):
+    """The OpenAPI document declares the errors each operation can answer, in the shape above."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for status_code in self._error_statuses():
+            responses.setdefault(str(status_code), self._get_response_for_code(ErrorSerializer, str(status_code),
+                                                                               direction=direction))
+        return responses
+
+    def _error_statuses(self) -> list[int]:
+        statuses = [400, 401]  # invalid input or filter; no token, or an unknown one
+        if self.method != "GET":
+            statuses += [403, 404, 409]  # the role forbids it, not found, the request's state forbids it
+        elif "{" in self.path:
+            statuses += [404]
+        return sorted(statuses)

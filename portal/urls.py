@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from generation import api as generation_api
 from generation import views as generation_views
@@ -30,7 +30,7 @@ urlpatterns = [
     path("media/variations/<int:variation_id>/proxy/<int:frame>.jpg", generation_views.variation_proxy,
          name="variation-proxy"),
     # The JSON API for pipeline clients (token) and scripts.
-    path("api/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("api/shows/", portal_api.ShowList.as_view()),
     path("api/shows/<slug:show_code>/shots/", portal_api.ShotList.as_view()),
     path("api/shots/<int:pk>/", portal_api.ShotDetail.as_view()),

@@ -8,6 +8,8 @@ from rest_framework.views import APIView
 from generation.api import request_for
 from generation.models import Variation
 from portal.access import require_member
+from portal.api import id_filter, query_id
+from portal.api_errors import PortalAutoSchema
 from portal.errors import NotFound
 from review import services
 from review.models import Pick, Release, SignOff
@@ -44,6 +46,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 
 class VariationPick(APIView):
+    schema = PortalAutoSchema()
     @extend_schema(request=NoteInput, responses={201: PickSerializer})
     def post(self, request, pk: int):
         variation = Variation.objects.select_related("request__shot__sequence").filter(pk=pk).first()
@@ -57,6 +60,7 @@ class VariationPick(APIView):
 
 
 class RequestSignOff(APIView):
+    schema = PortalAutoSchema()
     @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
     def post(self, request, pk: int):
         form = NoteInput(data=request.data)
@@ -67,6 +71,7 @@ class RequestSignOff(APIView):
 
 
 class RequestSendBack(APIView):
+    schema = PortalAutoSchema()
     @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
     def post(self, request, pk: int):
         form = NoteInput(data=request.data)
@@ -79,13 +84,19 @@ class RequestSendBack(APIView):
 class ReleaseList(generics.ListAPIView):
     """Releases on the caller's shows (?request=<id> or ?shot=<id> narrows)."""
 
+    schema = PortalAutoSchema()
     serializer_class = ReleaseSerializer
 
     def get_queryset(self):
         qs = (Release.objects.filter(shot__sequence__show__memberships__user=self.request.user)
               .select_related("shot", "signoff__variation").order_by("-created_at", "-pk"))
         for param, field in (("request", "signoff__variation__request_id"), ("shot", "shot_id")):
-            value = self.request.query_params.get(param, "")
-            if value.isdigit():
-                qs = qs.filter(**{field: int(value)})
+            value = query_id(self.request, param)
+            if value is not None:
+                qs = qs.filter(**{field: value})
         return qs
+
+    @extend_schema(parameters=[id_filter("request", "only this request's release"),
+                               id_filter("shot", "only this shot's releases")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

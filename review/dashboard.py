@@ -128,11 +128,11 @@ def bar_chart(title: str, items: list[tuple[str, float | None]], *, seconds: boo
     for i, (label, value) in enumerate(items):
         scaled = None if value is None else value / divisor
         text = "—" if scaled is None else f"{scaled:.1f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
-        bars.append({"label": label, "text": text, "y": 8 + i * row_h, "text_y": 8 + i * row_h + 13,
-                     "w": 0 if scaled is None else max(1.0, round(bar_w * scaled / top, 1)),
-                     "has_value": scaled is not None})
+        w = 0 if scaled is None else max(1.0, round(bar_w * scaled / top, 1))
+        bars.append({"label": label, "text": text, "y": 8 + i * row_h, "text_y": 8 + i * row_h + 12, "w": w,
+                     "value_x": label_w + w + 6, "has_value": scaled is not None})
     return {"title": title, "width": label_w + bar_w + 80, "height": 16 + len(items) * row_h, "bars": bars,
-            "bar_x": label_w, "text_x": label_w + 6, "empty": not present}
+            "bar_x": label_w, "empty": not present}
 
 
 def trend_chart(points: list[TrendPoint]) -> dict:
@@ -154,7 +154,8 @@ def trend_chart(points: list[TrendPoint]) -> dict:
     return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
             "mid": left + plot_w / 2, "mid_y": top + plot_h / 2, "marks": marks, "ticks": ticks, "empty": not marks,
             "line": " ".join(f"{m['x']},{m['y']}" for m in marks),
-            "days": [{"x": round(left + i * step, 1), "text": f"{day:%d %b}"} for i, day in days]}
+            "days": [{"x": round(left + i * step, 1), "text": f"{day:%d %b}", "anchor": anchor}
+                     for (i, day), anchor in zip(days, ("start", "end"), strict=False)]}
 
 
 def _charts(metrics: ShowMetrics) -> dict:
