@@ -4,11 +4,11 @@ Every figure is about the requests *created* in the date range (a cohort): a req
 of the range and released a week later counts in that range, with its whole history. A request still
 running counts as a request, but only towards the durations it has reached.
 
-The database does the work: one query of the requests in scope, each annotated with its counts and the
-first time it reached each milestone (correlated subqueries over the event log, picks, sign-offs and
-releases), and one query of the variations' start times. Medians and p90s are then taken in Python from
-those lists, because SQLite has no percentile_cont. The number of queries is the same for ten requests or
-ten thousand.
+The database does the work, in a fixed number of queries: the requests in scope with the moment of their
+first proxy frame (a correlated subquery that walks the event log's (request, seq) index), then one grouped
+aggregate per related table (variations, picks, sign-offs with their releases), joined here by request id,
+and the variations' queue waits. Moments come back as epoch seconds (see Epoch). Medians and p90s are taken
+in Python from the per-request lists, because SQLite has no percentile_cont.
 """
 
 import datetime as dt
