@@ -1,6 +1,8 @@
 """Reads of requests shared by pages, the API and consumers."""
 
-from generation.models import GenerationRequest
+from django.db.models import QuerySet
+
+from generation.models import GenerationRequest, RequestEvent
 from portal.errors import NotFound
 
 
@@ -10,3 +12,12 @@ def request_for_page(request_id: int) -> GenerationRequest:
     if found is None:
         raise NotFound("no such request")
     return found
+
+
+# Progress ticks are for live viewers; the audit trail keeps what people and workers decided.
+AUDIT_SKIP = ("variation.progress", "variation.frame", "release.progress")
+
+
+def audit_events(request_id: int) -> QuerySet[RequestEvent]:
+    return (RequestEvent.objects.filter(request_id=request_id).exclude(type__in=AUDIT_SKIP)
+            .select_related("actor").order_by("seq"))

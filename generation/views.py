@@ -1,5 +1,7 @@
 """Request pages: create a request from a shot, watch it, cancel it; the proxies it streams."""
 
+import csv
+
 from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
@@ -82,6 +84,26 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     require_member(request.user, gen_request.shot.sequence.show_id)
     services.request_cancel(user=request.user, request=gen_request)
     return redirect("request-detail", request_id=request_id)
+
+
+@login_required
+@portal_errors
+def request_audit_csv(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The request's audit trail: every event with who and when, oldest first."""
+    gen_request = selectors.request_for_page(request_id)
+    require_member(request.user, gen_request.shot.sequence.show_id)
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="request-{request_id}-audit.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["seq", "time", "event", "who", "variation", "note", "detail"])
+    for event in selectors.audit_events(request_id):
+        payload = event.payload
+        who = event.actor.username if event.actor else payload.get("by", "")
+        label = payload.get("label") or (f"v{payload['index'] + 1:02d}" if "index" in payload else "")
+        detail = payload.get("path") or payload.get("error") or ""
+        writer.writerow([event.seq, event.created_at.isoformat(), event.type, who, label,
+                         payload.get("note") or payload.get("text") or "", detail])
+    return response
 
 
 @login_required

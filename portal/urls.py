@@ -22,6 +22,7 @@ urlpatterns = [
     path("shows/<slug:show_code>/dashboard/", review_dashboard.dashboard, name="dashboard"),
     path("shows/<slug:show_code>/dashboard.csv", review_dashboard.dashboard_csv, name="dashboard-csv"),
     path("requests/<int:request_id>/", generation_views.request_detail, name="request-detail"),
+    path("requests/<int:request_id>/audit.csv", generation_views.request_audit_csv, name="request-audit"),
     path("requests/<int:request_id>/cancel", generation_views.request_cancel, name="request-cancel"),
     path("requests/<int:request_id>/reject-all", review_views.reject_all, name="reject-all"),
     path("requests/<int:request_id>/signoff", review_views.signoff, name="signoff"),

@@ -91,6 +91,7 @@ class TrainingConfig:
     ema_decay: float = 0.999
     weight_decay: float = 0.01
     beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "sample"
     crop_min: float = 0.8
     exposure_jitter_stops: float = 0.25
     white_balance_jitter_stops: float = 0.05
@@ -123,12 +124,12 @@ class TrainingConfig:
     def recipe(self) -> dict:
         """Everything that decides the weights (not where they are written, nor the thread count)."""
         keep = ("sample_size", "batch_size", "lr", "seed", "block_out_channels", "layers_per_block", "beta_schedule",
+                "prediction_type",
                 "warmup_steps", "ema_decay", "weight_decay", "crop_min", "exposure_jitter_stops",
                 "white_balance_jitter_stops", "source_space", "colour_encoding")
         recipe = {k: v for k, v in asdict(self).items() if k in keep}
         recipe["sample_size"] = list(self.sample_size)
         recipe["block_out_channels"] = list(self.block_out_channels)
-        recipe["prediction_type"] = "v_prediction"
         recipe["zero_terminal_snr"] = True
         return recipe
 
@@ -243,21 +244,22 @@ def build_unet(config: TrainingConfig):
         )
 
 
-def _schedule_kwargs(beta_schedule: str) -> dict:
-    return dict(num_train_timesteps=1000, beta_schedule=beta_schedule, prediction_type="v_prediction",
-                rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=True)
+def _schedule_kwargs(config: TrainingConfig) -> dict:
+    return dict(num_train_timesteps=1000, beta_schedule=config.beta_schedule,
+                prediction_type=config.prediction_type, rescale_betas_zero_snr=True,
+                timestep_spacing="trailing", clip_sample=True)
 
 
-def training_scheduler(beta_schedule: str = "squaredcos_cap_v2"):
+def training_scheduler(config: TrainingConfig):
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(**_schedule_kwargs(beta_schedule))
+    return DDPMScheduler(**_schedule_kwargs(config))
 
 
-def sampling_scheduler(beta_schedule: str = "squaredcos_cap_v2"):
+def sampling_scheduler(config: TrainingConfig):
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(**_schedule_kwargs(beta_schedule), set_alpha_to_one=True)
+    return DDIMScheduler(**_schedule_kwargs(config), set_alpha_to_one=True)
 
 
 def augment(batch: torch.Tensor, config: TrainingConfig, generator: torch.Generator) -> torch.Tensor:
@@ -424,7 +426,7 @@ def _new_state(config: TrainingConfig, device: torch.device) -> _State:
 
 
 def _train_loop(config, data, state, device, fingerprint, on_progress, should_stop) -> None:
-    scheduler = training_scheduler(config.beta_schedule)
+    scheduler = training_scheduler(config)
     alphas = scheduler.alphas_cumprod.to(torch.float32)
     out_dir = Path(config.out_dir)
     n = data.shape[0]
@@ -439,7 +441,8 @@ def _train_loop(config, data, state, device, fingerprint, on_progress, should_st
         t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=g)
         a = alphas[t].sqrt()[:, None, None, None]
         s = (1 - alphas[t]).sqrt()[:, None, None, None]
-        noisy, target = a * clean + s * noise, a * noise - s * clean  # v-prediction target
+        noisy = a * clean + s * noise
+        target = {"sample": clean, "epsilon": noise}.get(config.prediction_type, a * noise - s * clean)
         for group in state.optimizer.param_groups:
             group["lr"] = _lr_at(state.step, config)
         pred = state.unet(noisy.to(device), t.to(device)).sample
@@ -466,7 +469,7 @@ def _save_model(config: TrainingConfig, state: _State, manifest: dict, device: t
     if config.save_fp16:
         unet = unet.to(torch.float16)
     out_dir = Path(config.out_dir)
-    DDIMPipeline(unet=unet.eval(), scheduler=sampling_scheduler(config.beta_schedule)).save_pretrained(
+    DDIMPipeline(unet=unet.eval(), scheduler=sampling_scheduler(config)).save_pretrained(
         out_dir, safe_serialization=True)
     every = max(1, len(state.losses) // 100)
     card = {

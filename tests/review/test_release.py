@@ -201,3 +201,28 @@ def test_a_relative_publish_path_is_refused(small_plate):
                        attributes={}, colourspace="ACEScg", release_id=1)
     with pytest.raises(PublishError, match="must be absolute"):
         publish(plan)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_audit_trail_lists_every_decision_with_who_and_when(client, director, compositor, generated):
+    import csv
+    import io
+
+    review.pick_make(user=director, variation=generated.variations.get(index=0))
+    review.signoff_send_back(user=compositor, request=GenerationRequest.objects.get(pk=generated.pk),
+                             note="matte edge")
+    review.pick_make(user=director, variation=generated.variations.get(index=1))
+    review.signoff_approve(user=compositor, request=GenerationRequest.objects.get(pk=generated.pk))
+    worker.drain_embedded()
+    client.force_login(director)
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/requests/{generated.pk}/audit.csv").content.decode())))
+    decisions = [(r["event"], r["who"], r["variation"], r["note"]) for r in rows if r["event"].split(".")[0]
+                 in ("request", "pick", "signoff", "release")]
+    assert decisions[0] == ("request.created", "cora", "", "")
+    assert decisions[1:] == [
+        ("request.settled", "", "", ""), ("pick.made", "dana", "v01", ""),
+        ("signoff.sent_back", "cora", "", "matte edge"), ("pick.made", "dana", "v02", ""),
+        ("signoff.approved", "cora", "v02", ""), ("release.done", "", "", "")]
+    assert all(r["time"] for r in rows)
+    assert not any(r["event"] == "variation.progress" for r in rows)
+    assert rows[-1]["detail"].endswith(".####.exr")
