@@ -1,7 +1,6 @@
 """Request pages: create a request from a shot, watch it, cancel it; the proxies it streams."""
 
 import csv
-
 from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
