@@ -11,10 +11,15 @@ The model learns the distribution of the look-dev set (skies, for the demo show)
 - Augmentation per sample: a random crop of 80-100 % of the image (aspect kept), a horizontal flip,
   and a small exposure / white-balance shift applied in the log encoding (a shift in ACEScct is a
   change of stops in linear light).
-- Model: ``UNet2DModel`` without attention (see TrainingConfig), v-prediction on a linear beta
-  schedule rescaled to zero terminal SNR (so pure noise really means "any sky": without it a small
-  model collapses towards mid-grey skies), AdamW with a short warm-up, EMA weights for sampling.
-  The saved scheduler is a DDIM with "trailing" timesteps, which ``registry.load_show_model`` loads.
+- Model: ``UNet2DModel`` without attention blocks (see TrainingConfig) predicting the clean image
+  (x0, "sample") on a cosine schedule rescaled to zero terminal SNR, AdamW with a short warm-up, EMA
+  weights for sampling. The look-dev skies are smooth and low-contrast (std ~0.16 in model space), so
+  with epsilon- or v-prediction the loss is dominated by the noise and a small model learns the
+  global sky (gradient, colour, cloud layout) very slowly -- after 1000 steps it still made a
+  blotchy mix of every palette; x0-prediction makes coherent skies within 500 steps
+  (deploy/demo-model/README.md has the comparison). Zero terminal SNR means sampling starts from pure
+  noise, so a sky's overall brightness and palette are free to vary. The saved scheduler is a DDIM
+  with "trailing" timesteps, which ``registry.load_show_model`` loads as it is.
 - Checkpoints every ``checkpoint_every`` steps in ``<out_dir>/checkpoints/step-XXXXXX/`` (weights,
   EMA, optimizer, step, RNG state, loss history); a run resumes from the newest one automatically
   and then continues bit-identically to a run that was never interrupted (on the CPU, with the same
@@ -118,6 +123,9 @@ class TrainingConfig:
             raise TrainingError("lr must be > 0, ema_decay in [0, 1) and crop_min in (0, 1]")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise TrainingError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
+        if self.prediction_type not in ("sample", "v_prediction"):
+            # epsilon cannot be predicted at zero terminal SNR: the last timestep holds no image.
+            raise TrainingError(f"prediction_type must be 'sample' or 'v_prediction', not {self.prediction_type!r}")
         if any(c % 8 for c in self.block_out_channels):
             raise TrainingError(f"block_out_channels {self.block_out_channels} must be multiples of 8")
 
@@ -442,7 +450,7 @@ def _train_loop(config, data, state, device, fingerprint, on_progress, should_st
         a = alphas[t].sqrt()[:, None, None, None]
         s = (1 - alphas[t]).sqrt()[:, None, None, None]
         noisy = a * clean + s * noise
-        target = {"sample": clean, "epsilon": noise}.get(config.prediction_type, a * noise - s * clean)
+        target = clean if config.prediction_type == "sample" else a * noise - s * clean  # x0 or v
         for group in state.optimizer.param_groups:
             group["lr"] = _lr_at(state.step, config)
         pred = state.unet(noisy.to(device), t.to(device)).sample

@@ -152,6 +152,8 @@ def test_a_viewer_whose_socket_is_cut_catches_up_in_order_without_duplicates(ope
     missed_until = last_seq(request_id)
     assert missed_until > cut_at, "no events were written during the cut; the test proves nothing"
     assert page_state(cora)["lastSeq"] == cut_at, "the page got events while its socket was cut"
+    # At least one reconnect must have failed while cut (the page retries after 0.5 s, 1 s, 2 s …).
+    cora.wait_for_function("() => window.__ptSpy.urls.some((u) => u.blocked)", timeout=15_000)
     cora.evaluate("() => { window.__ptSpy.block = false; }")
     cora.wait_for_function("(s) => window.ptReview.lastSeq >= s", arg=missed_until, timeout=15_000)
 

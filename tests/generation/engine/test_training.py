@@ -83,7 +83,8 @@ def test_it_trains_a_loadable_model_whose_card_lists_every_source_file(lookdev: 
     assert card.manifest_hash == registry.manifest_hash(card.manifest)
     assert (card.kind, card.sample_size, card.colour_encoding) == ("show_model", (16, 32), "ACEScct")
     unet, scheduler, _ = registry.load_show_model(card.path, torch.device("cpu"), torch.float32)
-    assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
+    assert scheduler.config.prediction_type == "sample" and scheduler.config.rescale_betas_zero_snr
+    assert scheduler.config.timestep_spacing == "trailing"
     skies = sample_skies(card.path, count=2, seed=5, steps=3)
     assert skies.shape == (2, 16, 32, 3) and np.isfinite(skies).all()
 
@@ -140,3 +141,5 @@ def test_it_checks_the_config(lookdev: Path, tmp_path: Path) -> None:
         train_show_model(_config(lookdev, tmp_path, sample_size=(18, 32)))
     with pytest.raises(TrainingError, match="steps"):
         train_show_model(_config(lookdev, tmp_path, steps=0))
+    with pytest.raises(TrainingError, match="prediction_type"):
+        train_show_model(_config(lookdev, tmp_path, prediction_type="epsilon"))
