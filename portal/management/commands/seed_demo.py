@@ -11,7 +11,8 @@ from rest_framework.authtoken.models import Token
 
 from generation.engine.demo_plate import render_demo_plate
 from generation.engine.registry import build_tiny_show_model, read_model_card
-from generation.models import GenerationModel, ModelKind, ModelStatus
+from generation.models import ModelKind
+from generation.services import model_approve, model_register
 from portal.models import Membership, Role, Show
 from portal.services import plate_ingest
 
@@ -48,10 +49,11 @@ class Command(BaseCommand):
             show = Show.objects.create(code="demo", name="Parallel Track Demo", working_space="ACEScg")
             plate = plate_ingest(show=show, sequence_code="sq010", shot_code="sq010_sh0040",
                                  pattern=rendered["plate"], matte_pattern=rendered["matte"])
-            model = GenerationModel.objects.create(name=card.name, kind=ModelKind.SHOW_MODEL, path=card.path,
-                                                   status=ModelStatus.APPROVED, manifest_hash=card.manifest_hash)
-            model.approved_shows.add(show)
             lines = self._users(show)
+            # Registered pending like any trained model, then approved by the demo show's supervisor.
+            model = model_register(name=card.name, kind=ModelKind.SHOW_MODEL, path=card.path,
+                                   manifest_hash=card.manifest_hash)
+            model_approve(user=get_user_model().objects.get(username="sam"), model=model, show_id=show.pk)
         self.stdout.write(f"demo show ready: shot {plate.shot.code}, plate {plate.path_pattern}, model {card.name}")
         self.stdout.write("demo users (user / password / role / API token):")
         for line in lines:
