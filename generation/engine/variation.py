@@ -182,9 +182,11 @@ def _card_geometry(bbox: Window, track: list[tuple[float, float]], sample_size: 
         w = h * mw / mh
     else:
         h = w * mh / mw
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    cx = (x0 + x1) / 2
     width, height = int(np.ceil(w)), int(np.ceil(h))
-    return _Card(int(np.floor(cx - width / 2)), int(np.floor(cy - height / 2)), width, height, mh, mw)
+    # Show models' skies have their horizon at the bottom: a card grown taller than a wide matte keeps
+    # its bottom on the matte's (the skyline) and grows upwards, out of frame if need be.
+    return _Card(int(np.floor(cx - width / 2)), int(np.floor(y1 - height)), width, height, mh, mw)
 
 
 def _crop(img: np.ndarray, card: _Card) -> tuple[np.ndarray, np.ndarray]:

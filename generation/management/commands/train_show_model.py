@@ -85,7 +85,9 @@ class Command(BaseCommand):
             bar.set_postfix(loss=f"{loss:.4f}")
 
         try:
-            return train_show_model(config, on_progress=progress, should_stop=lambda: stop["asked"])
+            card = train_show_model(config, on_progress=progress, should_stop=lambda: stop["asked"])
+            bar.update(config.steps - bar.n)  # a run resumed at its last step reports no progress
+            return card
         except TrainingStopped as stopped:
             raise CommandError(f"stopped at step {stopped.step}; run the same command again to resume") from None
         except (TrainingError, ValueError) as exc:
