@@ -35,6 +35,10 @@ class GenerationModel(models.Model):
 
 class Task(models.TextChoices):
     SKY_REPLACEMENT = "sky_replacement", "Sky replacement"
+    SET_EXTENSION = "set_extension", "Set extension"
+    BACKGROUND_FILL = "background_fill", "Foliage / background fill"
+    ATMOSPHERE = "atmosphere", "Atmosphere"
+    TIME_OF_DAY = "time_of_day", "Time of day"
 
 
 class RequestStatus(models.TextChoices):
@@ -66,6 +70,9 @@ class GenerationRequest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
+    derived_from = models.ForeignKey("Variation", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="derived_requests",
+                                     help_text="The variation this request iterates from, if any")
 
     class Meta:
         ordering = ["-created_at"]
