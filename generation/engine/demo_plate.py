@@ -118,11 +118,13 @@ def render_demo_plate(
     height: int = 1080,
     pan_px_per_frame: float = 3.0,
     seed: int = 7,
+    depth: bool = False,
 ) -> dict:
     """Render the demo skyline plate (ACEScg half RGBA, A=1) and its sky matte (R=G=B=A).
 
     Content moves +x by ``pan_px_per_frame`` per frame. Returns the two ``####`` patterns
-    (keys ``plate``, ``matte``) and ``first``/``last``.
+    (keys ``plate``, ``matte``) and ``first``/``last``. ``depth`` adds a synthetic ``Z`` channel
+    (scene units): buildings at 400, the street coming from 400 to 20 at the bottom, sky at 10000.
     """
     out_dir = os.fspath(out_dir)
     plate = os.path.join(out_dir, "plate", "demo_plate.####.exr")
@@ -131,6 +133,11 @@ def render_demo_plate(
         os.makedirs(os.path.dirname(pattern), exist_ok=True)
     travel = abs(pan_px_per_frame) * (last - first)
     rgb, sky = _skyline(width + math.ceil(travel) + 2, height, seed)
+    if depth:
+        street = height * 0.9  # as _skyline
+        rows = np.arange(height, dtype=np.float32)[:, None]
+        near = 400.0 - 380.0 * np.clip((rows - street) / max(height - 1 - street, 1.0), 0.0, 1.0)
+        z = np.where(sky > 0.5, np.float32(10000.0), near).astype(np.float32)
     window = Window(0, 0, width, height)
     attributes = {"parallel_track:colourspace": "ACEScg", "parallel_track:source": "demo plate"}
 
@@ -140,10 +147,12 @@ def render_demo_plate(
         grain = np.random.default_rng([seed, frame]).standard_normal(frame_rgb.shape, np.float32)
         frame_rgb = np.maximum(frame_rgb * (1 + 0.02 * grain) + 0.002 * grain, 0.0)
         alpha = np.ones((height, width, 1), np.float32)
+        layers = [frame_rgb, alpha] + ([_slice(z[..., None], offset, width)] if depth else [])
         write_exr(
             frame_path(plate, frame),
-            np.concatenate([frame_rgb, alpha], 2),
+            np.concatenate(layers, 2),
             display_window=window,
+            channel_names=("R", "G", "B", "A", "Z") if depth else ("R", "G", "B", "A"),
             attributes=attributes,
             compression="zips",
         )

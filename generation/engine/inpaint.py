@@ -18,7 +18,7 @@ class Cancelled(Exception):
     """The caller asked to stop; raised before the next denoising step or frame."""
 
 
-def _check_inputs(unet, known: torch.Tensor, mask: torch.Tensor, seed: int, steps: int) -> None:
+def _check_inputs(unet, known: torch.Tensor, mask: torch.Tensor, seed: int, steps: int, strength: float) -> None:
     if not isinstance(known, torch.Tensor) or known.ndim != 4 or known.shape[:2] != (1, 3):
         raise ValueError(f"known must be a (1, 3, h, w) tensor, got {getattr(known, 'shape', known)!r}")
     h, w = known.shape[2:]
@@ -36,6 +36,10 @@ def _check_inputs(unet, known: torch.Tensor, mask: torch.Tensor, seed: int, step
         raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+        raise ValueError(f"strength must be in (0, 1], got {strength!r}")
+    if int(steps * strength) < 1:
+        raise ValueError(f"strength {strength} of {steps} steps runs no step: raise one or the other")
     if unet.config.in_channels != 3 or unet.config.out_channels != 3:
         raise ValueError("masked_denoise needs a 3-channel pixel-space UNet")
 
@@ -48,6 +52,7 @@ def masked_denoise(
     mask: torch.Tensor,
     seed: int,
     steps: int = 25,
+    strength: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
@@ -57,10 +62,15 @@ def masked_denoise(
     are multiples of 4. All noise comes from a CPU ``torch.Generator(seed)`` so a seed gives the same
     image on any device. After every DDIM step the known region is replaced by ``known`` noised to
     the step's timestep; the result's known region is ``known`` exactly. ``should_cancel()`` is asked
-    before each step (raises :class:`Cancelled`), ``progress(i, steps)`` after each.
+    before each step (raises :class:`Cancelled`), ``progress(i, n)`` after each.
+
+    ``strength`` < 1 is image-to-image (SDEdit): the whole of ``known``, inside the mask too, is
+    noised to the timestep ``strength`` of the way up the schedule and only the last
+    ``int(steps * strength)`` = n steps run, so the region keeps its structure and takes on the
+    model's look. At 1 the region starts from pure noise (inpainting).
     Returns float32 (1, 3, h, w) on the CPU, clamped to [-1, 1].
     """
-    _check_inputs(unet, known, mask, seed, steps)
+    _check_inputs(unet, known, mask, seed, steps, strength)
     device, dtype = unet.device, unet.dtype
     scheduler = copy.deepcopy(scheduler)  # the cached scheduler is shared between jobs
     if steps > scheduler.config.num_train_timesteps:
@@ -73,12 +83,17 @@ def masked_denoise(
 
     known_d = known.to(device, dtype)
     mask_d = mask.to(device, dtype)
-    sample = noise() * scheduler.init_noise_sigma
     timesteps = scheduler.timesteps
+    run = min(int(steps * strength), steps)  # diffusers' img2img convention
+    if run == steps:
+        sample = noise() * scheduler.init_noise_sigma
+    else:
+        timesteps = timesteps[steps - run :]
+        sample = scheduler.add_noise(known_d, noise(), timesteps[:1])
     with torch.inference_mode():
         for i, t in enumerate(timesteps):
             if should_cancel is not None and should_cancel():
-                raise Cancelled(f"cancelled before denoising step {i + 1} of {steps}")
+                raise Cancelled(f"cancelled before denoising step {i + 1} of {run}")
             eps = unet(sample, t).sample
             sample = scheduler.step(eps, t, sample, eta=0.0).prev_sample
             if i + 1 < len(timesteps):
@@ -87,7 +102,7 @@ def masked_denoise(
                 known_t = known_d
             sample = mask_d * sample + (1 - mask_d) * known_t
             if progress is not None:
-                progress(i + 1, steps)
+                progress(i + 1, run)
     out = torch.clamp(sample.float().cpu(), -1.0, 1.0)  # a normal tensor, not an inference one
     keep = (mask <= 0).expand_as(out)
     out[keep] = known.float().cpu()[keep]  # exact, whatever the dtype round trip did

@@ -140,24 +140,32 @@ def load_show_model(
     if card.kind != "show_model":
         raise ModelError(f"{card.path} is a {card.kind!r} model, not a show_model")
     root = Path(card.path)
-    device = torch.device(device)
-    key = (card.path, str(device), str(dtype), _weights_stamp(root))
+
+    def load() -> tuple:
+        from diffusers import DDIMScheduler, UNet2DModel
+
+        try:
+            unet = UNet2DModel.from_pretrained(
+                root, subfolder="unet", local_files_only=True, torch_dtype=dtype, low_cpu_mem_usage=False
+            )
+            scheduler = DDIMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{root}: cannot load the show model offline ({exc})") from exc
+        unet = (unet.to(device) if unet.dtype == dtype else unet.to(device=device, dtype=dtype)).eval()
+        unet.requires_grad_(False)
+        return unet, scheduler, card
+
+    return cached_load(card, torch.device(device), dtype, load)
+
+
+def cached_load(card: ModelCard, device: torch.device, dtype: torch.dtype, load) -> tuple:
+    """``load()``'s result, cached (the last two) by model path, device, dtype and weight files."""
+    key = (card.path, str(device), str(dtype), _weights_stamp(Path(card.path)))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    from diffusers import DDIMScheduler, UNet2DModel
-
-    try:
-        unet = UNet2DModel.from_pretrained(
-            root, subfolder="unet", local_files_only=True, torch_dtype=dtype, low_cpu_mem_usage=False
-        )
-        scheduler = DDIMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{root}: cannot load the show model offline ({exc})") from exc
-    unet = (unet.to(device) if unet.dtype == dtype else unet.to(device=device, dtype=dtype)).eval()
-    unet.requires_grad_(False)
-    loaded = (unet, scheduler, card)
+    loaded = load()
     with _cache_lock:
         _cache[key] = loaded
         while len(_cache) > _CACHE_SIZE:

@@ -1,8 +1,23 @@
 """One variation of a generation request: a generated element carried through a plate's frames.
 
 The pipeline reads straight down in :func:`generate_variation`: check inputs → camera track →
-a "card" wider than the first frame's matte by the whole pan → masked denoise at the model's size →
-every frame samples the card at its camera offset → element EXR + in-context proxy per frame.
+a "card" wider than the first frame's matte by the whole pan → denoise at the model's size (show
+model: masked denoising; SD inpainting / img2img directory: its diffusers pipeline) → every frame
+samples the card at its camera offset → element EXR + in-context proxy per frame.
+
+What the card is depends on the task (:mod:`task_kinds`):
+
+- inpaint tasks (sky replacement, set extension, background fill): the card is the new element.
+- ``atmosphere``: the card is the airlight, the model's image-to-image rendition of the region at
+  ``strength``; each frame is ``plate * T + airlight * (1 - T)``. T = ``(1 - strength) ** (z / z_ref)``
+  when the plate has a depth channel (Z, depth.Z or depth; z_ref = the median depth under the first
+  frame's matte, so haze thickens with distance and is ``strength`` at z_ref; non-finite depth is far),
+  else ``1 - strength`` everywhere.
+- ``time_of_day``: the card is a look change, generated minus plate in the model's encoding at
+  ``strength``; each frame adds it to its own plate there, so the plate's full-resolution structure
+  (and anything moving in it) is kept and the palette and light change.
+
+Depth is used only as the haze weight: neither backend has a depth input channel.
 """
 
 from __future__ import annotations
@@ -18,14 +33,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from generation.engine import colour, frames, motion
+from generation.engine import colour, frames, motion, task_kinds
 from generation.engine.device import pick_device, pick_dtype
 from generation.engine.frames import Window
 from generation.engine.inpaint import Cancelled, masked_denoise
 from generation.engine.registry import ModelCard, ModelError, load_show_model, read_model_card
 from generation.engine.sequence import frame_path
 
-TASKS = {"sky_replacement": ("show_model",)}  # task -> model kinds that can do it
+TASKS = {name: info.kinds for name, info in task_kinds.TASKS.items()}  # task -> model kinds that can do it
 ELEMENT_NAME = "element.####.exr"
 PROXY_NAME = "incontext.####.jpg"
 AP1_LUMA = np.array([0.2722287, 0.6740818, 0.0536895], np.float32)  # ACEScg luminance weights
@@ -59,6 +74,8 @@ class VariationSpec:
     proxy_width: int = 960
     device: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    strength: float | None = None  # img2img tasks; None = the task's default (task_kinds.TASKS)
+    guidance_scale: float = 7.5  # SD backends only (classifier-free guidance; 1 switches it off)
 
 
 @dataclass
@@ -84,9 +101,10 @@ class _Card:
     model_w: int
 
 
-def _check_inputs(spec: VariationSpec) -> tuple[ModelCard, Window]:
-    if spec.task not in TASKS:
-        raise ValueError(f"unknown task {spec.task!r}; known: {', '.join(TASKS)}")
+def _check_inputs(spec: VariationSpec) -> tuple[ModelCard, Window, float]:
+    strength = task_kinds.resolve_strength(spec.task, spec.strength)
+    if not 0 <= spec.guidance_scale <= 50:
+        raise ValueError(f"guidance_scale must be 0..50, got {spec.guidance_scale}")
     if spec.first > spec.last:
         raise ValueError(f"first frame {spec.first} is after last frame {spec.last}")
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed < 2**63:
@@ -113,8 +131,10 @@ def _check_inputs(spec: VariationSpec) -> tuple[ModelCard, Window]:
         if w < 1 or h < 1 or Window(x, y, w, h).intersect(Window(0, 0, display.width, display.height)) is None:
             raise ValueError(f"rect {spec.rect} does not cover any of the {display.width}x{display.height} frame")
     card = read_model_card(spec.model_path)
-    if card.kind not in TASKS[spec.task]:
-        raise ModelError(f"{card.name} is a {card.kind!r} model; {spec.task} needs {TASKS[spec.task]}")
+    try:
+        task_kinds.check_model_kind(spec.task, card.kind, card.name)
+    except task_kinds.TaskError as exc:
+        raise ModelError(str(exc)) from None
     # Fail on a bad colour space, display or view now, not after the first frame is written.
     colour.convert(
         np.zeros((1, 1, 3), np.float32), spec.working_space, card.colour_encoding, config_name=spec.config_name
@@ -127,7 +147,7 @@ def _check_inputs(spec: VariationSpec) -> tuple[ModelCard, Window]:
         view=spec.view,
         config_name=spec.config_name,
     )
-    return card, display
+    return card, display, strength
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -167,14 +187,21 @@ def _camera_track(
     return list(track)
 
 
-def _card_geometry(bbox: Window, track: list[tuple[float, float]], sample_size: tuple[int, int]) -> _Card:
-    """The first frame's matte box plus everything the pan brings into it, a margin, model aspect."""
+def _card_geometry(
+    bbox: Window,
+    track: list[tuple[float, float]],
+    sample_size: tuple[int, int],
+    anchor: str = "bottom",
+    context: float = 0.03,
+) -> _Card:
+    """The first frame's matte box plus everything the pan brings into it, a ``context`` margin (the
+    plate the model sees around the region), grown to the model's aspect about ``anchor``."""
     tx = [t[0] for t in track]
     ty = [t[1] for t in track]
     # A screen-fixed region sees world x - t; a matte that travels with the plate stays inside.
     x0, x1 = bbox.x - max(tx), bbox.x + bbox.width - min(tx)
     y0, y1 = bbox.y - max(ty), bbox.y + bbox.height - min(ty)
-    margin = 0.03 * max(x1 - x0, y1 - y0) + 2
+    margin = context * max(x1 - x0, y1 - y0) + 2
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
     mh, mw = sample_size
     w, h = x1 - x0, y1 - y0
@@ -182,11 +209,15 @@ def _card_geometry(bbox: Window, track: list[tuple[float, float]], sample_size: 
         w = h * mw / mh
     else:
         h = w * mh / mw
-    cx = (x0 + x1) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     width, height = int(np.ceil(w)), int(np.ceil(h))
-    # Show models' skies have their horizon at the bottom: a card grown taller than a wide matte keeps
-    # its bottom on the matte's (the skyline) and grows upwards, out of frame if need be.
-    return _Card(int(np.floor(cx - width / 2)), int(np.floor(y1 - height)), width, height, mh, mw)
+    if anchor == "bottom":
+        # Skies have their horizon at the bottom: a card grown taller than a wide matte keeps its
+        # bottom on the matte's (the skyline) and grows upwards, out of frame if need be.
+        top = int(np.floor(y1 - height))
+    else:  # follow the region: grow evenly about its centre
+        top = int(np.floor(cy - height / 2))
+    return _Card(int(np.floor(cx - width / 2)), top, width, height, mh, mw)
 
 
 def _crop(img: np.ndarray, card: _Card) -> tuple[np.ndarray, np.ndarray]:
@@ -203,11 +234,25 @@ def _crop(img: np.ndarray, card: _Card) -> tuple[np.ndarray, np.ndarray]:
     return out, inside
 
 
+def _crop_edge(img: np.ndarray, card: _Card) -> np.ndarray:
+    """``img`` over the card's rectangle, its edge pixels repeated outside the frame."""
+    h, w = img.shape[:2]
+    ys = np.clip(np.arange(card.y, card.y + card.height), 0, h - 1)
+    xs = np.clip(np.arange(card.x, card.x + card.width), 0, w - 1)
+    return np.ascontiguousarray(img[ys][:, xs], np.float32)
+
+
 def _known_and_mask(
-    plate0: np.ndarray, matte0: np.ndarray, card: _Card, spec: VariationSpec, model: ModelCard
+    plate0: np.ndarray, matte0: np.ndarray, card: _Card, spec: VariationSpec, model: ModelCard, mode: str = "inpaint"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model-size known pixels ([-1, 1] in the model's colour encoding) and mask (1 = generate)."""
-    rgb, inside = _crop(plate0, card)
+    """Model-size known pixels ([-1, 1] in the model's colour encoding) and mask (1 = generate).
+
+    Inpainting knows nothing under the matte or outside the frame; image-to-image starts from the
+    whole card (the region's own pixels, the frame's edge repeated beyond it) and changes the matte."""
+    if mode == "img2img":
+        rgb, inside = _crop_edge(plate0, card), np.ones((card.height, card.width), np.float32)
+    else:
+        rgb, inside = _crop(plate0, card)
     matte, _ = _crop(matte0, card)
     rgb = frames.resize(rgb, card.model_w, card.model_h)
     inside = frames.resize(inside, card.model_w, card.model_h)
@@ -220,7 +265,9 @@ def _known_and_mask(
     for dy in range(3):
         for dx in range(3):
             dilated |= padded[dy : dy + h, dx : dx + w]
-    known = np.where(dilated[..., None], 0.0, np.clip(encoded * 2.0 - 1.0, -1.0, 1.0))
+    known = np.clip(encoded * 2.0 - 1.0, -1.0, 1.0)
+    if mode != "img2img":
+        known = np.where(dilated[..., None], 0.0, known)
     known_t = torch.from_numpy(np.ascontiguousarray(known.transpose(2, 0, 1)[None], np.float32))
     mask_t = torch.from_numpy(dilated[None, None].astype(np.float32))
     return known_t, mask_t
@@ -301,20 +348,110 @@ class _Outputs:
 
 
 def _read_frame(
-    spec: VariationSpec, frame: int, rect_matte: np.ndarray | None, display: Window
-) -> tuple[np.ndarray, np.ndarray]:
-    plate = frames.read_channels(frame_path(spec.plate_pattern, frame), ("R", "G", "B"))
-    if plate.shape[:2] != (display.height, display.width):
+    spec: VariationSpec, frame: int, rect_matte: np.ndarray | None, display: Window, depth_name: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(plate RGB, matte, depth or None)`` of ``frame`` over the display window."""
+    names = ("R", "G", "B") + ((depth_name,) if depth_name else ())
+    pixels = frames.read_channels(frame_path(spec.plate_pattern, frame), names)
+    if pixels.shape[:2] != (display.height, display.width):
         raise frames.FrameError(frame_path(spec.plate_pattern, frame), "display window differs from the first frame")
+    plate = pixels[..., :3] if depth_name else pixels
+    depth = pixels[..., 3] if depth_name else None
     if rect_matte is not None:
-        return plate, rect_matte
+        return plate, rect_matte, depth
     matte = frames.read_matte(frame_path(spec.matte_pattern, frame))
     if matte.shape != plate.shape[:2]:
         raise frames.FrameError(
             frame_path(spec.matte_pattern, frame),
             f"matte is {matte.shape[1]}x{matte.shape[0]}, plate {plate.shape[1]}x{plate.shape[0]}",
         )
-    return plate, matte
+    return plate, matte, depth
+
+
+def depth_channel(channels) -> str | None:
+    """The plate's depth channel: the first of Z, depth.Z, depth it has, or None."""
+    return next((name for name in task_kinds.DEPTH_CHANNELS if name in channels), None)
+
+
+_FAR = 1e6  # depth ratio given to non-finite depth (sky, infinity): fully hazed
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What a frame makes of the card (see the module docstring): kind "element", "haze" or "grade"."""
+
+    kind: str
+    card: np.ndarray  # element / airlight in the working space, or the grade in the model's encoding
+    strength: float = 1.0
+    depth_ref: float | None = None
+
+    def transmittance(self, depth: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+        if depth is None or self.depth_ref is None:
+            return np.full(shape + (1,), 1.0 - self.strength, np.float32)
+        ratio = np.where(np.isfinite(depth), np.maximum(depth, 0.0) / self.depth_ref, _FAR)
+        return np.power(np.float32(1.0 - self.strength), np.minimum(ratio, _FAR), dtype=np.float32)[..., None]
+
+    def region(self, plate, depth, card, shift, box, spec: VariationSpec, model: ModelCard) -> np.ndarray:
+        """The new pixels of ``box`` (before the matte) for a frame whose content moved by ``shift``."""
+        sampled = _sample_card(self.card, card, shift, box)
+        if self.kind == "element":
+            return sampled
+        bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
+        if self.kind == "haze":
+            t = self.transmittance(None if depth is None else depth[bs], (box.height, box.width))
+            return plate[bs] * t + sampled * (1.0 - t)
+        encoded = colour.convert(plate[bs], spec.working_space, model.colour_encoding, config_name=spec.config_name)
+        encoded += sampled
+        return colour.convert(encoded, model.colour_encoding, spec.working_space, config_name=spec.config_name)
+
+
+def _depth_reference(depth0: np.ndarray | None, matte0: np.ndarray) -> float | None:
+    """The median finite, positive depth under the first frame's matte (None: no usable depth)."""
+    if depth0 is None:
+        return None
+    values = depth0[(matte0 > 0.5) & np.isfinite(depth0) & (depth0 > 0)]
+    return float(np.median(values)) if values.size else None
+
+
+def _backend(spec: VariationSpec, device: torch.device, strength: float):
+    """``(model card, denoise(known, mask, progress, should_cancel))`` for the spec's model."""
+    card = read_model_card(spec.model_path)
+    if card.kind == "show_model":
+        unet, scheduler, card = load_show_model(spec.model_path, device, pick_dtype(device))
+
+        def denoise(known, mask, progress, should_cancel):
+            return masked_denoise(
+                unet,
+                scheduler,
+                known=known,
+                mask=mask,
+                seed=spec.seed,
+                steps=spec.steps,
+                strength=strength,
+                progress=progress,
+                should_cancel=should_cancel,
+            )
+
+        return card, denoise
+    from generation.engine.sd_pipeline import load_sd_pipeline, sd_denoise
+
+    pipe, card = load_sd_pipeline(spec.model_path, device, pick_dtype(device))
+
+    def denoise(known, mask, progress, should_cancel):
+        return sd_denoise(
+            pipe,
+            known=known,
+            mask=mask,
+            prompt=spec.prompt,
+            seed=spec.seed,
+            steps=spec.steps,
+            strength=strength,
+            guidance_scale=spec.guidance_scale,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
+
+    return card, denoise
 
 
 def _write_frame(
@@ -363,7 +500,8 @@ def generate_variation(
     start = time.perf_counter()
     timings: dict[str, float] = {}
     progress: ProgressFn = on_progress or (lambda stage, k, n: None)
-    model, display = _check_inputs(spec)
+    model, display, strength = _check_inputs(spec)
+    info = task_kinds.task_info(spec.task)
     device = pick_device(spec.device)
     frame_list = list(range(spec.first, spec.last + 1))
     outputs = _Outputs(spec.out_dir)
@@ -375,33 +513,36 @@ def generate_variation(
         timings["track"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        unet, scheduler, model = load_show_model(spec.model_path, device, pick_dtype(device))
+        model, denoise = _backend(spec, device, strength)
+        depth_name = (
+            depth_channel(frames.read_header(frame_path(spec.plate_pattern, spec.first), verify_pixels=False).channels)
+            if info.uses_depth
+            else None
+        )
         rect_matte = None
         if spec.rect is not None:
             x, y, w, h = spec.rect
             rect_matte = np.zeros((display.height, display.width), np.float32)
             rect_matte[max(y, 0) : y + h, max(x, 0) : x + w] = 1.0
-        plate0, matte0 = _read_frame(spec, spec.first, rect_matte, display)
+        plate0, matte0, depth0 = _read_frame(spec, spec.first, rect_matte, display, depth_name)
         bbox0 = frames.alpha_bbox(matte0, Window(0, 0, display.width, display.height))
         if bbox0 is None:
             raise ValueError(f"the matte of frame {spec.first} is empty: nothing to generate")
-        card = _card_geometry(bbox0, track, model.sample_size)
-        known, mask = _known_and_mask(plate0, matte0, card, spec, model)
-        del plate0, matte0
+        card = _card_geometry(bbox0, track, model.sample_size, info.anchor, info.context)
+        known, mask = _known_and_mask(plate0, matte0, card, spec, model, info.mode)
+        depth_ref = _depth_reference(depth0, matte0)
+        del plate0, matte0, depth0
         timings["prepare"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        sample = masked_denoise(
-            unet,
-            scheduler,
-            known=known,
-            mask=mask,
-            seed=spec.seed,
-            steps=spec.steps,
-            progress=lambda i, n: progress("denoise", i, n),
-            should_cancel=should_cancel,
-        )
-        card_rgb = _decode(sample, spec, model)
+        sample = denoise(known, mask, lambda i, n: progress("denoise", i, n), should_cancel)
+        if spec.task == "time_of_day":
+            grade = ((sample - known)[0] / 2.0).numpy().transpose(1, 2, 0)
+            look = _Look("grade", np.ascontiguousarray(grade, np.float32), strength)
+        elif spec.task == "atmosphere":
+            look = _Look("haze", _decode(sample, spec, model), strength, depth_ref)
+        else:
+            look = _Look("element", _decode(sample, spec, model), strength)
         timings["denoise"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -410,9 +551,10 @@ def generate_variation(
             model,
             display,
             card,
-            card_rgb,
+            look,
             track,
             rect_matte,
+            depth_name,
             outputs,
             exr_pattern,
             proxy_pattern,
@@ -440,9 +582,10 @@ def _frames(
     model,
     display,
     card,
-    card_rgb,
+    look,
     track,
     rect_matte,
+    depth_name,
     outputs,
     exr_pattern,
     proxy_pattern,
@@ -464,6 +607,8 @@ def _frames(
             "parallel_track:model": model.name,
             "parallel_track:model_manifest_sha256": model.manifest_hash,
             "parallel_track:working_space": spec.working_space,
+            "parallel_track:strength": f"{look.strength:g}",
+            "parallel_track:depth_channel": depth_name or "",
         }
     )
     origin = Window(0, 0, display.width, display.height)
@@ -497,14 +642,14 @@ def _frames(
 
     try:
         for frame in frame_list[:2]:
-            reads[frame] = io_pool.submit(_read_frame, spec, frame, rect_matte, display)
+            reads[frame] = io_pool.submit(_read_frame, spec, frame, rect_matte, display, depth_name)
         for k, frame in enumerate(frame_list):
             if should_cancel is not None and should_cancel():
                 raise Cancelled(f"cancelled before frame {frame}")
-            plate, matte = reads.pop(frame).result()
+            plate, matte, depth = reads.pop(frame).result()
             if k + 2 < n:
                 nxt = frame_list[k + 2]
-                reads[nxt] = io_pool.submit(_read_frame, spec, nxt, rect_matte, display)
+                reads[nxt] = io_pool.submit(_read_frame, spec, nxt, rect_matte, display, depth_name)
             box = frames.alpha_bbox(matte, origin)
             plate_luma = _luma(plate[rs])
             element = np.zeros((display.height, display.width, 4), np.float16)
@@ -512,7 +657,7 @@ def _frames(
             if box is not None:
                 bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
                 alpha = matte[bs][..., None]
-                generated = _sample_card(card_rgb, card, track[k], box)
+                generated = look.region(plate, depth, card, track[k], box, spec, model)
                 np.multiply(generated, alpha, out=generated)
                 element[bs + (slice(0, 3),)] = generated
                 element[bs + (slice(3, 4),)] = alpha

@@ -88,3 +88,33 @@ def test_it_runs_in_float16_on_cuda_with_the_cpu_seed(tiny_model_dir, inputs):
     out = masked_denoise(unet, scheduler, known=known, mask=mask, seed=3, steps=3)
     assert out.device.type == "cpu" and torch.isfinite(out).all()
     assert torch.equal(out[..., 16:, :], known[..., 16:, :])
+
+
+def test_strength_runs_only_the_last_steps_from_the_noised_known_image(model, inputs):
+    unet, scheduler = model
+    known, mask = inputs
+    seen = []
+    light = masked_denoise(
+        unet,
+        scheduler,
+        known=known,
+        mask=mask,
+        seed=5,
+        steps=8,
+        strength=0.25,
+        progress=lambda i, n: seen.append((i, n)),
+    )
+    heavy = masked_denoise(unet, scheduler, known=known, mask=mask, seed=5, steps=8, strength=0.75)
+    assert seen == [(1, 2), (2, 2)]
+    assert torch.equal(light[..., 16:, :], known[..., 16:, :]) and torch.equal(heavy[..., 16:, :], known[..., 16:, :])
+    # Image-to-image keeps the region's structure: less strength, closer to what was there.
+    region = (..., slice(0, 16), slice(None))
+    assert (light[region] - known[region]).abs().mean() < (heavy[region] - known[region]).abs().mean()
+
+
+@pytest.mark.parametrize("strength", [0.0, 1.5, 0.1])
+def test_it_rejects_a_strength_that_runs_no_step(model, inputs, strength):
+    unet, scheduler = model
+    known, mask = inputs
+    with pytest.raises(ValueError, match="strength"):
+        masked_denoise(unet, scheduler, known=known, mask=mask, seed=0, steps=5, strength=strength)

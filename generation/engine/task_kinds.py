@@ -1,0 +1,95 @@
+"""What each generation task does, which model kinds may do it, and the parameters it takes.
+
+Free of torch so the portal (forms, API, services) can check a request without loading the engine.
+
+Two modes:
+
+- ``inpaint``: the matte region is generated from noise, conditioned on the plate around it
+  (masked denoising with a show model, the 9-channel UNet's plate + mask input with an SD
+  inpainting pipeline). ``strength`` is 1: nothing of the region's own pixels survives.
+- ``img2img``: the region's own pixels are noised to ``strength`` (0 keeps the plate, 1 is pure noise)
+  and denoised (SDEdit, Meng et al. 2022), so structure stays and palette and light change.
+
+A show model is unconditional (it ignores the prompt), so it cannot be steered towards a time of day:
+``time_of_day`` needs a prompt-driven model (an SD inpainting or image-to-image directory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    label: str
+    kinds: tuple[str, ...]  # model kinds that may do it, preferred first
+    mode: str  # "inpaint" or "img2img"
+    strength: float  # default; inpaint tasks are always 1.0
+    strength_range: tuple[float, float]
+    anchor: str  # where the card sits on the matte's box: "bottom" (skies: horizon at the bottom) or "centre"
+    context: float  # plate margin around the matte's box in the card, as a fraction of its larger side
+    uses_depth: bool  # a depth channel (Z, depth.Z, depth) weights the result when the plate has one
+
+
+TASKS: dict[str, TaskInfo] = {
+    "sky_replacement": TaskInfo(
+        "Sky replacement", ("show_model", "inpainting"), "inpaint", 1.0, (1.0, 1.0), "bottom", 0.03, False
+    ),
+    "set_extension": TaskInfo(
+        "Set extension", ("inpainting", "show_model"), "inpaint", 1.0, (1.0, 1.0), "centre", 0.15, False
+    ),
+    "background_fill": TaskInfo(
+        "Foliage / background fill", ("inpainting", "show_model"), "inpaint", 1.0, (1.0, 1.0), "centre", 0.15, False
+    ),
+    "atmosphere": TaskInfo(
+        "Atmosphere", ("show_model", "inpainting", "img2img"), "img2img", 0.5, (0.1, 0.9), "centre", 0.05, True
+    ),
+    "time_of_day": TaskInfo(
+        "Time of day", ("inpainting", "img2img"), "img2img", 0.45, (0.2, 0.8), "centre", 0.05, False
+    ),
+}
+DEPTH_CHANNELS = ("Z", "depth.Z", "depth")  # looked for in this order
+
+
+class TaskError(ValueError):
+    """An unknown task, a model kind that cannot do it, or a parameter out of range."""
+
+
+def task_info(task: str) -> TaskInfo:
+    if task not in TASKS:
+        raise TaskError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    return TASKS[task]
+
+
+def check_model_kind(task: str, kind: str, model_name: str = "the model") -> None:
+    """Refuse a model kind that cannot do ``task``, saying which kinds can."""
+    info = task_info(task)
+    if kind not in info.kinds:
+        why = (
+            " (a show model ignores prompts, so it cannot be steered to a time of day)"
+            if (task == "time_of_day" and kind == "show_model")
+            else ""
+        )
+        raise TaskError(
+            f"{model_name} is a {kind} model and cannot do {info.label.lower()}{why}; "
+            f"that needs a model of kind {' or '.join(info.kinds)}"
+        )
+
+
+def resolve_strength(task: str, strength: float | None) -> float:
+    """``strength`` checked against the task's range, or the task's default when None."""
+    info = task_info(task)
+    if strength is None:
+        return info.strength
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        raise TaskError(f"strength must be a number, got {strength!r}")
+    low, high = info.strength_range
+    if not low <= float(strength) <= high:
+        if low == high:
+            raise TaskError(f"{info.label.lower()} generates the whole region: strength is {low}, not {strength}")
+        raise TaskError(f"strength for {info.label.lower()} must be {low}–{high}, got {strength}")
+    return float(strength)
+
+
+def kinds_for(task: str) -> tuple[str, ...]:
+    return task_info(task).kinds
