@@ -103,6 +103,11 @@ class _Card:
 
 def _check_inputs(spec: VariationSpec) -> tuple[ModelCard, Window, float]:
     strength = task_kinds.resolve_strength(spec.task, spec.strength)
+    if isinstance(spec.steps, int) and spec.steps >= 1 and int(spec.steps * strength) < 1:
+        raise ValueError(
+            f"strength {strength:g} of {spec.steps} steps runs no denoising step: "
+            f"use at least {int(np.ceil(1 / strength))} steps"
+        )
     if not 0 <= spec.guidance_scale <= 50:
         raise ValueError(f"guidance_scale must be 0..50, got {spec.guidance_scale}")
     if spec.first > spec.last:
@@ -608,9 +613,10 @@ def _frames(
             "parallel_track:model_manifest_sha256": model.manifest_hash,
             "parallel_track:working_space": spec.working_space,
             "parallel_track:strength": f"{look.strength:g}",
-            "parallel_track:depth_channel": depth_name or "",
         }
     )
+    if depth_name:
+        attributes["parallel_track:depth_channel"] = depth_name
     origin = Window(0, 0, display.width, display.height)
     # Flicker is measured where the element can be: the card's footprint over the whole shot.
     tx, ty = [t[0] for t in track], [t[1] for t in track]
