@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from generation import selectors, services
+from generation.engine import task_kinds
 from generation.models import GenerationModel, GenerationRequest, ModelStatus, Task, Variation
 from portal.access import require_member
 from portal.api import id_filter, query_id
@@ -54,9 +55,14 @@ class RequestCreateSerializer(serializers.Serializer):
 
 
 class ModelSerializer(serializers.ModelSerializer):
+    tasks = serializers.SerializerMethodField(help_text="The tasks a model of this kind can do")
+
     class Meta:
         model = GenerationModel
-        fields = ["id", "name", "kind", "status", "manifest_hash"]
+        fields = ["id", "name", "kind", "status", "manifest_hash", "tasks"]
+
+    def get_tasks(self, model) -> list[str]:
+        return [task for task, info in task_kinds.TASKS.items() if model.kind in info.kinds]
 
 
 def request_for(user, request_id: int) -> GenerationRequest:

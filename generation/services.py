@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from generation import events
+from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (
     SETTLED,
     GenerationModel,
@@ -29,13 +30,19 @@ MAX_VARIATIONS = 24
 MAX_STEPS = 200
 
 
-def model_check_usable(*, model: GenerationModel, show_id: int) -> None:
-    """Refuse a model that is not approved, or not approved for this show."""
+def model_check_usable(*, model: GenerationModel, show_id: int, task: str | None = None) -> None:
+    """Refuse a model that is not approved, not approved for this show, or (given a task) of a kind that
+    cannot do the task (engine/task_kinds.py says which kinds can)."""
     if model.status != ModelStatus.APPROVED:
         raise Forbidden(f"model {model.name} is {model.get_status_display().lower()}, not approved for use",
                         code="model_not_approved")
     if not model.approved_shows.filter(pk=show_id).exists():
         raise Forbidden(f"model {model.name} is not approved for this show", code="model_not_approved")
+    if task is not None:
+        try:
+            check_model_kind(task, model.kind, f"model {model.name}")
+        except TaskError as exc:
+            raise PortalError(str(exc), code="model_kind") from None
 
 
 def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tuple[str, list | None]:
@@ -74,7 +81,7 @@ def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int
         raise PortalError(f"ask for 1 to {MAX_VARIATIONS} variations", code="count")
     if not 1 <= steps <= MAX_STEPS:
         raise PortalError(f"steps must be 1 to {MAX_STEPS}", code="steps")
-    model_check_usable(model=model, show_id=show_id)
+    model_check_usable(model=model, show_id=show_id, task=task)
     matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
     if base_seed is None:
         base_seed = int.from_bytes(os.urandom(4), "little")

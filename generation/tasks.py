@@ -7,6 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from generation import services
+from generation.engine import task_kinds
 from generation.engine.inpaint import Cancelled
 from generation.engine.variation import VariationSpec
 from generation.engine.variation import generate_variation as engine_generate
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def _spec_for(variation: Variation) -> VariationSpec:
+    """The engine's spec: the request's task with its parameters (strength: the task's default, as a
+    request does not carry its own yet), plate, region, model, seed and the show's colour."""
     request = variation.request
     show = request.shot.sequence.show
     colour = show_colour(show)
@@ -24,7 +27,8 @@ def _spec_for(variation: Variation) -> VariationSpec:
         plate_pattern=request.plate.path_pattern, matte_pattern=request.matte_pattern or None,
         rect=tuple(request.rect) if request.rect else None, first=request.first_frame, last=request.last_frame,
         model_path=request.model.path, seed=variation.seed, steps=request.steps, out_dir=variation.work_dir,
-        task=request.task, prompt=request.prompt, working_space=show.working_space,
+        task=request.task, strength=task_kinds.task_info(request.task).strength, prompt=request.prompt,
+        working_space=show.working_space,
         config_name=colour.config, display=colour.display, view=colour.view, device=settings.PT_DEVICE,
         attributes={
             "parallel_track:request": str(request.pk), "parallel_track:variation": variation.label,
@@ -42,7 +46,8 @@ def generate_variation(self, variation_id: int) -> None:
     if variation is None:
         return  # settled already: a duplicate delivery
     try:
-        services.model_check_usable(model=variation.request.model, show_id=variation.request.shot.sequence.show_id)
+        services.model_check_usable(model=variation.request.model, show_id=variation.request.shot.sequence.show_id,
+                                    task=variation.request.task)
     except Exception as exc:  # noqa: BLE001
         services.variation_fail(variation=variation, error=str(exc))
         return

@@ -131,3 +131,24 @@ def show_model(show, tiny_show_model_dir):
                                            manifest_hash=card.manifest_hash)
     model.approved_shows.add(show)
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_inpainting_dir(storage) -> str:
+    """A tiny SD-layout inpainting pipeline (diffusers StableDiffusionInpaintPipeline: 9-channel UNet, VAE,
+    CLIP text encoder, tokenizer, scheduler) with our model card, built in code: no download."""
+    from generation.engine.sd_pipeline import build_tiny_sd_pipeline
+
+    return build_tiny_sd_pipeline(str(storage / "models" / "tiny-sd"), seed=3, name="tiny-sd-inpainting").path
+
+
+@pytest.fixture
+def sd_inpainting_model(show, tiny_sd_inpainting_dir):
+    from generation.engine.registry import read_model_card
+    from generation.models import GenerationModel
+
+    card = read_model_card(tiny_sd_inpainting_dir)
+    model = GenerationModel.objects.create(name=card.name, kind=card.kind, path=card.path, status="approved",
+                                           manifest_hash=card.manifest_hash)
+    model.approved_shows.add(show)
+    return model

@@ -1,0 +1,76 @@
+"""Tasks from the portal: the page, the API and the worker all refuse a model kind that cannot do the task."""
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from generation import services
+from generation.engine.frames import read_rgba
+from generation.engine.sequence import frame_path
+from generation.models import GenerationModel, GenerationRequest
+from portal import worker
+from portal.errors import PortalError
+
+
+def test_the_service_refuses_a_show_model_a_time_of_day(compositor, shot, show_model):
+    with pytest.raises(PortalError, match="ignores prompts") as refused:
+        services.request_create(user=compositor, shot=shot, model=show_model, first_frame=1001, last_frame=1002,
+                                count=1, task="time_of_day")
+    assert refused.value.code == "model_kind"
+    assert not GenerationRequest.objects.exists()
+
+
+def test_the_api_refuses_it_too_and_says_which_tasks_a_model_can_do(client, compositor, shot, show_model,
+                                                                    sd_inpainting_model):
+    client.force_login(compositor)
+    body = {"shot": shot.pk, "model": show_model.pk, "first_frame": 1001, "last_frame": 1002, "count": 1,
+            "task": "time_of_day"}
+    refused = client.post("/api/requests/", body, content_type="application/json")
+    assert refused.status_code == 400 and "cannot do time of day" in refused.content.decode()
+    models = {m["name"]: m["tasks"] for m in client.get("/api/models/").json()["results"]}
+    assert "time_of_day" not in models[show_model.name] and "atmosphere" in models[show_model.name]
+    assert "time_of_day" in models[sd_inpainting_model.name]
+    body.update(model=sd_inpainting_model.pk, task="set_extension", prompt="brick warehouses")
+    accepted = client.post("/api/requests/", body, content_type="application/json")
+    assert accepted.status_code == 201 and accepted.json()["task"] == "set_extension"
+
+
+def test_the_request_page_refuses_it_with_the_reason(client, compositor, shot, show_model):
+    client.force_login(compositor)
+    response = client.post(f"/shots/{shot.pk}/requests/new", {
+        "model": show_model.pk, "first_frame": 1001, "last_frame": 1002, "count": 1, "task": "time_of_day"})
+    assert response.status_code == 400 and "ignores prompts" in response.content.decode()
+    assert not GenerationRequest.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_time_of_day_runs_through_the_worker_on_the_sd_pipeline(compositor, shot, sd_inpainting_model,
+                                                                  small_plate):
+    request = services.request_create(user=compositor, shot=shot, model=sd_inpainting_model, first_frame=1001,
+                                      last_frame=1003, count=1, steps=3, task="time_of_day", prompt="golden hour",
+                                      base_seed=5)
+    worker.drain_embedded()
+    variation = request.variations.get()
+    assert variation.status == "done", variation.error
+    header = oiio.ImageInput.open(frame_path(variation.exr_pattern, 1001)).spec()
+    assert header.getattribute("parallel_track:task") == "time_of_day"
+    assert header.getattribute("parallel_track:strength") == "0.45"  # the task's default
+    assert header.getattribute("parallel_track:prompt") == "golden hour"
+    for frame in (1001, 1003):
+        element, _ = read_rgba(frame_path(variation.exr_pattern, frame))
+        plate, _ = read_rgba(frame_path(small_plate["plate"], frame))
+        comp = element + plate * (1.0 - element[..., 3:4])
+        outside = element[..., 3] == 0
+        assert outside.any() and (~outside).any()
+        assert np.array_equal(comp[outside], plate[outside])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_refuses_a_model_whose_kind_changed_under_the_request(compositor, shot, sd_inpainting_model):
+    request = services.request_create(user=compositor, shot=shot, model=sd_inpainting_model, first_frame=1001,
+                                      last_frame=1002, count=1, steps=2, task="time_of_day")
+    GenerationModel.objects.filter(pk=sd_inpainting_model.pk).update(kind="show_model")
+    worker.drain_embedded()
+    variation = request.variations.get()
+    assert variation.status == "failed" and "cannot do time of day" in variation.error
+    assert not variation.exr_pattern
