@@ -23,6 +23,10 @@ def _pages(gen_request):
         ("get", f"/shots/{gen_request.shot_id}/"),
         ("get", f"/requests/{gen_request.pk}/"),
         ("get", f"/media/variations/{variation.pk}/proxy/{gen_request.first_frame}.jpg"),
+        ("get", f"/requests/{gen_request.pk}/audit.csv"),
+        ("get", f"/shows/{gen_request.shot.sequence.show.code}/dashboard/"),
+        ("get", f"/shows/{gen_request.shot.sequence.show.code}/dashboard.csv"),
+        ("post", f"/shots/{gen_request.shot_id}/models/{gen_request.model_id}/approve"),
         ("post", f"/shots/{gen_request.shot_id}/requests/new"),
         ("post", f"/requests/{gen_request.pk}/cancel"),
         ("post", f"/requests/{gen_request.pk}/signoff"),
@@ -42,6 +46,7 @@ def _api(gen_request):
         ("post", f"/api/requests/{gen_request.pk}/signoff/"),
         ("post", f"/api/requests/{gen_request.pk}/send-back/"),
         ("post", f"/api/variations/{variation.pk}/pick/"),
+        ("get", f"/api/shows/{gen_request.shot.sequence.show.code}/metrics/"),
     ]
 
 
