@@ -65,10 +65,15 @@ def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tup
 def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int, last_frame: int,
                    count: int = 4, task: str = Task.SKY_REPLACEMENT, plate: Plate | None = None,
                    matte_pattern: str = "", rect: list | None = None, prompt: str = "", steps: int = 25,
-                   base_seed: int | None = None) -> GenerationRequest:
-    """Create a request and its variations, and queue one generation task per variation."""
+                   base_seed: int | None = None, derived_from: Variation | None = None) -> GenerationRequest:
+    """Create a request and its variations, and queue one generation task per variation.
+
+    ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
+    """
     show_id = shot.sequence.show_id
     require_role(user, show_id, CAN_REQUEST, "request variations")
+    if derived_from is not None and derived_from.request.shot_id != shot.pk:
+        raise PortalError("a request can only iterate from a variation of the same shot", code="derived_from")
     plate = plate or shot.plates.order_by("pk").first()
     if plate is None or plate.shot_id != shot.pk:
         raise PortalError(f"shot {shot.code} has no plate to generate on", code="no_plate")
@@ -88,7 +93,7 @@ def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int
     request = GenerationRequest.objects.create(
         shot=shot, plate=plate, task=task, first_frame=first_frame, last_frame=last_frame,
         matte_pattern=matte_pattern, rect=rect, prompt=prompt[:500], count=count, model=model,
-        base_seed=base_seed, steps=steps, requested_by=user)
+        base_seed=base_seed, steps=steps, requested_by=user, derived_from=derived_from)
     Variation.objects.bulk_create(
         Variation(request=request, index=i, seed=(base_seed + 7919 * i) % 2**63, work_dir=str(_work_dir(request, i)))
         for i in range(count))

@@ -30,6 +30,7 @@ urlpatterns = [
     path("variations/<int:variation_id>/notes", review_views.note, name="note"),
     path("media/variations/<int:variation_id>/proxy/<int:frame>.jpg", generation_views.variation_proxy,
          name="variation-proxy"),
+    path("media/requests/<int:request_id>/plate/<int:frame>.jpg", generation_views.plate_proxy, name="plate-proxy"),
     # The JSON API for pipeline clients (token) and scripts.
     path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("api/shows/", portal_api.ShowList.as_view()),

@@ -153,3 +153,42 @@ def release_fail(*, release: Release, error: str) -> None:
         status=ReleaseStatus.FAILED, error=error[:2000])
     events.event_append(request_id=release.signoff.variation.request_id, type="release.failed",
                         payload={"release": release.pk, "error": error[:500]})
+
+
+MAX_SHAPE_POINTS = 2000
+
+
+def note_shape_checked(shape: object, *, width: int, height: int) -> dict | None:
+    """A drawn shape in display-window pixels, or None: ``{"kind": "rect", "x", "y", "width", "height"}`` or
+    ``{"kind": "stroke", "points": [[x, y], ...]}``, clamped to the frame and rounded to 0.1 px."""
+    if shape in (None, "", {}):
+        return None
+    if not isinstance(shape, dict) or shape.get("kind") not in ("rect", "stroke"):
+        raise PortalError("a shape is a rect or a stroke", code="shape")
+
+    def number(value: object, limit: int) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise PortalError("shape coordinates are numbers", code="shape")
+        return round(min(max(float(value), 0.0), float(limit)), 1)
+
+    if shape["kind"] == "rect":
+        x, y = number(shape.get("x"), width), number(shape.get("y"), height)
+        w, h = number(shape.get("width"), width - x), number(shape.get("height"), height - y)
+        if w <= 0 or h <= 0:
+            raise PortalError("a drawn rectangle needs a width and a height", code="shape")
+        return {"kind": "rect", "x": x, "y": y, "width": w, "height": h}
+    points = shape.get("points")
+    if not isinstance(points, list) or not 2 <= len(points) <= MAX_SHAPE_POINTS:
+        raise PortalError(f"a stroke is 2 to {MAX_SHAPE_POINTS} points", code="shape")
+    if not all(isinstance(p, list | tuple) and len(p) == 2 for p in points):
+        raise PortalError("a stroke's points are [x, y] pairs", code="shape")
+    return {"kind": "stroke", "points": [[number(x, width), number(y, height)] for x, y in points]}
+
+
+def note_add_drawn(*, user, variation: Variation, text: str, frame: int | None, shape: object) -> Note:
+    """A note at a frame with an optional shape drawn over the plate's display window (checked first)."""
+    window = variation.request.plate.display_window
+    checked = note_shape_checked(shape, width=window["width"], height=window["height"])
+    if frame is not None and not variation.request.first_frame <= frame <= variation.request.last_frame:
+        raise PortalError(f"frame {frame} is outside the request's range", code="frame")
+    return note_add(user=user, variation=variation, text=text, frame=frame, shape=checked)

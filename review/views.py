@@ -1,5 +1,7 @@
 """Review actions from the request page: pick, reject all, note, sign off, send back."""
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -8,13 +10,13 @@ from django.views.decorators.http import require_POST
 from generation.models import Variation
 from generation.selectors import request_for_page
 from portal.access import require_member
-from portal.errors import NotFound
+from portal.errors import NotFound, PortalError
 from portal.views import portal_errors
 from review import services
 
 
 def _variation(user, variation_id: int) -> Variation:
-    variation = Variation.objects.select_related("request__shot__sequence").filter(pk=variation_id).first()
+    variation = Variation.objects.select_related("request__shot__sequence", "request__plate").filter(pk=variation_id).first()
     if variation is None:
         raise NotFound("no such variation")
     require_member(user, variation.request.shot.sequence.show_id)
@@ -52,8 +54,12 @@ def reject_all(request: HttpRequest, request_id: int) -> HttpResponse:
 def note(request: HttpRequest, variation_id: int) -> HttpResponse:
     variation = _variation(request.user, variation_id)
     frame = request.POST.get("frame", "")
-    services.note_add(user=request.user, variation=variation, text=request.POST.get("text", ""),
-                      frame=int(frame) if frame.lstrip("-").isdigit() else None)
+    try:
+        shape = json.loads(request.POST.get("shape") or "null")
+    except ValueError:
+        raise PortalError("the shape is not JSON", code="shape") from None
+    services.note_add_drawn(user=request.user, variation=variation, text=request.POST.get("text", ""),
+                            frame=int(frame) if frame.lstrip("-").isdigit() else None, shape=shape)
     return _back(request, variation.request_id)
 
 

@@ -1,5 +1,6 @@
 // The review room: one websocket per request, replayed from the database and then live.
 // Protocol (README): JSON events {type, seq, time, request, payload}; reconnect with ?after=<last seq>.
+// The viewer (modes, display/view, wipe, notes) is review-viewer.js, driven through window.ptReview.
 (function () {
   "use strict";
   const root = document.getElementById("review");
@@ -11,23 +12,32 @@
   const canPick = root.dataset.canPick === "1";
   const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
 
-  const tiles = new Map(); // variation id -> {el, img, frames: Set, status}
+  const tiles = new Map(); // variation id -> {el, img, frames: Set, status, notes: []}
   document.querySelectorAll(".tile").forEach((el) => {
-    tiles.set(el.dataset.variation, {el, img: el.querySelector("img"), frames: new Set(), status: el.dataset.status});
+    tiles.set(el.dataset.variation, {el, img: el.querySelector("img"), frames: new Set(), status: el.dataset.status, notes: []});
   });
   const byIndex = (i) => [...tiles.values()].find((t) => t.el.dataset.index === String(i));
+  const label = (p) => p.label || (p.index !== undefined ? `v${String(p.index + 1).padStart(2, "0")}` : "");
+  const clock = (iso) => new Date(iso).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
 
   let lastSeq = 0;
   let frame = first;
   let playing = null;
   let socket = null;
   const seen = []; // every seq applied, in order (tests read it)
-  window.ptReview = {seen, get lastSeq() { return lastSeq; }, get frame() { return frame; }, get socket() { return socket; }};
-
-  const proxyUrl = (variationId, f) => `/media/variations/${variationId}/proxy/${f}.jpg`;
+  const listeners = {frame: [], event: [], select: []};
+  const api = window.ptReview = {
+    seen, tiles, first, last, requestId, csrf, canPick,
+    get lastSeq() { return lastSeq; }, get frame() { return frame; }, get socket() { return socket; },
+    get selected() { return selected; },
+    on(what, fn) { listeners[what].push(fn); },
+    showFrame, select, post,
+    // Which image a tile shows; the viewer replaces it to follow the layer and display/view.
+    tileUrl: (id, f) => `/media/variations/${id}/proxy/${f}.jpg`,
+  };
 
   function showTileFrame(t, id, f) {
-    t.img.src = proxyUrl(id, f);
+    t.img.src = api.tileUrl(id, f);
     t.img.dataset.frame = f;
     t.img.hidden = false;
     t.el.querySelector(".placeholder").hidden = true;
@@ -38,14 +48,14 @@
     document.getElementById("frame-number").textContent = frame;
     document.getElementById("scrub").value = frame;
     tiles.forEach((t, id) => { if (t.frames.has(frame)) showTileFrame(t, id, frame); });
+    listeners.frame.forEach((fn) => fn(frame));
   }
 
   function logEvent(ev) {
     const p = ev.payload || {};
     const li = document.createElement("li");
-    const what = p.label || (p.index !== undefined ? `v${String(p.index + 1).padStart(2, "0")}` : "");
-    li.textContent = `${new Date(ev.time).toLocaleTimeString()} #${ev.seq} ${ev.type} ${what}` +
-      `${p.by ? " by " + p.by : ""}${p.note ? ": " + p.note : ""}${p.error ? ": " + p.error : ""}`;
+    li.textContent = `${new Date(ev.time).toLocaleTimeString()} #${ev.seq} ${ev.type} ${label(p)}` +
+      `${p.by ? " by " + p.by : ""}${p.note ? ": " + p.note : ""}${p.text ? ": " + p.text : ""}${p.error ? ": " + p.error : ""}`;
     li.dataset.type = ev.type;
     if (ev.type === "variation.progress" || ev.type === "variation.frame") li.className = "minor";
     document.getElementById("events").prepend(li);
@@ -72,6 +82,20 @@
     });
   }
 
+  // Pick history: every pick, change of pick and reject-all, oldest first, as it happens.
+  let picksSoFar = 0;
+  function addPickHistory(ev, text) {
+    const list = document.getElementById("pick-history");
+    list.querySelector(".empty")?.remove();
+    list.querySelectorAll("li").forEach((li) => li.classList.remove("current"));
+    const li = document.createElement("li");
+    li.className = "current";
+    li.dataset.seq = ev.seq;
+    li.textContent = `${text} ${clock(ev.time)}`;
+    list.append(li);
+    picksSoFar += 1;
+  }
+
   const tileFor = (p) => tiles.get(String(p.variation));
   const handlers = {
     "variation.started": (p) => { const t = tileFor(p); if (t) { setTileStatus(t, "running"); setStatus("Running", "running"); } },
@@ -96,17 +120,27 @@
     "variation.failed": (p) => { const t = tileFor(p); if (t) { setTileStatus(t, "failed"); t.el.querySelector(".placeholder").textContent = p.error; } },
     "variation.cancelled": (p) => { const t = tileFor(p); if (t) setTileStatus(t, "cancelled"); },
     "request.settled": (p) => setStatus(p.status === "review" ? "In review" : "Failed", p.status),
-    "pick.made": (p) => {
+    "pick.made": (p, ev) => {
       markPicked(p.variation);
       const line = document.getElementById("pick-line");
       line.textContent = "Picked: ";
       line.append(Object.assign(document.createElement("b"), {textContent: p.label}), ` by ${p.by}`);
       setStatus("Picked", "picked");
+      addPickHistory(ev, `${picksSoFar ? "changed to " : ""}${p.label} picked by ${p.by}${p.note ? " (" + p.note + ")" : ""}`);
     },
-    "pick.rejected_all": (p) => {
+    "pick.rejected_all": (p, ev) => {
       markPicked(null);
       document.getElementById("pick-line").textContent = `All rejected by ${p.by}: ${p.note}`;
       setStatus("In review", "review");
+      addPickHistory(ev, `all rejected by ${p.by}: “${p.note}”`);
+    },
+    "note.added": (p) => {
+      const t = tileFor(p);
+      if (!t) return;
+      t.notes.push(p);
+      const count = t.el.querySelector(".note-count");
+      count.hidden = false;
+      count.textContent = `✎ ${t.notes.length}`;
     },
     "signoff.approved": (p) => { setStatus("Signed off", "signed_off"); document.getElementById("release-line").textContent = `Signed off by ${p.by}; releasing…`; },
     "signoff.sent_back": (p) => { setStatus("In review", "review"); document.getElementById("release-line").textContent = `Sent back by ${p.by}: ${p.note}`; },
@@ -119,8 +153,9 @@
     if (ev.seq <= lastSeq) return; // never apply an event twice
     lastSeq = ev.seq;
     seen.push(ev.seq);
-    (handlers[ev.type] || (() => {}))(ev.payload || {});
+    (handlers[ev.type] || (() => {}))(ev.payload || {}, ev);
     logEvent(ev);
+    listeners.event.forEach((fn) => fn(ev));
   }
 
   let retry = 500;
@@ -137,15 +172,16 @@
       retry = Math.min(retry * 2, 5000);
     };
   }
-  connect();
 
-  // Picks go over plain POSTs; the result comes back to everyone as an event.
+  // Picks and notes go over plain POSTs; the result comes back to everyone as an event.
   async function post(url, data) {
     const r = await fetch(url, {method: "POST", body: new URLSearchParams(data || {}),
       headers: {"X-CSRFToken": csrf, "X-Requested-With": "fetch"}});
     if (!r.ok) alert(await r.text());
+    return r.ok;
   }
-  document.querySelectorAll(".tile .pick").forEach((b) => b.addEventListener("click", () => {
+  document.querySelectorAll(".tile .pick").forEach((b) => b.addEventListener("click", (e) => {
+    e.stopPropagation();
     post(`/variations/${b.closest(".tile").dataset.variation}/pick`);
   }));
 
@@ -160,17 +196,29 @@
   document.getElementById("step-back").addEventListener("click", () => showFrame(frame - 1));
   document.getElementById("step-fwd").addEventListener("click", () => showFrame(frame + 1));
   document.getElementById("scrub").addEventListener("input", (e) => showFrame(parseInt(e.target.value, 10)));
+
   let selected = null;
+  function select(t) {
+    if (!t) return;
+    tiles.forEach((x) => x.el.classList.remove("selected"));
+    t.el.classList.add("selected");
+    selected = t;
+    listeners.select.forEach((fn) => fn(t));
+  }
+  tiles.forEach((t) => t.el.addEventListener("click", () => select(t)));
+
   document.addEventListener("keydown", (e) => {
-    if (e.target.matches("input, textarea, select")) return;
+    if (e.target.matches("input, textarea, select") || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === " ") { e.preventDefault(); togglePlay(); }
     else if (e.key === "ArrowLeft") showFrame(frame - 1);
     else if (e.key === "ArrowRight") showFrame(frame + 1);
-    else if (/^[1-9]$/.test(e.key)) {
-      const t = byIndex(parseInt(e.key, 10) - 1);
-      if (t) { tiles.forEach((x) => x.el.classList.remove("selected")); t.el.classList.add("selected"); selected = t; }
-    } else if (e.key === "p" && selected && canPick && selected.status === "done") {
+    else if (e.key === "Home") showFrame(first);
+    else if (e.key === "End") showFrame(last);
+    else if (/^[1-9]$/.test(e.key)) select(byIndex(parseInt(e.key, 10) - 1));
+    else if (e.key === "p" && selected && canPick && selected.status === "done") {
       post(`/variations/${selected.el.dataset.variation}/pick`);
     }
   });
+  select(byIndex(0));
+  connect();
 })();

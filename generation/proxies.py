@@ -1,0 +1,142 @@
+"""Review proxies rendered on demand in any display/view of the show's OCIO config.
+
+The engine writes one in-context proxy per frame in the show's display/view while it generates. A viewer
+who switches to another display/view (or asks for the element alone, or the plate) gets a JPEG rendered
+here from the EXRs: the element over the plate frame, through the same proxy path as the engine
+(``colour.make_proxy``). Renders are cached beside the engine's proxies, under
+``<work_dir>/proxy/<display>--<view>/``; a display/view string only reaches the file system after it was
+found in the config's own list, and then only as a slug.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from generation.engine import colour, frames
+from generation.engine.sequence import frame_path
+from generation.engine.variation import ELEMENT_NAME, PROXY_NAME
+from generation.models import GenerationRequest, Variation
+from portal.colour import ShowColour, show_colour
+from portal.errors import NotFound, PortalError
+
+KINDS = ("incontext", "element", "plate")
+PROXY_WIDTH = 960  # the engine's default, so every kind lines up in a wipe
+
+
+@dataclass(frozen=True)
+class DisplayView:
+    display: str
+    view: str
+
+    @property
+    def slug(self) -> str:
+        return f"{_slug(self.display)}--{_slug(self.view)}"
+
+    def as_dict(self) -> dict:
+        return {"display": self.display, "view": self.view, "slug": self.slug}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
+
+
+def display_views(colour_settings: ShowColour) -> list[DisplayView]:
+    """Every display/view pair of the show's config, in config order."""
+    pairs = colour.displays_and_views(colour_settings.config)
+    return [DisplayView(display, view) for display, views in pairs.items() for view in views]
+
+
+def checked_display_view(colour_settings: ShowColour, display: str, view: str) -> DisplayView:
+    """The pair as the config names it; anything else is refused (it never forms a path)."""
+    wanted = DisplayView(display, view)
+    if wanted not in display_views(colour_settings):
+        raise PortalError(f"{display!r} / {view!r} is not a display/view of the show's OCIO config",
+                          code="display_view")
+    return wanted
+
+
+def _inside_work_root(folder: Path) -> Path:
+    folder = folder.resolve()
+    if Path(settings.WORK_ROOT).resolve() not in folder.parents:
+        raise NotFound("no proxies for this variation")
+    return folder
+
+
+def _check_frame(request: GenerationRequest, frame: int) -> None:
+    if not request.first_frame <= frame <= request.last_frame:
+        raise NotFound(f"frame {frame} is outside the request's range {request.first_frame}-{request.last_frame}")
+
+
+def _fresh(target: Path, sources: list[Path]) -> bool:
+    if not target.is_file():
+        return False
+    made = target.stat().st_mtime
+    return all(source.stat().st_mtime <= made for source in sources)
+
+
+def _render(target: Path, pixels: np.ndarray, colour_settings: ShowColour, dv: DisplayView) -> Path:
+    proxy = colour.make_proxy(pixels, width=PROXY_WIDTH, src=colour_settings.working_space, display=dv.display,
+                              view=dv.view, config_name=colour_settings.config)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frames.write_jpeg(target, proxy)
+    return target
+
+
+def _plate_rgb(request: GenerationRequest, frame: int) -> tuple[np.ndarray, Path]:
+    path = Path(frame_path(request.plate.path_pattern, frame))
+    if not path.is_file():
+        raise NotFound(f"plate frame {frame} is missing")
+    return frames.read_channels(path, ("R", "G", "B")), path
+
+
+def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str = "", view: str = "") -> Path:
+    """The JPEG of ``variation`` at ``frame``: ``incontext`` (element over plate) or ``element`` (alone, over black).
+
+    Without a display/view, or in the show's own, the in-context proxy is the engine's file.
+    """
+    if kind not in ("incontext", "element"):
+        raise PortalError(f"unknown proxy kind {kind!r}; known: incontext, element", code="kind")
+    request = variation.request
+    _check_frame(request, frame)
+    show = show_colour(request.shot.sequence.show)
+    dv = checked_display_view(show, display, view) if display or view else DisplayView(show.display, show.view)
+    if not variation.work_dir:
+        raise NotFound("that proxy is not written yet")
+    proxy_dir = _inside_work_root(Path(variation.work_dir) / "proxy")
+    engine_proxy = proxy_dir / Path(frame_path(PROXY_NAME, frame)).name
+    if kind == "incontext" and dv == DisplayView(show.display, show.view) and engine_proxy.is_file():
+        return engine_proxy
+    element_path = proxy_dir.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name
+    if not element_path.is_file():
+        raise NotFound("that proxy is not written yet")
+    target = proxy_dir / dv.slug / f"{kind}.{frame:04d}.jpg"
+    if kind == "element":
+        if _fresh(target, [element_path]):
+            return target
+        element, _ = frames.read_rgba(element_path)
+        return _render(target, element[..., :3], show, dv)
+    plate_rgb, plate_path = _plate_rgb(request, frame)
+    if _fresh(target, [element_path, plate_path]):
+        return target
+    element, _ = frames.read_rgba(element_path)
+    comp = element[..., :3] + plate_rgb * (1.0 - element[..., 3:])  # premultiplied over
+    return _render(target, comp, show, dv)
+
+
+def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", view: str = "") -> Path:
+    """The JPEG of the request's plate at ``frame``, cached in the request's work folder."""
+    _check_frame(request, frame)
+    show = show_colour(request.shot.sequence.show)
+    dv = checked_display_view(show, display, view) if display or view else DisplayView(show.display, show.view)
+    first = request.variations.exclude(work_dir="").values_list("work_dir", flat=True).first()
+    if not first:
+        raise NotFound("the request has no work folder")
+    folder = _inside_work_root(Path(first).parent / "plate-proxy" / dv.slug)
+    plate_rgb, plate_path = _plate_rgb(request, frame)
+    target = folder / f"plate.{frame:04d}.jpg"
+    if _fresh(target, [plate_path]):
+        return target
+    return _render(target, plate_rgb, show, dv)
