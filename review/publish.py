@@ -5,7 +5,6 @@ under its final name only when every frame, the checksum manifest, the provenanc
 snippet are complete; until then everything lives in a hidden sibling folder on the same filesystem.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 import OpenImageIO as oiio
 
 from generation.engine.sequence import frame_path
-from review.exrheader import UnsupportedExr, copy_with_attributes
+from review.exrheader import UnsupportedExr, copy_with_attributes, sha256_of
 
 MANIFEST = "manifest.sha256"
 PROVENANCE = "provenance.json"
@@ -48,12 +47,9 @@ class PublishPlan:
         return self.version_dir.parent / f".{self.version_dir.name}.partial-{self.release_id}"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def publish_threads() -> int:
+    """Frames written at a time: one per core (PT_PUBLISH_THREADS overrides, e.g. to spare a busy machine)."""
+    return max(1, int(os.getenv("PT_PUBLISH_THREADS") or min(4, os.cpu_count() or 1)))
 
 
 def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = None) -> Path:
@@ -74,8 +70,8 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
             return _write_frame(source, staging / names[index], plan.attributes)
 
         lines = []
-        # Copying and hashing release the GIL: two frames at a time keep both cores busy.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="publish") as pool:
+        # The kernel copy, the hashing and the fdatasync release the GIL: a frame per core keeps them busy.
+        with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="publish") as pool:
             for done, digest in enumerate(pool.map(write, range(len(names))), start=1):
                 lines.append(f"{digest}  {names[done - 1]}\n")
                 if on_frame:
@@ -97,12 +93,17 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
 
 
 def _write_frame(source: str, target: Path, attributes: dict[str, str]) -> str:
-    """The element frame with the provenance in its header (pixels copied, not re-encoded); its sha256."""
+    """The element frame with the provenance in its header (pixels copied, not re-encoded), on disk; its sha256.
+
+    Each frame is fdatasync'ed on its own thread as it completes, so the data is on disk before the version
+    is renamed into place, and the waiting overlaps with the other frames' copying.
+    """
     _check_element(source)
     try:
-        return copy_with_attributes(source, target, attributes)
+        return copy_with_attributes(source, target, attributes, sync=True)
     except UnsupportedExr:
         _rewrite_frame(source, target, attributes)
+        _fsync_file(target)
         return sha256_of(target)
 
 
@@ -136,6 +137,14 @@ def _write_text(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
