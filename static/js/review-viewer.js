@@ -75,7 +75,62 @@
 
   function render() {
     R.showFrame(R.frame);
+    prefetch();
   }
+
+  // ---- frame cache: what the view shows is fetched ahead, so the flipbook plays from memory ---------------------
+  const cache = new Map(); // url -> {img, ok}
+  const queue = [];
+  let inflight = 0;
+  function visibleSources() {
+    const id = selectedId();
+    if (state.mode === "grid") return [...R.tiles.keys()].map((t) => state.layer === "plate" ? ["plate"] : [t, state.layer]);
+    if (state.mode === "incontext") return [["plate"], [id, "incontext"]];
+    if (state.mode === "wipe") return [[state.wipeA, "incontext"], [state.wipeB, "incontext"]];
+    return [[state.layer === "plate" ? "plate" : id, state.layer]];
+  }
+  function frameUrls(f) {
+    return visibleSources().filter(([source]) => source != null && available(source, f)).map(([source, kind]) => url(source, f, kind));
+  }
+  function prefetch() {
+    queue.length = 0;
+    const n = R.last - R.first + 1;
+    for (let k = 0; k < n; k++) {
+      const f = R.first + ((R.frame - R.first + k) % n); // from the current frame on, as playback goes
+      frameUrls(f).forEach((u) => { if (!cache.has(u)) queue.push(u); });
+    }
+    pump();
+    drawCacheBar();
+  }
+  function pump() {
+    while (inflight < 4 && queue.length) {
+      const u = queue.shift();
+      if (cache.has(u)) continue;
+      const entry = {img: new Image(), ok: false};
+      cache.set(u, entry);
+      inflight += 1;
+      entry.img.onload = () => { entry.ok = true; inflight -= 1; pump(); drawCacheBar(); };
+      entry.img.onerror = () => { cache.delete(u); inflight -= 1; pump(); };
+      entry.img.src = u;
+    }
+    while (cache.size > 3000) cache.delete(cache.keys().next().value);
+  }
+  let barPending = false;
+  function drawCacheBar() {
+    if (barPending) return;
+    barPending = true;
+    requestAnimationFrame(() => {
+      barPending = false;
+      const bar = $("cache-bar");
+      const n = R.last - R.first + 1;
+      if (bar.children.length !== n) bar.replaceChildren(...Array.from({length: n}, () => document.createElement("span")));
+      [...bar.children].forEach((span, k) => {
+        const urls = frameUrls(R.first + k);
+        span.className = urls.length && urls.every((u) => cache.get(u)?.ok) ? "cached" : "";
+      });
+    });
+  }
+  window.ptCache = cache;
   R.on("frame", (f) => {
     $("note-frame").textContent = f;
     if (state.mode !== "grid") renderLarge(f);
@@ -84,6 +139,7 @@
     if (ev.type === "variation.frame" && state.mode !== "grid" && ev.payload.frame === R.frame) renderLarge(R.frame);
     if (ev.type === "note.added") { renderNotes(); drawOverlay(R.frame); renderTicks(); }
     if (ev.type === "variation.done" || ev.type === "pick.made") updateSide();
+    if (ev.type === "variation.done") prefetch();
   });
   R.on("select", () => {
     state.note = null;
@@ -92,7 +148,7 @@
     updateSide();
     renderNotes();
     renderTicks();
-    if (state.mode !== "grid") renderLarge(R.frame);
+    if (state.mode !== "grid") { renderLarge(R.frame); prefetch(); }
   });
 
   // ---- modes ---------------------------------------------------------------------------------------------------
@@ -132,8 +188,8 @@
     if (state.wipeA != null) $("wipe-a").value = state.wipeA;
     $("wipe-b").value = state.wipeB;
   }
-  $("wipe-a").addEventListener("change", (e) => { state.wipeA = e.target.value; renderLarge(R.frame); });
-  $("wipe-b").addEventListener("change", (e) => { state.wipeB = e.target.value; renderLarge(R.frame); });
+  $("wipe-a").addEventListener("change", (e) => { state.wipeA = e.target.value; renderLarge(R.frame); prefetch(); });
+  $("wipe-b").addEventListener("change", (e) => { state.wipeB = e.target.value; renderLarge(R.frame); prefetch(); });
   function swapWipe() { [state.wipeA, state.wipeB] = [state.wipeB, state.wipeA]; syncWipeSelects(); renderLarge(R.frame); }
   $("wipe-swap").addEventListener("click", swapWipe);
 

@@ -2,6 +2,7 @@
 display/view switching, notes with drawn shapes seen by a second viewer, pick history, iterate from here."""
 
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -9,8 +10,10 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from generation.models import GenerationRequest, Variation
+from generation.engine.registry import read_model_card
+from generation.models import GenerationModel, GenerationRequest, Variation
 from review.models import Note
+from tests.browser.conftest import REPO
 from tests.browser.test_review_loop import ask_for_variations, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,6 +24,24 @@ IMAGES_READY = """(ids) => ids.every((id) => { const i = document.getElementById
   return i && !i.hidden && i.complete && i.naturalWidth > 0; })"""
 TILES_READY = """() => [...document.querySelectorAll('#grid .tile img')]
   .every((i) => !i.hidden && i.complete && i.naturalWidth > 0)"""
+
+
+DEMO_SKY = REPO / "deploy" / "demo-model" / "demo-sky"
+
+
+@pytest.fixture
+def sky_model(request, show, storage):
+    """The trained demo sky model when the checkout has it (screenshots with skies), else the tiny test model."""
+    if not (DEMO_SKY / "parallel_track.json").is_file():
+        return request.getfixturevalue("show_model")
+    target = storage / "models" / "demo-sky"
+    if not target.is_dir():
+        shutil.copytree(DEMO_SKY, target)
+    card = read_model_card(str(target))
+    model = GenerationModel.objects.create(name=card.name, kind="show_model", path=card.path, status="approved",
+                                           manifest_hash=card.manifest_hash)
+    model.approved_shows.add(show)
+    return model
 
 
 @pytest.fixture
@@ -51,10 +72,10 @@ def src(page, element_id: str) -> str:
 
 
 def test_every_view_mode_stays_on_the_frame_the_wipe_drags_and_display_view_switches(
-    open_page, compositor, shot, show_model, shots_dir, tmp_path
+    open_page, compositor, shot, sky_model, shots_dir, tmp_path
 ):
     cora = open_page("cora", "cora-pw")
-    request_id, (v1, v2, *_) = ready_request(cora, shot, count=4, steps=2)
+    request_id, (v1, v2, *_) = ready_request(cora, shot, count=4, steps=8)
     cora.keyboard.press("ArrowRight")
     cora.keyboard.press("ArrowRight")
     assert cora.locator("#frame-number").inner_text() == "1003"
@@ -67,6 +88,19 @@ def test_every_view_mode_stays_on_the_frame_the_wipe_drags_and_display_view_swit
     cora.wait_for_function(IMAGES_READY, arg=["img-a", "img-b"])
     assert src(cora, "img-a") == f"/media/variations/{v1.pk}/proxy/1003.jpg"
     assert src(cora, "img-b") == f"/media/requests/{request_id}/plate/1003.jpg"
+    box = cora.locator("#large-box").bounding_box()
+    cora.keyboard.press("d")  # a freehand stroke along the horizon, with a note
+    cora.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.45)
+    cora.mouse.down()
+    for k in range(1, 9):
+        cora.mouse.move(box["x"] + box["width"] * (0.15 + 0.07 * k), box["y"] + box["height"] * (0.45 - 0.02 * (k % 2)))
+    cora.mouse.up()
+    cora.fill("#note-text", "horizon glow too strong behind the towers")
+    cora.click("#note-add")
+    cora.wait_for_function("() => document.querySelectorAll('#overlay polyline.note-shape:not(.pending)').length === 1")
+    cora.evaluate("() => document.activeElement && document.activeElement.blur()")
+    stroke = Variation.objects.get(pk=v1.pk).notes.get().shape
+    assert stroke["kind"] == "stroke" and len(stroke["points"]) >= 9 and all(0 <= x <= 320 for x, _ in stroke["points"])
     cora.screenshot(path=str(shots_dir / "review-incontext.png"))
     cora.keyboard.press("x")
     assert cora.locator("#img-a").evaluate("(i) => getComputedStyle(i).opacity") == "0"
@@ -78,7 +112,6 @@ def test_every_view_mode_stays_on_the_frame_the_wipe_drags_and_display_view_swit
     # Wipe: A is the selected variation, B the plate; drag the wipe, then compare two variations.
     cora.keyboard.press("w")
     assert cora.locator("#wipe-handle").is_visible()
-    box = cora.locator("#large-box").bounding_box()
     cora.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
     cora.mouse.down()
     cora.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6, steps=5)
