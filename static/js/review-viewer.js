@@ -386,6 +386,10 @@
     }
   });
 
+  // Controls hand the keyboard back to the player once used: arrows step frames, not the select.
+  document.querySelectorAll(".viewer-bar select, .viewer-bar input, #scrub").forEach((el) => el.addEventListener("change", () => el.blur()));
+  document.querySelectorAll(".viewer-bar button, .transport button").forEach((el) => el.addEventListener("click", () => el.blur()));
+
   updateSide();
   renderNotes();
 })();
