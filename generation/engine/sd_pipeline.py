@@ -35,7 +35,7 @@ def _pipeline_class(kind: str):
     return StableDiffusionInpaintPipeline if kind == "inpainting" else StableDiffusionImg2ImgPipeline
 
 
-def _check_local(root: Path) -> None:
+def check_local(root: Path) -> None:
     """Every component must be on disk: anything missing would be fetched from a hub."""
     index = root / "model_index.json"
     if not index.is_file():
@@ -58,7 +58,7 @@ def load_sd_pipeline(path: str | os.PathLike, device: torch.device, dtype: torch
     if card.kind not in SD_KINDS:
         raise ModelError(f"{card.path} is a {card.kind!r} model, not one of {SD_KINDS}")
     root = Path(card.path)
-    _check_local(root)
+    check_local(root)
 
     def load() -> tuple:
         try:

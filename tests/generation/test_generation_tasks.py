@@ -1,8 +1,12 @@
 """Tasks from the portal: the page, the API and the worker all refuse a model kind that cannot do the task."""
 
+import shutil
+from io import StringIO
+
 import numpy as np
 import OpenImageIO as oiio
 import pytest
+from django.core.management import CommandError, call_command
 
 from generation import services
 from generation.engine.frames import read_rgba
@@ -74,3 +78,20 @@ def test_the_worker_refuses_a_model_whose_kind_changed_under_the_request(composi
     variation = request.variations.get()
     assert variation.status == "failed" and "cannot do time of day" in variation.error
     assert not variation.exr_pattern
+
+
+def test_register_model_registers_an_sd_directory_pending_and_refuses_an_incomplete_one(db, tmp_path,
+                                                                                       tiny_sd_inpainting_dir):
+    out = StringIO()
+    call_command("register_model", str(tmp_path / "fresh"), "--build-tiny-sd", "--name", "sd-dev", "--load",
+                 stdout=out)
+    model = GenerationModel.objects.get(name="sd-dev")
+    assert model.kind == "inpainting" and model.status == "pending" and len(model.manifest_hash) == 64
+    assert "pending approval" in out.getvalue()
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_sd_inpainting_dir, partial, ignore=shutil.ignore_patterns("text_encoder"))
+    (partial / "parallel_track.json").write_text(
+        (partial / "parallel_track.json").read_text().replace("tiny-sd-inpainting", "partial"))
+    with pytest.raises(CommandError, match="need the network"):
+        call_command("register_model", str(partial))
+    assert not GenerationModel.objects.filter(name="partial").exists()
