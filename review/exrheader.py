@@ -103,33 +103,24 @@ def _offset_table(fd: int, head: bytes, header_end: int, size: int) -> list[int]
 
 def copy_range(src: int, dst: int, offset: int, count: int, dst_offset: int) -> None:
     """`count` bytes of `src` from `offset` to `dst` at `dst_offset`, copied inside the kernel if it can."""
-    done = 0
-    try:
-        while done < count:
-            n = os.copy_file_range(src, dst, count - done, offset + done, dst_offset + done)
-            if n == 0:
-                raise OSError(errno.EIO, "source ended early")
-            done += n
-        return
-    except OSError as exc:
-        if exc.errno not in _NO_KERNEL_COPY or done:
-            raise
-    os.lseek(dst, dst_offset, os.SEEK_SET)
-    try:
-        while done < count:
-            n = os.sendfile(dst, src, offset + done, count - done)
-            if n == 0:
-                raise OSError(errno.EIO, "source ended early")
-            done += n
-        return
-    except OSError as exc:
-        if exc.errno not in _NO_KERNEL_COPY or done:
-            raise
-    while done < count:
-        block = os.pread(src, min(count - done, 1 << 22), offset + done)
-        if not block:
-            raise OSError(errno.EIO, "source ended early")
-        done += os.pwrite(dst, block, dst_offset + done)
+    copiers = (
+        lambda done: os.copy_file_range(src, dst, count - done, offset + done, dst_offset + done),
+        lambda done: os.sendfile(dst, src, offset + done, count - done),  # writes at dst's position
+        lambda done: os.pwrite(dst, os.pread(src, min(count - done, 1 << 22), offset + done), dst_offset + done),
+    )
+    for copier in copiers:
+        os.lseek(dst, dst_offset, os.SEEK_SET)
+        done = 0
+        try:
+            while done < count:
+                n = copier(done)
+                if n == 0:
+                    raise OSError(errno.EIO, "source ended early")
+                done += n
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY or done or copier is copiers[-1]:
+                raise
 
 
 def hash_range(digest, fd: int, offset: int, end: int) -> None:

@@ -81,9 +81,9 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
             {**plan.attributes, "release_id": plan.release_id, "frames": [plan.frames[0], plan.frames[-1]],
              "path": plan.target_pattern}, indent=2, sort_keys=True))
         _write_text(staging / f"{Path(plan.target_pattern).name.split('.')[0]}.nk", nuke_read_snippet(plan))
-        _fsync_dir(staging)
+        _fsync(staging)
         os.rename(staging, final)
-        _fsync_dir(final.parent)
+        _fsync(final.parent)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -103,7 +103,7 @@ def _write_frame(source: str, target: Path, attributes: dict[str, str]) -> str:
         return copy_with_attributes(source, target, attributes, sync=True)
     except UnsupportedExr:
         _rewrite_frame(source, target, attributes)
-        _fsync_file(target)
+        _fsync(target, os.fdatasync)
         return sha256_of(target)
 
 
@@ -139,18 +139,10 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path, sync: Callable[[int], None] = os.fsync) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
+        sync(fd)
     finally:
         os.close(fd)
 
