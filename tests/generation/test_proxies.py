@@ -115,3 +115,10 @@ def test_it_refuses_foreign_display_views_kinds_frames_and_outsiders(client, var
     client.login(username="otto", password="otto-pw")
     assert client.get(f"{base}/1001.jpg?{urlencode(P3)}").status_code == 404
     assert client.get(f"/media/requests/{variation.request_id}/plate/1001.jpg").status_code == 404
+
+
+def test_the_whole_factor_shrink_matches_the_engines_box_resize():
+    pixels = np.random.default_rng(0).random((1080, 1920, 3), dtype=np.float32) * 4
+    assert np.allclose(proxies._shrink(pixels, 960), frames.resize(pixels, 960, 540), rtol=0, atol=1e-6)
+    odd = pixels[:1079]
+    assert proxies._shrink(odd, 960) is odd  # not a whole factor: left to make_proxy
