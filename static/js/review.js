@@ -18,7 +18,7 @@
   });
   const byIndex = (i) => [...tiles.values()].find((t) => t.el.dataset.index === String(i));
   const label = (p) => p.label || (p.index !== undefined ? `v${String(p.index + 1).padStart(2, "0")}` : "");
-  const clock = (iso) => new Date(iso).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+  const clock = (iso) => new Date(iso).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", hour12: false});
 
   let lastSeq = 0;
   let frame = first;

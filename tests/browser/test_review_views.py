@@ -199,6 +199,7 @@ def test_a_drawn_note_pick_history_and_iterate_from_here_reach_every_viewer(
     assert drawn.count() == 1
     assert abs(float(drawn.get_attribute("x")) - note.shape["x"]) < 0.01
     assert cora.locator("#notes li").inner_text().startswith("1002 ✎ dana clouds too busy")
+    cora.screenshot(path=str(shots_dir / "review-note-seen.png"))
     cora.keyboard.press("ArrowRight")
     assert cora.locator("#overlay rect").count() == 0, "a note's shape stays on its own frame"
 
@@ -216,11 +217,14 @@ def test_a_drawn_note_pick_history_and_iterate_from_here_reach_every_viewer(
     assert history[1].startswith("changed to v02 picked by dana ")
     assert history[2].startswith("all rejected by dana: “none of them sits in the shot”")
     assert dana.locator("#pick-history li").all_inner_texts() == history, "a reloaded page rebuilds the history"
+    cora.locator(".decision").screenshot(path=str(shots_dir / "review-pick-history.png"))
 
     # Iterate from here: a box drawn on v02 becomes the new request's region.
     cora.keyboard.press("c")
     cora.keyboard.press("r")
-    cora.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.0 + 2)
+    cora.locator("#large-box").scroll_into_view_if_needed()
+    box = cora.locator("#large-box").bounding_box()
+    cora.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + 2)
     cora.mouse.down()
     cora.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.5, steps=4)
     cora.mouse.up()
