@@ -100,6 +100,9 @@ def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int
     events.event_append(request_id=request.pk, type="request.created", actor=user, payload={
         "shot": shot.code, "task": task, "frames": [first_frame, last_frame], "count": count,
         "model": model.name, "prompt": request.prompt, "by": user.username})
+    if derived_from is not None:  # the origin's viewers see the iteration appear
+        events.event_append(request_id=derived_from.request_id, type="request.iterated", actor=user, payload={
+            "request": request.pk, "variation": derived_from.pk, "label": derived_from.label, "by": user.username})
     from generation.tasks import generate_variation
 
     for variation_id in request.variations.values_list("pk", flat=True):

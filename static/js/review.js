@@ -134,6 +134,17 @@
       setStatus("In review", "review");
       addPickHistory(ev, `all rejected by ${p.by}: “${p.note}”`);
     },
+    "request.iterated": (p) => {
+      const list = document.getElementById("iterations");
+      if (list.querySelector(`a[data-request="${p.request}"]`)) return; // already on the page as it loaded
+      const item = Object.assign(document.createElement("span"), {className: "iteration"});
+      const link = Object.assign(document.createElement("a"), {href: `/requests/${p.request}/`, textContent: `request ${p.request}`});
+      link.dataset.request = p.request;
+      item.append(link, ` from ${p.label} by ${p.by}`);
+      list.append(item);
+      list.hidden = false;
+      document.getElementById("lineage").hidden = false;
+    },
     "note.added": (p) => {
       const t = tileFor(p);
       if (!t) return;

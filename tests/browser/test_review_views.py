@@ -14,7 +14,7 @@ from generation.engine.registry import read_model_card
 from generation.models import GenerationModel, GenerationRequest, Variation
 from review.models import Note
 from tests.browser.conftest import REPO
-from tests.browser.test_review_loop import ask_for_variations, wait_for_status
+from tests.browser.test_review_loop import ask_for_variations, wait_caught_up, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -242,6 +242,10 @@ def test_a_drawn_note_pick_history_and_iterate_from_here_reach_every_viewer(
     new = GenerationRequest.objects.exclude(pk=request_id).get()
     assert new.derived_from_id == v2.pk and new.rect == [x, y, w, h]
     assert f"Iterates from request {request_id} · v02" in cora.locator("#lineage").inner_text()
+    dana.wait_for_function("(n) => document.querySelector(`#iterations a[data-request='${n}']`)", arg=new.pk)
+    assert f"Iterations: request {new.pk} from v02 by cora" in dana.locator("#lineage").inner_text(), "live"
     wait_for_status(cora, "In review")
     cora.goto(f"/requests/{request_id}/")
+    wait_caught_up(cora, request_id)
+    assert cora.locator("#iterations .iteration").count() == 1, "the replayed event does not repeat it"
     assert f"request {new.pk} from v02 by cora" in cora.locator("#lineage").inner_text()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from generation.models import GenerationRequest
+from generation.models import GenerationRequest, RequestEvent
 from tests.factories import request_with_done_variations
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,9 @@ def test_a_request_made_from_the_form_records_where_it_came_from(client, origin)
     child_page = client.get(f"/requests/{new.pk}/").content.decode()
     assert f'href="/requests/{request.pk}/">request {request.pk} · v03</a>' in child_page
     parent_page = client.get(f"/requests/{request.pk}/").content.decode()
-    assert f'href="/requests/{new.pk}/">request {new.pk}</a> from v03 by cora' in parent_page
+    assert f'href="/requests/{new.pk}/" data-request="{new.pk}">request {new.pk}</a> from v03 by cora' in parent_page
+    told = RequestEvent.objects.get(request=request, type="request.iterated")
+    assert told.payload == {"request": new.pk, "variation": origin.pk, "label": "v03", "by": "cora"}
     shot_page = client.get(f"/shots/{request.shot_id}/").content.decode()
     assert f"from <a href=\"/requests/{request.pk}/\">{request.pk} v03</a>" in shot_page
 
