@@ -72,10 +72,14 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
         lines = []
         # The kernel copy, the hashing and the fdatasync release the GIL: a frame per core keeps them busy.
         with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="publish") as pool:
-            for done, digest in enumerate(pool.map(write, range(len(names))), start=1):
-                lines.append(f"{digest}  {names[done - 1]}\n")
-                if on_frame:
-                    on_frame(done, len(names))
+            try:
+                for done, digest in enumerate(pool.map(write, range(len(names))), start=1):
+                    lines.append(f"{digest}  {names[done - 1]}\n")
+                    if on_frame:
+                        on_frame(done, len(names))
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # no frame lands after the cleanup below
+                raise
         _write_text(staging / MANIFEST, "".join(lines))
         _write_text(staging / PROVENANCE, json.dumps(
             {**plan.attributes, "release_id": plan.release_id, "frames": [plan.frames[0], plan.frames[-1]],

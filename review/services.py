@@ -110,6 +110,8 @@ def signoff_send_back(*, user, request: GenerationRequest, note: str) -> SignOff
 
 def release_allocate(*, signoff: SignOff) -> Release:
     """The next version of the shot's element for this task, unique even under concurrent releases."""
+    if signoff.decision != SignOffDecision.APPROVED:
+        raise Conflict("only an approved sign-off is released; this variation was sent back", code="sent_back")
     request = signoff.variation.request
     for _ in range(20):
         latest = Release.objects.filter(shot=request.shot, task=request.task).aggregate(v=Max("version"))["v"]

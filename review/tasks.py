@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from review import services
-from review.models import Release, ReleaseStatus
+from review.models import Release, ReleaseStatus, SignOffDecision
 from review.publish import MANIFEST, PublishError, PublishPlan, publish
 
 
@@ -48,6 +48,10 @@ def release_element(self, release_id: int) -> None:
         "signoff__variation__request__shot__sequence__show", "signoff__variation__request__model",
         "signoff__pick__picked_by", "signoff__signed_by").get(pk=release_id)
     if release.status == ReleaseStatus.DONE:
+        return
+    if release.signoff.decision != SignOffDecision.APPROVED:
+        services.release_fail(release=release, error="only an approved sign-off is released; this variation was "
+                                                     "sent back")
         return
     request = release.signoff.variation.request
     plan = PublishPlan(

@@ -1,21 +1,24 @@
 """Sign-off and release: only what was picked and signed off reaches the publish area, intact."""
 
-import os
+import re
 import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import numpy as np
+import OpenImageIO as oiio
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
 from generation import services
+from generation.engine import colour, frames
 from generation.engine.frames import read_rgba
 from generation.engine.sequence import frame_path
 from generation.models import GenerationRequest
 from portal import worker
+from portal.colour import show_colour
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.models import Membership, Show
 from review import services as review
@@ -67,6 +70,20 @@ def test_a_sent_back_variation_cannot_be_released(director, compositor, generate
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_sent_back_sign_off_is_never_published(director, compositor, generated, storage):
+    review.pick_make(user=director, variation=generated.variations.get(index=0))
+    sent_back = review.signoff_send_back(user=compositor, request=generated, note="the clouds crawl")
+    with pytest.raises(Conflict, match="sent back"):
+        review.release_allocate(signoff=sent_back)
+    # Even a release recorded behind the services' back is refused by the task, with a clear error.
+    forged = Release.objects.create(signoff=sent_back, shot=generated.shot, task=generated.task, version=1)
+    release_element.apply(args=(forged.pk,))
+    forged.refresh_from_db()
+    assert forged.status == "failed" and "sent back" in forged.error
+    assert list((storage / "publish").iterdir()) == []
+
+
+@pytest.mark.django_db(transaction=True)
 def test_only_a_compositor_of_the_show_signs_off(director, supervisor, producer, generated, django_user_model):
     review.pick_make(user=director, variation=generated.variations.get(index=0))
     for user in (director, supervisor, producer):
@@ -105,6 +122,7 @@ def test_released_frames_over_the_plate_equal_the_in_context_comp(director, comp
                                                                   tmp_path):
     release = _released(director, compositor, generated, index=1)
     variation = generated.variations.get(index=1)
+    show = show_colour(generated.shot.sequence.show)
     for frame in (1001, 1004):
         released = frame_path(release.path_pattern, frame)
         plate = frame_path(small_plate["plate"], frame)
@@ -113,13 +131,42 @@ def test_released_frames_over_the_plate_equal_the_in_context_comp(director, comp
         over, _ = read_rgba(str(out))
         element, header = read_rgba(frame_path(variation.exr_pattern, frame))
         plate_px, _ = read_rgba(plate)
-        comp = element + plate_px * (1.0 - element[..., 3:4])
-        assert np.allclose(over, comp, rtol=1e-3, atol=1e-3)
+        # The engine's in-context source: the element over the plate in float, the plate itself outside the
+        # matte; the released frame over its plate frame equals it within half-float precision.
+        comp = np.where(element[..., 3:4] > 0, element + plate_px * (1.0 - element[..., 3:4]), plate_px)
+        assert np.allclose(over[..., :3], comp[..., :3], rtol=2**-10, atol=2**-14)
+        # ... and rendered like the engine renders its proxy, it gives the engine's in-context proxy.
+        ours = colour.make_proxy(over[..., :3], width=960, src=show.working_space, display=show.display,
+                                 view=show.view, config_name=show.config)
+        engine = np.asarray(oiio.ImageBuf(frame_path(variation.proxy_pattern, frame)).get_pixels(oiio.UINT8))
+        frames.write_jpeg(tmp_path / "ours.jpg", ours)
+        decoded = np.asarray(oiio.ImageBuf(str(tmp_path / "ours.jpg")).get_pixels(oiio.UINT8))
+        assert decoded.shape == engine.shape
+        assert np.abs(decoded.astype(int) - engine.astype(int)).max() <= 1
         released_px, released_header = read_rgba(released)
         assert np.array_equal(released_px, element)  # pixels copied, not re-encoded
         assert released_header.display_window == header.display_window
         assert released_header.data_window == header.data_window
         assert released_header.data_window.height < header.display_window.height  # cropped to the element
+
+
+@pytest.mark.django_db(transaction=True)
+def test_oiiotool_reads_the_provenance_and_the_windows_of_a_released_frame(director, compositor, generated):
+    release = _released(director, compositor, generated)
+    variation = release.signoff.variation
+    _, header = read_rgba(frame_path(variation.exr_pattern, 1003))
+    info = subprocess.run([OIIOTOOL, "--info", "-v", frame_path(release.path_pattern, 1003)], capture_output=True,
+                          text=True, check=True).stdout
+    data, display = header.data_window, header.display_window
+    assert re.search(rf": +{data.width} x +{data.height}, 4 channel, half openexr", info), info
+    assert re.search(rf"full/display size: {display.width} x {display.height}\b", info), info
+    if (data.x, data.y) != (display.x, display.y):
+        assert re.search(rf"pixel data origin: x={data.x}, y={data.y}\b", info), info
+    for key, value in [("generated", "raw material, not final"), ("variation", variation.label),
+                       ("seed", str(variation.seed)), ("picked_by", "dana"), ("signed_off_by", "cora"),
+                       ("version", "1"), ("request", str(generated.pk))]:
+        assert re.search(rf'parallel_track:{key}: "{re.escape(value)}"', info), key
+    assert "parallel_track:signed_off_at" in info and "parallel_track:model_manifest_sha256" in info
 
 
 @pytest.mark.django_db(transaction=True)
@@ -173,20 +220,6 @@ def test_a_release_killed_midway_leaves_no_visible_version_and_a_retry_completes
 def _plan(root: Path, source: str, frames: list[int]) -> PublishPlan:
     return PublishPlan(source_pattern=source, target_pattern=str(root / "v001" / "x.####.exr"), frames=frames,
                        attributes={"parallel_track:request": "1"}, colourspace="ACEScg", release_id=1)
-
-
-def test_a_permission_error_leaves_no_partial_version(tmp_path, small_plate):
-    root = tmp_path / "publish"
-    root.mkdir()
-    os.chmod(root, 0o500)
-    try:
-        if os.access(root, os.W_OK):
-            pytest.skip("running as a user that ignores directory permissions")
-        with pytest.raises(PublishError, match="could not write release"):
-            publish(_plan(root, small_plate["plate"], [1001, 1002]))
-    finally:
-        os.chmod(root, 0o700)
-    assert list(root.iterdir()) == []
 
 
 def test_a_failing_write_midway_leaves_no_partial_version(tmp_path, small_plate):

@@ -1,0 +1,136 @@
+"""The release's files without the database: the header patch, a full disk, a publish area that refuses writes."""
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generation.engine.frames import Window, read_rgba, write_exr
+from generation.engine.sequence import frame_path
+from review.exrheader import copy_with_attributes, sha256_of
+from review.publish import PublishError, PublishPlan, frame_attributes, publish, verify
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _element(path: Path, attributes: dict | None = None) -> Path:
+    rng = np.random.default_rng(3)
+    rgba = np.concatenate([rng.normal(0.5, 0.1, (64, 96, 3)), np.ones((64, 96, 1))], axis=2).astype(np.float32)
+    rgba[40:] = 0.0
+    write_exr(path, rgba, display_window=Window(0, 0, 96, 64), data_window=Window(0, 0, 96, 40),
+              attributes=attributes)
+    return path
+
+
+@pytest.mark.parametrize("big_header", [False, True])
+def test_provenance_is_patched_into_the_header_and_the_chunks_are_copied_verbatim(tmp_path, big_header):
+    # A header beyond the first read (64 KB) is read again, larger.
+    source = _element(tmp_path / "e.1001.exr", {"notes": "n" * 100_000} if big_header else {"parallel_track:seed": "1"})
+    target = tmp_path / "out.1001.exr"
+    long_name = "parallel_track:model_manifest_sha256"  # longer than 31 characters: the long-names flag
+    digest = copy_with_attributes(source, target, {"parallel_track:seed": "42", long_name: "ab" * 32}, sync=True)
+
+    assert digest == hashlib.sha256(target.read_bytes()).hexdigest() == sha256_of(target)
+    header = frame_attributes(str(target))
+    assert header["parallel_track:seed"] == "42" and header[long_name] == "ab" * 32
+    assert target.read_bytes().count(b"parallel_track:seed\x00") == 1  # replaced, not added twice
+    released, spec = read_rgba(str(target))
+    original, original_spec = read_rgba(str(source))
+    assert np.array_equal(released, original)
+    assert spec.data_window == original_spec.data_window and spec.display_window == original_spec.display_window
+    # Same chunk bytes, shifted by the header's growth: the pixels were not decoded and encoded again.
+    grown = target.stat().st_size - source.stat().st_size
+    assert grown > 0 and target.read_bytes()[-1000:] == source.read_bytes()[-1000:]
+    with pytest.raises(FileExistsError):  # never over an existing file
+        copy_with_attributes(source, target, {"parallel_track:seed": "43"})
+
+
+def test_verify_lists_missing_changed_and_unlisted_frames(tmp_path):
+    sources = [_element(tmp_path / f"e.{f}.exr") for f in (1001, 1002, 1003)]
+    folder = publish(PublishPlan(source_pattern=str(tmp_path / "e.####.exr"),
+                                 target_pattern=str(tmp_path / "pub" / "v001" / "x.####.exr"),
+                                 frames=[1001, 1002, 1003], attributes={"parallel_track:request": "1"},
+                                 colourspace="ACEScg", release_id=1))
+    assert verify(folder) == []
+    (folder / "x.1001.exr").unlink()
+    with open(folder / "x.1002.exr", "r+b") as handle:
+        handle.seek(-3, os.SEEK_END)
+        handle.write(b"\x00\x01\x02")
+    shutil.copyfile(sources[0], folder / "x.1004.exr")
+    assert verify(folder) == ["x.1001.exr: missing", "x.1002.exr: checksum does not match the manifest",
+                              "x.1004.exr: not in the manifest"]
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path):
+    """`folder` refuses new entries, also to root (who ignores permission bits): the immutable attribute."""
+    os.chmod(folder, 0o500)
+    immutable = False
+    try:
+        if os.access(folder, os.W_OK):
+            immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+            if not immutable:
+                pytest.skip("running as a user that ignores directory permissions, without chattr")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        os.chmod(folder, 0o700)
+
+
+def test_a_permission_error_leaves_no_partial_version_and_says_so(tmp_path, small_plate):
+    root = tmp_path / "publish"
+    (root / "sh010").mkdir(parents=True)
+    plan = PublishPlan(source_pattern=small_plate["plate"], target_pattern=str(root / "sh010" / "v001" / "x.####.exr"),
+                       frames=[1001, 1002], attributes={"parallel_track:request": "1"}, colourspace="ACEScg",
+                       release_id=1)
+    with unwritable(root / "sh010"):
+        with pytest.raises(PublishError, match=r"could not write release into .*/sh010: "
+                                               r"(Permission denied|Operation not permitted)"):
+            publish(plan)
+        assert list((root / "sh010").iterdir()) == []
+
+
+_FULL_DISK_CHILD = """
+import json, os, shutil, subprocess, sys
+root, size, source = sys.argv[1:]
+subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "pt-full", root], check=True)
+from review.publish import PublishError, PublishPlan, publish
+plan = PublishPlan(source_pattern=source, target_pattern=os.path.join(root, "sh010", "v001", "x.####.exr"),
+                   frames=list(range(1001, 1007)), attributes={"parallel_track:request": "1"},
+                   colourspace="ACEScg", release_id=1)
+try:
+    publish(plan)
+    error = None
+except PublishError as exc:
+    error = str(exc)
+print(json.dumps({"error": error, "left": sorted(os.listdir(os.path.join(root, "sh010"))),
+                  "used": shutil.disk_usage(root).used}))
+"""
+
+
+def test_a_full_disk_midway_leaves_no_partial_version_and_says_so(tmp_path, small_plate):
+    """A real full file system: a tmpfs smaller than the release, mounted in a private mount namespace."""
+    frame = Path(frame_path(small_plate["plate"], 1001)).stat().st_size
+    root = tmp_path / "publish"
+    root.mkdir()
+    size = (int(frame * 2.5) // 4096 + 1) * 4096  # two frames fit, the third does not
+    done = subprocess.run(["unshare", "--mount", "--map-root-user", sys.executable, "-c", _FULL_DISK_CHILD, str(root),
+                           str(size), small_plate["plate"]], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    if done.returncode and "unshare failed" in done.stderr or "Operation not permitted" in done.stderr:
+        pytest.skip(f"no private mount namespace here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["error"] is not None and "No space left on device" in outcome["error"], outcome
+    assert "could not write release into" in outcome["error"]
+    assert outcome["left"] == [], "no version folder and no staging folder may remain"
+    assert outcome["used"] < frame, "the partial frames were removed"
+    assert list(root.iterdir()) == []  # the tmpfs lived only in the child's namespace
