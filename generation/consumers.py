@@ -52,6 +52,15 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong", "seq": self.sent_seq})
 
+    async def dispatch(self, message):
+        # Channels hops to its one sync thread to close stale database connections before every handler:
+        # with 50 viewers, 50 hops per event, queued on that thread. A live event needs no connection here
+        # (a gap is filled through database_sync_to_async, which closes old connections itself).
+        if message["type"] == "request.event":
+            await self.request_event(message)
+        else:
+            await super().dispatch(message)
+
     async def request_event(self, message):
         event = message["event"]
         if not self.caught_up:

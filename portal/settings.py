@@ -118,13 +118,13 @@ PRODUCTION_MODE = bool(REDIS_URL)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 caps a pool at 100 connections unless told otherwise, and times reads out after 5 s:
-            # the very length of channels-redis's blocking BZPOPMIN, so an idle websocket's consumer died
-            # with redis TimeoutError. Reads must outlast that wait.
+            # Pub/sub: one Redis message per event per server process, fanned out to its viewers there (the
+            # core layer queued a message per viewer: 50 viewers, 50 Redis round trips per event). Nothing is
+            # stored, and nothing need be: a viewer fills any gap from the database by seq.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # redis-py 8 caps a pool at 100 connections unless told otherwise, and times reads out after 5 s.
             "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": envint("REDIS_MAX_CONNECTIONS", "500"),
-                                  "socket_timeout": 30}],
-                       "capacity": 1000, "expiry": 30},
+                                  "socket_timeout": 30}]},
         }
     }
 else:
