@@ -125,8 +125,8 @@ def test_a_full_disk_midway_leaves_no_partial_version_and_says_so(tmp_path, smal
     done = subprocess.run(["unshare", "--mount", "--map-root-user", sys.executable, "-c", _FULL_DISK_CHILD, str(root),
                            str(size), small_plate["plate"]], cwd=REPO, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
-    if done.returncode and "unshare failed" in done.stderr or "Operation not permitted" in done.stderr:
-        pytest.skip(f"no private mount namespace here: {done.stderr.strip()}")
+    if done.returncode and ("unshare:" in done.stderr or "mount:" in done.stderr):
+        pytest.skip(f"no private mount namespace with a tmpfs here: {done.stderr.strip()[-300:]}")
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["error"] is not None and "No space left on device" in outcome["error"], outcome
