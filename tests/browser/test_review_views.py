@@ -208,6 +208,7 @@ def test_a_drawn_note_pick_history_and_iterate_from_here_reach_every_viewer(
     dana.click('.tile[data-index="0"] .pick')
     dana.wait_for_function("() => document.querySelectorAll('#pick-history li').length === 1")
     dana.click('.tile[data-index="1"] .pick')
+    dana.wait_for_function("() => document.querySelectorAll('#pick-history li').length === 2")
     dana.fill("form[action$='reject-all'] input[name=note]", "none of them sits in the shot")
     with dana.expect_navigation():
         dana.click("form[action$='reject-all'] button")
@@ -216,6 +217,7 @@ def test_a_drawn_note_pick_history_and_iterate_from_here_reach_every_viewer(
     assert history[0].startswith("v01 picked by dana ")
     assert history[1].startswith("changed to v02 picked by dana ")
     assert history[2].startswith("all rejected by dana: “none of them sits in the shot”")
+    dana.wait_for_function("() => document.querySelectorAll('#pick-history li').length === 3")
     assert dana.locator("#pick-history li").all_inner_texts() == history, "a reloaded page rebuilds the history"
     cora.locator(".decision").screenshot(path=str(shots_dir / "review-pick-history.png"))
 
