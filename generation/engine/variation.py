@@ -491,9 +491,10 @@ def generate_variation(
     """Generate one variation of ``spec.task`` over the plate's frames ``first..last``.
 
     Plates are scene-linear ``spec.working_space`` EXRs; the matte (or ``rect``) marks what to
-    replace. One card is generated at the model's size (the show model is unconditional: the
-    prompt is recorded in the EXR header but selects nothing yet) and carried through the shot with
-    the plate's camera motion, so a distant element does not boil. Per frame it writes
+    change. One card is generated at the model's size (a show model is unconditional and ignores the
+    prompt, which is still recorded in the EXR header; an SD pipeline is prompted with it) and
+    carried through the shot with the plate's camera motion, so a distant element does not boil;
+    what the card means per task is in the module docstring. Per frame it writes
     ``<out_dir>/exr/element.####.exr`` (premultiplied half RGBA, the plate's display window, data
     window = the matte's box, provenance attributes) and ``<out_dir>/proxy/incontext.####.jpg``
     (element over plate through the display/view). Pixels where the matte is 0 stay the plate's
