@@ -2,7 +2,8 @@
 
 Pure Python over OpenImageIO (no Django): paths and dictionaries in, files out. A version folder appears
 under its final name only when every frame, the checksum manifest, the provenance sidecar and the Nuke
-snippet are complete; until then everything lives in a hidden sibling folder on the same filesystem.
+snippet are complete; until then everything lives in a hidden sibling folder on the same filesystem. Every
+file's data is on disk (fdatasync) before that rename, and the rename itself before `publish` returns.
 """
 
 import json
@@ -70,13 +71,16 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
             return _write_frame(source, staging / names[index], plan.attributes)
 
         lines = []
-        # The kernel copy, the hashing and the fdatasync release the GIL: a frame per core keeps them busy.
+        # The kernel copy and the hashing release the GIL: a frame per core keeps the cores busy.
         with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="publish") as pool:
             try:
                 for done, digest in enumerate(pool.map(write, range(len(names))), start=1):
                     lines.append(f"{digest}  {names[done - 1]}\n")
                     if on_frame:
                         on_frame(done, len(names))
+                # Every frame's data on disk before the rename. Its writeback started as it was written,
+                # so this mostly waits for the last frames and commits the journal.
+                list(pool.map(lambda name: _fsync(staging / name, os.fdatasync), names))
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # no frame lands after the cleanup below
                 raise
@@ -97,17 +101,12 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
 
 
 def _write_frame(source: str, target: Path, attributes: dict[str, str]) -> str:
-    """The element frame with the provenance in its header (pixels copied, not re-encoded), on disk; its sha256.
-
-    Each frame is fdatasync'ed on its own thread as it completes, so the data is on disk before the version
-    is renamed into place, and the waiting overlaps with the other frames' copying.
-    """
+    """The element frame with the provenance in its header (pixels copied, not re-encoded); its sha256."""
     _check_element(source)
     try:
-        return copy_with_attributes(source, target, attributes, sync=True)
+        return copy_with_attributes(source, target, attributes, writeback=True)
     except UnsupportedExr:
         _rewrite_frame(source, target, attributes)
-        _fsync(target, os.fdatasync)
         return sha256_of(target)
 
 

@@ -22,7 +22,7 @@ from tests.production.test_production_loop import wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
-FRAMES = range(1001, 1081)  # 80 2K frames, ~3.3 MB each: about 260 MB to copy, hash and fdatasync
+FRAMES = range(1001, 1151)  # 150 2K frames, ~3.3 MB each: about 500 MB to copy, hash and sync
 WIDTH, HEIGHT = 2048, 1080
 
 
@@ -112,6 +112,6 @@ def test_a_release_survives_its_worker_being_killed_mid_write(workers, composito
         assert types.count("release.done") == 1 and "release.failed" not in types
         assert GenerationRequest.objects.get(pk=variation.request_id).status == "released"
     finally:
-        for folder in (final, staging):  # ~260 MB: not left in the test storage
+        for folder in (final, staging):  # ~500 MB: not left in the test storage
             if folder.exists():
                 shutil.rmtree(inside(folder, storage / "publish"))

@@ -35,7 +35,8 @@ def test_provenance_is_patched_into_the_header_and_the_chunks_are_copied_verbati
     source = _element(tmp_path / "e.1001.exr", {"notes": "n" * 100_000} if big_header else {"parallel_track:seed": "1"})
     target = tmp_path / "out.1001.exr"
     long_name = "parallel_track:model_manifest_sha256"  # longer than 31 characters: the long-names flag
-    digest = copy_with_attributes(source, target, {"parallel_track:seed": "42", long_name: "ab" * 32}, sync=True)
+    digest = copy_with_attributes(source, target, {"parallel_track:seed": "42", long_name: "ab" * 32},
+                                  writeback=True)
 
     assert digest == hashlib.sha256(target.read_bytes()).hexdigest() == sha256_of(target)
     header = frame_attributes(str(target))
