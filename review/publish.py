@@ -176,15 +176,21 @@ def verify(folder: Path) -> list[str]:
         lines = (folder / MANIFEST).read_text().splitlines()
     except OSError as exc:
         return [f"{folder}: no readable manifest ({exc.strerror})"]
-    problems, listed = [], set()
-    for line in lines:
-        digest, _, name = line.partition("  ")
-        listed.add(name)
+    entries = [line.partition("  ")[::2] for line in lines]
+
+    def problem(digest: str, name: str) -> str | None:
         path = folder / name
-        if not path.exists():
-            problems.append(f"{name}: missing")
-        elif sha256_of(path) != digest:
-            problems.append(f"{name}: checksum does not match the manifest")
+        if not name or path.parent != folder:
+            return f"{digest} {name}: not a manifest line"
+        if not path.is_file():
+            return f"{name}: missing"
+        if sha256_of(path) != digest:
+            return f"{name}: checksum does not match the manifest"
+        return None
+
+    with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="verify") as pool:
+        problems = [p for p in pool.map(problem, *zip(*entries, strict=True)) if p] if entries else []
+    listed = {name for _, name in entries}
     problems += [f"{name}: not in the manifest" for name in sorted({p.name for p in folder.glob("*.exr")} - listed)]
     return problems
 
