@@ -65,8 +65,10 @@ def test_verify_lists_missing_changed_and_unlisted_frames(tmp_path):
         handle.seek(-3, os.SEEK_END)
         handle.write(b"\x00\x01\x02")
     shutil.copyfile(sources[0], folder / "x.1004.exr")
+    with open(folder / "manifest.sha256", "a") as manifest:
+        manifest.write(f"{'0' * 64}  ../e.1001.exr\n")  # a manifest does not lead outside its folder
     assert verify(folder) == ["x.1001.exr: missing", "x.1002.exr: checksum does not match the manifest",
-                              "x.1004.exr: not in the manifest"]
+                              f"{'0' * 64} ../e.1001.exr: not a manifest line", "x.1004.exr: not in the manifest"]
 
 
 @contextlib.contextmanager
