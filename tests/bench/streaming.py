@@ -25,7 +25,9 @@ same order as ours, the strictest comparison. Both run with OIIO's thread pool a
 machine's cores); OCIO's CPU processor applies single-threaded in both. Note that oiiotool uses the OCIO
 bundled in OpenImageIO's wheel (``oiiotool_ocio_version``), ours PyOpenColorIO (``ocio_version``).
 proxy_p999_code_error compares our 8-bit proxy with the exact OCIO processor applied to the same
-resized pixels (``make_proxy(exact=True)``), before JPEG compression.
+resized pixels (``make_proxy(exact=True)``), before JPEG compression. A third reference, free of oiiotool's
+OCIO build: the issue's order done exactly in this process (read → PyOpenColorIO display/view at full size →
+box resize → JPEG), ``exact_ocio_fps``.
 """
 
 from __future__ import annotations
@@ -282,6 +284,13 @@ def proxy_bench(*, frame_count: int = 6, threads: int = 2, width: int = 1920, he
             kwargs = dict(width=proxy_width, src=WORKING_SPACE, display=display, view=view, config_name=CONFIG)
             exact = colour.make_proxy(pixels, exact=True, **kwargs)
             errors.append(np.abs(colour.make_proxy(pixels, **kwargs).astype(np.int16) - exact.astype(np.int16)))
+        start = time.perf_counter()
+        for frame in frame_range:  # the issue's order done exactly, in this process: a reference free of oiiotool
+            pixels = frames.read_channels(frame_path(plate, frame), ["R", "G", "B"])
+            shown = colour.display_view(pixels, src=WORKING_SPACE, display=display, view=view, config_name=CONFIG)
+            small = frames.resize(shown, size[1], size[0])
+            frames.write_jpeg(root / "ours" / f"exact.{frame}.jpg", (np.clip(small, 0, 1) * 255 + 0.5).astype(np.uint8))
+        exact_seconds = time.perf_counter() - start
         out = str(root / "oiiotool" / "proxy.####.jpg")
         theirs = _oiiotool_seconds(plate, out, frame_range, size, display, view, threads, resize_first=False)
         theirs_resize_first = _oiiotool_seconds(plate, out, frame_range, size, display, view, threads,
@@ -299,6 +308,8 @@ def proxy_bench(*, frame_count: int = 6, threads: int = 2, width: int = 1920, he
         "oiiotool_resize_first_fps": round(frame_count / theirs_resize_first, 3),
         "proxy_speedup_vs_oiiotool": round(ours_fps / theirs_fps, 2),
         "proxy_speedup_vs_oiiotool_resize_first": round(ours_fps * theirs_resize_first / frame_count, 2),
+        "exact_ocio_fps": round(frame_count / exact_seconds, 3),
+        "proxy_speedup_vs_exact_ocio": round(ours_fps * exact_seconds / frame_count, 2),
         "proxy_p999_code_error": float(np.percentile(error, 99.9)),
         "proxy_max_code_error": int(error.max()),
         "ocio_version": ocio.__version__,
@@ -307,12 +318,15 @@ def proxy_bench(*, frame_count: int = 6, threads: int = 2, width: int = 1920, he
 
 
 def main() -> None:
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     result = stream_bench(viewers=_env_int("BENCH_VIEWERS", 50), events=_env_int("BENCH_EVENTS", 200),
                           interval_ms=float(os.environ.get("BENCH_INTERVAL_MS", "20")))
     width, height = (int(n) for n in os.environ.get("BENCH_PLATE", "1920x1080").split("x"))
     result.update(proxy_bench(frame_count=_env_int("BENCH_PROXY_FRAMES", 6), threads=_env_int("BENCH_THREADS", 2),
                               width=width, height=height))
-    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    result["load_average_start"] = load_at_start  # 1, 5, 15 minutes; the machine has os.cpu_count() cores
+    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["cpu_count"] = os.cpu_count()
     print(json.dumps(result))
 
 
