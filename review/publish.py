@@ -62,6 +62,7 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
         raise PublishError(f"{final} already exists and belongs to another release")
     staging = plan.staging_dir
     shutil.rmtree(staging, ignore_errors=True)  # a killed earlier attempt of this release
+    new_folders = [f for f in staging.parents if not f.exists()]  # a first version of its shot or task
     try:
         staging.mkdir(parents=True)
         names = [Path(frame_path(plan.target_pattern, frame)).name for frame in plan.frames]
@@ -91,7 +92,8 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
         _write_text(staging / f"{Path(plan.target_pattern).name.split('.')[0]}.nk", nuke_read_snippet(plan))
         _fsync(staging)
         os.rename(staging, final)
-        _fsync(final.parent)
+        for folder in [final.parent, *(f.parent for f in new_folders)]:  # every new name, durable
+            _fsync(folder)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
