@@ -35,7 +35,7 @@ class RequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = GenerationRequest
         fields = ["id", "shot", "shot_code", "task", "first_frame", "last_frame", "matte_pattern", "rect",
-                  "prompt", "count", "model", "model_name", "steps", "base_seed", "status", "requested_by",
+                  "prompt", "count", "model", "model_name", "steps", "strength", "base_seed", "status", "requested_by",
                   "created_at", "settled_at", "last_seq", "variations"]
 
 
@@ -52,6 +52,9 @@ class RequestCreateSerializer(serializers.Serializer):
     prompt = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     steps = serializers.IntegerField(min_value=1, max_value=services.MAX_STEPS, default=25)
     seed = serializers.IntegerField(min_value=0, max_value=2**62, required=False, allow_null=True, default=None)
+    strength = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None,
+                                      help_text="Image-to-image tasks (atmosphere, time of day): how far the region "
+                                                "is re-noised; empty for the task's default")
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -104,7 +107,7 @@ class RequestListCreate(generics.ListCreateAPIView):
             user=request.user, shot=shot, model=model, first_frame=data["first_frame"],
             last_frame=data["last_frame"], count=data["count"], task=data["task"],
             matte_pattern=data["matte_pattern"], rect=data["rect"], prompt=data["prompt"], steps=data["steps"],
-            base_seed=data["seed"])
+            base_seed=data["seed"], strength=data["strength"])
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
 

@@ -65,6 +65,8 @@ class GenerationRequest(models.Model):
     model = models.ForeignKey(GenerationModel, on_delete=models.PROTECT, related_name="requests")
     base_seed = models.BigIntegerField(default=0)
     steps = models.PositiveSmallIntegerField(default=25)
+    strength = models.FloatField(null=True, blank=True,
+                                 help_text="Image-to-image tasks: how far the region is re-noised; empty = the task's default")
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.QUEUED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

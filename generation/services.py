@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from generation import events
+from generation.engine import task_kinds
 from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (
     SETTLED,
@@ -65,7 +66,8 @@ def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tup
 def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int, last_frame: int,
                    count: int = 4, task: str = Task.SKY_REPLACEMENT, plate: Plate | None = None,
                    matte_pattern: str = "", rect: list | None = None, prompt: str = "", steps: int = 25,
-                   base_seed: int | None = None, derived_from: Variation | None = None) -> GenerationRequest:
+                   base_seed: int | None = None, derived_from: Variation | None = None,
+                   strength: float | None = None) -> GenerationRequest:
     """Create a request and its variations, and queue one generation task per variation.
 
     ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
@@ -87,19 +89,23 @@ def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int
     if not 1 <= steps <= MAX_STEPS:
         raise PortalError(f"steps must be 1 to {MAX_STEPS}", code="steps")
     model_check_usable(model=model, show_id=show_id, task=task)
+    try:
+        strength = task_kinds.resolve_strength(task, strength) if strength is not None else None
+    except task_kinds.TaskError as exc:
+        raise PortalError(str(exc), code="strength") from None
     matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
     if base_seed is None:
         base_seed = int.from_bytes(os.urandom(4), "little")
     request = GenerationRequest.objects.create(
         shot=shot, plate=plate, task=task, first_frame=first_frame, last_frame=last_frame,
         matte_pattern=matte_pattern, rect=rect, prompt=prompt[:500], count=count, model=model,
-        base_seed=base_seed, steps=steps, requested_by=user, derived_from=derived_from)
+        base_seed=base_seed, steps=steps, strength=strength, requested_by=user, derived_from=derived_from)
     Variation.objects.bulk_create(
         Variation(request=request, index=i, seed=(base_seed + 7919 * i) % 2**63, work_dir=str(_work_dir(request, i)))
         for i in range(count))
     events.event_append(request_id=request.pk, type="request.created", actor=user, payload={
         "shot": shot.code, "task": task, "frames": [first_frame, last_frame], "count": count,
-        "model": model.name, "prompt": request.prompt, "by": user.username})
+        "model": model.name, "prompt": request.prompt, "strength": strength, "by": user.username})
     if derived_from is not None:  # the origin's viewers see the iteration appear
         events.event_append(request_id=derived_from.request_id, type="request.iterated", actor=user, payload={
             "request": request.pk, "variation": derived_from.pk, "label": derived_from.label, "by": user.username})

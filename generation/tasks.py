@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def _spec_for(variation: Variation) -> VariationSpec:
-    """The engine's spec: the request's task with its parameters (strength: the task's default, as a
-    request does not carry its own yet), plate, region, model, seed and the show's colour."""
+    """The engine's spec: the request's task with its parameters (strength: the request's, or the task's
+    default), plate, region, model, seed and the show's colour."""
     request = variation.request
     show = request.shot.sequence.show
     colour = show_colour(show)
@@ -27,7 +27,7 @@ def _spec_for(variation: Variation) -> VariationSpec:
         plate_pattern=request.plate.path_pattern, matte_pattern=request.matte_pattern or None,
         rect=tuple(request.rect) if request.rect else None, first=request.first_frame, last=request.last_frame,
         model_path=request.model.path, seed=variation.seed, steps=request.steps, out_dir=variation.work_dir,
-        task=request.task, strength=task_kinds.task_info(request.task).strength, prompt=request.prompt,
+        task=request.task, strength=task_kinds.resolve_strength(request.task, request.strength), prompt=request.prompt,
         working_space=show.working_space,
         config_name=colour.config, display=colour.display, view=colour.view, device=settings.PT_DEVICE,
         attributes={

@@ -49,8 +49,18 @@ def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
         last_frame=_int(request.POST.get("last_frame"), "last_frame"), count=_int(request.POST.get("count"), "count"),
         task=request.POST.get("task", "sky_replacement"), matte_pattern=request.POST.get("matte_pattern", ""),
         rect=_rect(request.POST.get("rect", "")), prompt=request.POST.get("prompt", ""),
-        steps=_int(request.POST.get("steps") or "25", "steps"))
+        steps=_int(request.POST.get("steps") or "25", "steps"), strength=_strength(request.POST.get("strength", "")))
     return redirect("request-detail", request_id=created.pk)
+
+
+def _strength(text: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise PortalError(f"strength must be a number, got {text!r}", code="strength") from None
 
 
 def _derived_from(request: HttpRequest) -> Variation | None:

@@ -61,7 +61,8 @@ def _request_form(request: HttpRequest, shot) -> dict:
     which copies the variation's request (same plate range, region, model, prompt, task) and its seed;
     ?rect=x,y,w,h (drawn on the review page) replaces the region."""
     form = {"task": "sky_replacement", "model": None, "first_frame": shot.first_frame, "last_frame": shot.last_frame,
-            "count": 4, "steps": 25, "matte_pattern": "", "rect": "", "prompt": "", "base_seed": "", "origin": None}
+            "count": 4, "steps": 25, "matte_pattern": "", "rect": "", "prompt": "", "base_seed": "", "strength": "",
+            "origin": None}
     origin_id = request.GET.get("from", "")
     origin = (Variation.objects.select_related("request").filter(pk=int(origin_id), request__shot=shot).first()
               if origin_id.isdigit() else None)
@@ -70,7 +71,8 @@ def _request_form(request: HttpRequest, shot) -> dict:
         form.update(task=source.task, model=source.model_id, first_frame=source.first_frame,
                     last_frame=source.last_frame, count=source.count, steps=source.steps,
                     matte_pattern=source.matte_pattern, rect=" ".join(map(str, source.rect or [])),
-                    prompt=source.prompt, base_seed=origin.seed, origin=origin)
+                    prompt=source.prompt, base_seed=origin.seed, origin=origin,
+                    strength="" if source.strength is None else f"{source.strength:g}")
     drawn = request.GET.get("rect", "").replace(",", " ").split()
     if len(drawn) == 4 and all(v.isdigit() for v in drawn):
         form.update(rect=" ".join(drawn), matte_pattern="")

@@ -95,3 +95,41 @@ def test_register_model_registers_an_sd_directory_pending_and_refuses_an_incompl
     with pytest.raises(CommandError, match="need the network"):
         call_command("register_model", str(partial))
     assert not GenerationModel.objects.filter(name="partial").exists()
+
+
+def test_a_request_carries_its_own_strength_checked_against_the_task(client, compositor, shot, show_model,
+                                                                     sd_inpainting_model):
+    with pytest.raises(PortalError, match="must be 0.2–0.8") as refused:
+        services.request_create(user=compositor, shot=shot, model=sd_inpainting_model, first_frame=1001,
+                                last_frame=1002, count=1, task="time_of_day", strength=0.95)
+    assert refused.value.code == "strength"
+    with pytest.raises(PortalError, match="generates the whole region"):
+        services.request_create(user=compositor, shot=shot, model=show_model, first_frame=1001, last_frame=1002,
+                                count=1, task="sky_replacement", strength=0.5)
+    assert not GenerationRequest.objects.exists()
+    client.force_login(compositor)
+    body = {"shot": shot.pk, "model": sd_inpainting_model.pk, "first_frame": 1001, "last_frame": 1002, "count": 1,
+            "task": "time_of_day", "strength": 0.3}
+    created = client.post("/api/requests/", body, content_type="application/json")
+    assert created.status_code == 201 and created.json()["strength"] == 0.3
+    page = client.post(f"/shots/{shot.pk}/requests/new", {
+        "model": show_model.pk, "first_frame": 1001, "last_frame": 1002, "count": 1, "task": "atmosphere",
+        "strength": "0.7"})
+    assert page.status_code == 302
+    assert GenerationRequest.objects.order_by("-pk").first().strength == 0.7
+    bad = client.post(f"/shots/{shot.pk}/requests/new", {
+        "model": show_model.pk, "first_frame": 1001, "last_frame": 1002, "count": 1, "task": "atmosphere",
+        "strength": "lots"})
+    assert bad.status_code == 400 and "strength must be a number" in bad.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_uses_the_requests_strength(compositor, shot, show_model, small_plate):
+    request = services.request_create(user=compositor, shot=shot, model=show_model, first_frame=1001,
+                                      last_frame=1001, count=1, steps=4, task="atmosphere", strength=0.25,
+                                      base_seed=3)
+    worker.drain_embedded()
+    variation = request.variations.get()
+    assert variation.status == "done", variation.error
+    header = oiio.ImageInput.open(frame_path(variation.exr_pattern, 1001)).spec()
+    assert header.getattribute("parallel_track:strength") == "0.25"
