@@ -142,17 +142,18 @@ class Client:
 
     def submit(self, *, shot: int, first_frame: int, last_frame: int, count: int = 4, model: int | None = None,
                matte_pattern: str = "", rect: list[int] | None = None, prompt: str = "", steps: int = 25,
-               seed: int | None = None, task: str = "sky_replacement", show: str | None = None) -> dict:
-        """Submit a request; without ``model``, the first model approved on the shot's show."""
+               seed: int | None = None, task: str = "sky_replacement", show: str | None = None,
+               strength: float | None = None) -> dict:
+        """Submit a request; without ``model``, the first model approved on the shot's show that can do ``task``."""
         if model is None:
             show = show or self.shot(shot)["show"]
-            approved = self.models(show=show)
-            if not approved:
-                raise ApiError(400, "model", f"no generation model is approved on show {show}")
-            model = approved[0]["id"]
+            able = [m for m in self.models(show=show) if task in m.get("tasks", [task])]
+            if not able:
+                raise ApiError(400, "model", f"no generation model approved on show {show} can do {task}")
+            model = able[0]["id"]
         data = {"shot": shot, "model": model, "first_frame": first_frame, "last_frame": last_frame,
                 "count": count, "task": task, "matte_pattern": matte_pattern, "rect": rect, "prompt": prompt,
-                "steps": steps, "seed": seed}
+                "steps": steps, "seed": seed, "strength": strength}
         return self.post("/api/requests/", data)
 
     def request(self, request_id: int) -> dict:

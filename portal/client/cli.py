@@ -39,7 +39,8 @@ def _submit(client: Client, args) -> int:
     first, last = _frames(args.frames, shot)
     created = client.submit(shot=shot["id"], first_frame=first, last_frame=last, count=args.count,
                             model=args.model, matte_pattern=args.matte or "", rect=_rect(args.rect),
-                            prompt=args.prompt, steps=args.steps, seed=args.seed, show=shot["show"])
+                            prompt=args.prompt, steps=args.steps, seed=args.seed, show=shot["show"],
+                            task=args.task, strength=args.strength)
     if args.json:
         _print_json(created)
     else:
@@ -207,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     region.add_argument("--matte", help="matte sequence on shared storage (default: the plate's matte)")
     region.add_argument("--rect", help="X,Y,WIDTH,HEIGHT in display-window pixels")
     p.add_argument("--prompt", default="")
+    p.add_argument("--task", default="sky_replacement",
+                   choices=["sky_replacement", "set_extension", "background_fill", "atmosphere", "time_of_day"])
+    p.add_argument("--strength", type=float, help="atmosphere / time of day: 0.1-0.9 (default: the task's)")
     p.add_argument("--model", type=int, help="generation model id (default: the first approved on the show)")
     p.add_argument("--seed", type=int)
     p.add_argument("--watch", action="store_true", help="follow the request once submitted")

@@ -84,3 +84,18 @@ def test_errors_print_the_apis_message_and_exit_non_zero(live_portal, token_for,
     assert portal_client(live_portal, "not-a-token", "releases").returncode == 1
     unreachable = portal_client(type("S", (), {"url": "http://127.0.0.1:9"})(), cora, "status", "1")
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
+
+
+def test_submit_takes_a_task_and_strength_and_chooses_a_model_that_can_do_it(live_portal, token_for, compositor,
+                                                                             shot, show_model):
+    cora = token_for(compositor)
+    created = json.loads(ok(portal_client(live_portal, cora, "submit", str(shot.pk), "--frames", "1001-1001",
+                                          "--count", "1", "--steps", "2", "--task", "atmosphere", "--strength",
+                                          "0.3", "--json")))
+    assert created["task"] == "atmosphere" and created["strength"] == 0.3 and created["model"] == show_model.pk
+    # the tiny show model cannot do a time of day (it ignores prompts): the client says so and exits 1
+    refused = portal_client(live_portal, cora, "submit", str(shot.pk), "--count", "1", "--task", "time_of_day")
+    assert refused.returncode == 1 and "can do time_of_day" in refused.stderr
+    out_of_range = portal_client(live_portal, cora, "submit", str(shot.pk), "--count", "1", "--task",
+                                 "atmosphere", "--strength", "0.99")
+    assert out_of_range.returncode == 1 and "must be 0.1–0.9" in out_of_range.stderr
