@@ -72,9 +72,13 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
         if event["seq"] <= self.sent_seq:
             return  # already sent (from the database or an earlier announcement)
         if event["seq"] > self.sent_seq + 1:
-            await self._send_from_database()  # fill the gap, in order
-            if event["seq"] <= self.sent_seq:
-                return
+            # Fill the gap from the database, in order. The event itself is announced only after its commit,
+            # so if it is ours it was just sent from there; if the database does not have it, it is not ours
+            # (a stray announcement) and is never forwarded.
+            await self._send_from_database()
+            return
+        if event.get("request") != self.request_id:
+            return
         await self.send_json(event)
         self.sent_seq = event["seq"]
 

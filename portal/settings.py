@@ -8,6 +8,7 @@ PostgreSQL, Redis as the Celery broker and the channels layer, separate Celery w
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -124,7 +125,12 @@ if REDIS_URL:
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # redis-py 8 caps a pool at 100 connections unless told otherwise, and times reads out after 5 s.
             "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": envint("REDIS_MAX_CONNECTIONS", "500"),
-                                  "socket_timeout": 30}]},
+                                  "socket_timeout": 30}],
+                       # Redis pub/sub ignores the database number: two portals on one Redis (production and
+                       # staging, two test runs) would hear each other's request-<id> groups. The prefix keeps
+                       # them apart: by default it names the Redis database the portal uses.
+                       "prefix": os.getenv("PT_CHANNEL_PREFIX",
+                                           "pt-db" + (urlsplit(REDIS_URL).path.strip("/") or "0"))},
         }
     }
 else:

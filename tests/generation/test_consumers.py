@@ -69,3 +69,42 @@ def test_a_gap_in_the_live_stream_is_filled_from_the_database(director, composit
 
     got = async_to_sync(_collect)(director, request.pk, before, 2, during=produce_with_a_lost_announcement)
     assert [e["seq"] for e in got] == [before + 1, before + 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stray_announcement_from_another_portal_is_never_forwarded(director, compositor, shot, show_model):
+    """Redis pub/sub ignores database numbers: a second portal's request with the same id may be heard. An event
+    the database does not have, or of another request, is dropped, and the viewer's own stream goes on."""
+    from channels.layers import get_channel_layer
+
+    from generation.events import request_group
+
+    request = request_with_done_variations(user=compositor, shot=shot, model=show_model)
+    before = request.events.count()
+
+    async def stray_then_real():
+        layer = get_channel_layer()
+        for stray in ({"type": "note.added", "seq": before + 50, "request": request.pk, "payload": {"stray": 1}},
+                      {"type": "note.added", "seq": before + 1, "request": request.pk + 1000, "payload": {}}):
+            await layer.group_send(request_group(request.pk), {"type": "request.event", "event": stray})
+        await database_sync_to_async(event_append)(request_id=request.pk, type="note.added", payload={"real": 1})
+
+    got = async_to_sync(_collect)(director, request.pk, before, 1, during=stray_then_real)
+    assert [(e["seq"], e["payload"]) for e in got] == [(before + 1, {"real": 1})]
+
+
+def test_the_channel_prefix_names_the_redis_database(monkeypatch):
+    import importlib
+
+    import portal.settings as portal_settings
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/7")
+    monkeypatch.delenv("PT_CHANNEL_PREFIX", raising=False)
+    try:
+        reloaded = importlib.reload(portal_settings)
+        assert reloaded.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] == "pt-db7"
+        monkeypatch.setenv("PT_CHANNEL_PREFIX", "pt-staging")
+        assert importlib.reload(portal_settings).CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] == "pt-staging"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(portal_settings)
