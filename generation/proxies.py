@@ -16,8 +16,7 @@ import numpy as np
 from django.conf import settings
 
 from generation.engine import colour, frames
-from generation.engine.sequence import frame_path
-from generation.engine.variation import ELEMENT_NAME, PROXY_NAME
+from generation.engine.sequence import ELEMENT_NAME, PROXY_NAME, frame_path
 from generation.models import GenerationRequest, Variation
 from portal.colour import ShowColour, show_colour
 from portal.errors import NotFound, PortalError

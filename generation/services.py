@@ -109,10 +109,8 @@ def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int
     if derived_from is not None:  # the origin's viewers see the iteration appear
         events.event_append(request_id=derived_from.request_id, type="request.iterated", actor=user, payload={
             "request": request.pk, "variation": derived_from.pk, "label": derived_from.label, "by": user.username})
-    from generation.tasks import generate_variation
-
     for variation_id in request.variations.values_list("pk", flat=True):
-        worker.enqueue(generate_variation, variation_id)
+        worker.enqueue("generation.tasks.generate_variation", variation_id)
     return request
 
 

@@ -6,6 +6,7 @@ Tasks are always sent after the surrounding transaction commits, so a worker nev
 """
 
 import asyncio
+import importlib
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,23 +39,42 @@ def _embedded_executor() -> ThreadPoolExecutor:
         return _executor
 
 
+def _task(task):
+    """A task object, or a task's dotted name imported here (on the worker thread, not in the request)."""
+    if not isinstance(task, str):
+        return task
+    from celery import current_app
+
+    importlib.import_module(task.rsplit(".", 1)[0])
+    return current_app.tasks[task]
+
+
 def _run_embedded(task, args: tuple) -> None:
     try:
+        task = _task(task)
         result = task.apply(args=args)
         if result.failed():
             log.error("task %s%r failed: %s", task.name, args, result.result)
+    except Exception:  # noqa: BLE001 - a task that cannot even be found; the worker thread must live on
+        log.exception("task %s%r could not run", task, args)
     finally:
         close_old_connections()
 
 
 def enqueue(task, *args) -> None:
-    """Send `task(*args)` once the current transaction commits."""
+    """Send `task(*args)` once the current transaction commits. `task` may be a task's dotted name, so the web
+    process never imports the engine (torch) just to queue a generation."""
     transaction.on_commit(lambda: send_now(task, *args))
 
 
 def send_now(task, *args) -> Future | None:
     if settings.PT_EMBEDDED_WORKER:
         return _embedded_executor().submit(_run_embedded, task, args)
+    if isinstance(task, str):
+        from celery import current_app
+
+        current_app.send_task(task, args=args)  # routed by name (CELERY_TASK_ROUTES)
+        return None
     task.apply_async(args=args)
     return None
 

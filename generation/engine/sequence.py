@@ -10,6 +10,10 @@ import os
 import re
 
 MAX_FRAMES = 10000
+# A variation's folder: its element frames and their in-context proxies (here, free of torch, so the portal's
+# web processes can find them without loading the engine).
+ELEMENT_NAME = "element.####.exr"
+PROXY_NAME = "incontext.####.jpg"
 
 _TOKEN = re.compile(r"#+|%(?:0(\d+))?d")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")

@@ -38,11 +38,9 @@ from generation.engine.device import pick_device, pick_dtype
 from generation.engine.frames import Window
 from generation.engine.inpaint import Cancelled, masked_denoise
 from generation.engine.registry import ModelCard, ModelError, load_show_model, read_model_card
-from generation.engine.sequence import frame_path
+from generation.engine.sequence import ELEMENT_NAME, PROXY_NAME, frame_path
 
 TASKS = {name: info.kinds for name, info in task_kinds.TASKS.items()}  # task -> model kinds that can do it
-ELEMENT_NAME = "element.####.exr"
-PROXY_NAME = "incontext.####.jpg"
 AP1_LUMA = np.array([0.2722287, 0.6740818, 0.0536895], np.float32)  # ACEScg luminance weights
 # Motion-vector channel pairs holding motion since the previous frame, x right, y down.
 MOTION_CHANNELS = (("motion.x", "motion.y"), ("MV.x", "MV.y"), ("mv.x", "mv.y"))
