@@ -94,11 +94,15 @@ def _render(target: Path, pixels: np.ndarray, colour_settings: ShowColour, dv: D
     return target
 
 
-def _plate_rgb(request: GenerationRequest, frame: int) -> tuple[np.ndarray, Path]:
+def _plate_path(request: GenerationRequest, frame: int) -> Path:
     path = Path(frame_path(request.plate.path_pattern, frame))
     if not path.is_file():
         raise NotFound(f"plate frame {frame} is missing")
-    return frames.read_channels(path, ("R", "G", "B")), path
+    return path
+
+
+def _plate_rgb(path: Path) -> np.ndarray:
+    return frames.read_channels(path, ("R", "G", "B"))
 
 
 def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str = "", view: str = "") -> Path:
@@ -127,11 +131,11 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
             return target
         element, _ = frames.read_rgba(element_path)
         return _render(target, element[..., :3], show, dv)
-    plate_rgb, plate_path = _plate_rgb(request, frame)
+    plate_path = _plate_path(request, frame)
     if _fresh(target, [element_path, plate_path]):
         return target
     element, _ = frames.read_rgba(element_path)
-    comp = element[..., :3] + plate_rgb * (1.0 - element[..., 3:])  # premultiplied over
+    comp = element[..., :3] + _plate_rgb(plate_path) * (1.0 - element[..., 3:])  # premultiplied over
     return _render(target, comp, show, dv)
 
 
@@ -144,8 +148,8 @@ def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", vi
     if not first:
         raise NotFound("the request has no work folder")
     folder = _inside_work_root(Path(first).parent / "plate-proxy" / dv.slug)
-    plate_rgb, plate_path = _plate_rgb(request, frame)
+    plate_path = _plate_path(request, frame)
     target = folder / f"plate.{frame:04d}.jpg"
     if _fresh(target, [plate_path]):
         return target
-    return _render(target, plate_rgb, show, dv)
+    return _render(target, _plate_rgb(plate_path), show, dv)

@@ -50,10 +50,16 @@ def pick_reject_all(*, user, request: GenerationRequest, note: str) -> Pick:
 
 
 @transaction.atomic
-def note_add(*, user, variation: Variation, text: str, frame: int | None = None, shape: dict | None = None) -> Note:
+def note_add(*, user, variation: Variation, text: str, frame: int | None = None, shape: object = None) -> Note:
+    """A note on a variation, at a frame of the request's range, with an optional shape drawn over the plate's
+    display window (checked and clamped by `note_shape_checked`)."""
     require_member(user, variation.request.shot.sequence.show_id)
     if not text.strip():
         raise PortalError("a note needs text", code="note_required")
+    window = variation.request.plate.display_window
+    shape = note_shape_checked(shape, width=window["width"], height=window["height"])
+    if frame is not None and not variation.request.first_frame <= frame <= variation.request.last_frame:
+        raise PortalError(f"frame {frame} is outside the request's range", code="frame")
     note = Note.objects.create(variation=variation, frame=frame, text=text[:5000], shape=shape, author=user)
     events.event_append(request_id=variation.request_id, type="note.added", actor=user, payload={
         "note": note.pk, "variation": variation.pk, "index": variation.index, "frame": frame, "text": note.text,
@@ -185,12 +191,3 @@ def note_shape_checked(shape: object, *, width: int, height: int) -> dict | None
     if not all(isinstance(p, list | tuple) and len(p) == 2 for p in points):
         raise PortalError("a stroke's points are [x, y] pairs", code="shape")
     return {"kind": "stroke", "points": [[number(x, width), number(y, height)] for x, y in points]}
-
-
-def note_add_drawn(*, user, variation: Variation, text: str, frame: int | None, shape: object) -> Note:
-    """A note at a frame with an optional shape drawn over the plate's display window (checked first)."""
-    window = variation.request.plate.display_window
-    checked = note_shape_checked(shape, width=window["width"], height=window["height"])
-    if frame is not None and not variation.request.first_frame <= frame <= variation.request.last_frame:
-        raise PortalError(f"frame {frame} is outside the request's range", code="frame")
-    return note_add(user=user, variation=variation, text=text, frame=frame, shape=checked)

@@ -58,8 +58,8 @@ def note(request: HttpRequest, variation_id: int) -> HttpResponse:
         shape = json.loads(request.POST.get("shape") or "null")
     except ValueError:
         raise PortalError("the shape is not JSON", code="shape") from None
-    services.note_add_drawn(user=request.user, variation=variation, text=request.POST.get("text", ""),
-                            frame=int(frame) if frame.lstrip("-").isdigit() else None, shape=shape)
+    services.note_add(user=request.user, variation=variation, text=request.POST.get("text", ""),
+                      frame=int(frame) if frame.lstrip("-").isdigit() else None, shape=shape)
     return _back(request, variation.request_id)
 
 

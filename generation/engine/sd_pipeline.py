@@ -14,6 +14,7 @@ separate download and these are the show's own elements.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -134,8 +135,8 @@ def sd_denoise(
         generator=torch.Generator("cpu").manual_seed(seed),
         output_type="pt",
         callback_on_step_end=on_step_end,
+        mask_image=mask.to(device, dtype),
     )
-    kwargs["mask_image"] = mask.to(device, dtype)
     accepted = _call_parameters(pipe)  # the img2img pipeline takes no mask, height or width
     with torch.inference_mode():
         out = pipe(**{k: v for k, v in kwargs.items() if k in accepted}).images
@@ -146,8 +147,6 @@ def sd_denoise(
 
 
 def _call_parameters(pipe) -> set[str]:
-    import inspect
-
     return set(inspect.signature(type(pipe).__call__).parameters)
 
 

@@ -40,7 +40,6 @@ from generation.engine.inpaint import Cancelled, masked_denoise
 from generation.engine.registry import ModelCard, ModelError, load_show_model, read_model_card
 from generation.engine.sequence import ELEMENT_NAME, PROXY_NAME, frame_path
 
-TASKS = {name: info.kinds for name, info in task_kinds.TASKS.items()}  # task -> model kinds that can do it
 AP1_LUMA = np.array([0.2722287, 0.6740818, 0.0536895], np.float32)  # ACEScg luminance weights
 # Motion-vector channel pairs holding motion since the previous frame, x right, y down.
 MOTION_CHANNELS = (("motion.x", "motion.y"), ("MV.x", "MV.y"), ("mv.x", "mv.y"))
@@ -416,9 +415,8 @@ def _depth_reference(depth0: np.ndarray | None, matte0: np.ndarray) -> float | N
     return float(np.median(values)) if values.size else None
 
 
-def _backend(spec: VariationSpec, device: torch.device, strength: float):
-    """``(model card, denoise(known, mask, progress, should_cancel))`` for the spec's model."""
-    card = read_model_card(spec.model_path)
+def _backend(spec: VariationSpec, card: ModelCard, device: torch.device, strength: float):
+    """``(model card, denoise(known, mask, progress, should_cancel))`` for the spec's model (``card``, read)."""
     if card.kind == "show_model":
         unet, scheduler, card = load_show_model(spec.model_path, device, pick_dtype(device))
 
@@ -517,7 +515,7 @@ def generate_variation(
         timings["track"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        model, denoise = _backend(spec, device, strength)
+        model, denoise = _backend(spec, model, device, strength)
         depth_name = (
             depth_channel(frames.read_header(frame_path(spec.plate_pattern, spec.first), verify_pixels=False).channels)
             if info.uses_depth

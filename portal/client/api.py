@@ -247,6 +247,13 @@ class Client:
             on_progress(tracker.fraction(), tracker.request)
         if _finished(tracker.request, until):
             return tracker.request
+
+        def reloaded_and_finished() -> bool:
+            tracker.reload(self.request(request_id))
+            if on_progress:
+                on_progress(tracker.fraction(), tracker.request)
+            return _finished(tracker.request, until)
+
         if not poll:
             try:
                 for event in self.events(request_id, after=after):
@@ -255,22 +262,15 @@ class Client:
                     if tracker.apply(event) and on_progress:
                         on_progress(tracker.fraction(), tracker.request)
                     if event["type"] in STATUS_EVENTS or event["type"] in ("connected", "idle"):
-                        tracker.reload(self.request(request_id))
-                        if on_progress:
-                            on_progress(tracker.fraction(), tracker.request)
-                        if _finished(tracker.request, until):
+                        if reloaded_and_finished():
                             return tracker.request
                     _check_deadline(deadline, request_id)
             except WebSocketUnavailable:
                 pass  # a proxy that does not upgrade, for one: fall back to polling
-        while True:
-            tracker.reload(self.request(request_id))
-            if on_progress:
-                on_progress(tracker.fraction(), tracker.request)
-            if _finished(tracker.request, until):
-                return tracker.request
+        while not reloaded_and_finished():
             _check_deadline(deadline, request_id)
             time.sleep(poll_interval)
+        return tracker.request
 
     def _ws_url(self, request_id: int, after: int) -> str:
         parts = urllib.parse.urlsplit(self.server)

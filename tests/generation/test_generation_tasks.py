@@ -3,17 +3,16 @@
 import shutil
 from io import StringIO
 
-import numpy as np
 import OpenImageIO as oiio
 import pytest
 from django.core.management import CommandError, call_command
 
 from generation import services
-from generation.engine.frames import read_rgba
 from generation.engine.sequence import frame_path
 from generation.models import GenerationModel, GenerationRequest
 from portal import worker
 from portal.errors import PortalError
+from tests.factories import assert_outside_matte_is_the_plate
 
 
 def test_the_service_refuses_a_show_model_a_time_of_day(compositor, shot, show_model):
@@ -60,13 +59,7 @@ def test_a_time_of_day_runs_through_the_worker_on_the_sd_pipeline(compositor, sh
     assert header.getattribute("parallel_track:task") == "time_of_day"
     assert header.getattribute("parallel_track:strength") == "0.45"  # the task's default
     assert header.getattribute("parallel_track:prompt") == "golden hour"
-    for frame in (1001, 1003):
-        element, _ = read_rgba(frame_path(variation.exr_pattern, frame))
-        plate, _ = read_rgba(frame_path(small_plate["plate"], frame))
-        comp = element + plate * (1.0 - element[..., 3:4])
-        outside = element[..., 3] == 0
-        assert outside.any() and (~outside).any()
-        assert np.array_equal(comp[outside], plate[outside])
+    assert_outside_matte_is_the_plate(variation.exr_pattern, small_plate["plate"], (1001, 1003))
 
 
 @pytest.mark.django_db(transaction=True)

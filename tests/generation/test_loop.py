@@ -16,6 +16,7 @@ from portal import worker
 from review import services as review
 from review.models import Release
 from tests.conftest import OIIOTOOL
+from tests.factories import assert_outside_matte_is_the_plate
 
 
 def _run_request(compositor, shot, show_model, *, count=2, steps=3):
@@ -47,13 +48,7 @@ def test_a_request_generates_every_variation_and_logs_events_in_order(compositor
 def test_pixels_outside_the_matte_are_the_plates_own(compositor, shot, show_model, small_plate):
     request = _run_request(compositor, shot, show_model, count=1)
     variation = request.variations.get()
-    for frame in (1001, 1006):
-        element, _ = read_rgba(frame_path(variation.exr_pattern, frame))
-        plate, _ = read_rgba(frame_path(small_plate["plate"], frame))
-        comp = element + plate * (1.0 - element[..., 3:4])
-        outside = element[..., 3] == 0
-        assert outside.any() and (~outside).any()
-        assert np.array_equal(comp[outside], plate[outside])
+    assert_outside_matte_is_the_plate(variation.exr_pattern, small_plate["plate"], (1001, 1006))
 
 
 @pytest.mark.django_db(transaction=True)
