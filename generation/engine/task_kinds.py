@@ -18,17 +18,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Model kinds a show may register, in the order a page lists them.
+MODEL_KINDS: dict[str, str] = {
+    "show_model": "Show model",
+    "inpainting": "Inpainting",
+    "img2img": "Image-to-image",
+    "upscaler": "Upscaler",
+}
+
 
 @dataclass(frozen=True)
 class TaskInfo:
+    """What a task needs and makes. The request, review, release and metrics code reads these fields and
+    knows no task by name: a new task plugs in with its engine module and a row in :data:`TASKS`."""
+
     label: str
-    kinds: tuple[str, ...]  # model kinds that may do it, preferred first
-    mode: str  # "inpaint" or "img2img"
+    kinds: tuple[str, ...]  # model kinds that may do it, preferred first (empty: the task needs no model)
+    mode: str  # "inpaint" or "img2img" for generation tasks; the task's own word otherwise
     strength: float  # default; inpaint tasks are always 1.0
     strength_range: tuple[float, float]
     anchor: str  # where the card sits on the matte's box: "bottom" (skies: horizon at the bottom) or "centre"
     context: float  # plate margin around the matte's box in the card, as a fraction of its larger side
     uses_depth: bool  # a depth channel (Z, depth.Z, depth) weights the result when the plate has one
+    look: str = "element"  # what a frame makes of the card: "element", "haze" (atmosphere), "grade" (time of day)
+    element: str = "rgba"  # what a variation delivers: "rgba" (premultiplied over the plate) or "matte" (A only)
+    needs_pick: bool = True  # a director's pick comes before sign-off (False: a compositor signs off directly)
+    region: str = "matte"  # what says where: "matte" (a matte sequence or a rect), "keyframes", "element"
+    runner: str = "generation.engine.variation:generate_variation"  # "module:function" the worker calls
+
+    @property
+    def needs_model(self) -> bool:
+        return bool(self.kinds)
 
 
 TASKS: dict[str, TaskInfo] = {
@@ -42,10 +62,11 @@ TASKS: dict[str, TaskInfo] = {
         "Foliage / background fill", ("inpainting", "show_model"), "inpaint", 1.0, (1.0, 1.0), "centre", 0.15, False
     ),
     "atmosphere": TaskInfo(
-        "Atmosphere", ("show_model", "inpainting", "img2img"), "img2img", 0.5, (0.1, 0.9), "centre", 0.05, True
+        "Atmosphere", ("show_model", "inpainting", "img2img"), "img2img", 0.5, (0.1, 0.9), "centre", 0.05, True,
+        look="haze",
     ),
     "time_of_day": TaskInfo(
-        "Time of day", ("inpainting", "img2img"), "img2img", 0.45, (0.2, 0.8), "centre", 0.05, False
+        "Time of day", ("inpainting", "img2img"), "img2img", 0.45, (0.2, 0.8), "centre", 0.05, False, look="grade"
     ),
 }
 DEPTH_CHANNELS = ("Z", "depth.Z", "depth")  # looked for in this order
@@ -89,7 +110,3 @@ def resolve_strength(task: str, strength: float | None) -> float:
             raise TaskError(f"{info.label.lower()} generates the whole region: strength is {low}, not {strength}")
         raise TaskError(f"strength for {info.label.lower()} must be {low}–{high}, got {strength}")
     return float(strength)
-
-
-def kinds_for(task: str) -> tuple[str, ...]:
-    return task_info(task).kinds
