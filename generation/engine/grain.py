@@ -9,11 +9,16 @@ A :class:`GrainProfile` is that model, per channel:
   :data:`RADIAL_BINS` rings of spatial frequency from 0 to 0.5 cycles per pixel;
 - ``correlation``: the 3×3 correlation of the grain between R, G and B (film grain is partly shared).
 
-It is measured from flat areas of the plate: the plate is cut into ``TILE``-pixel tiles, a plane is fitted to each
-tile and channel and removed, and in each intensity bin the flattest tiles (lowest residual deviation: no texture,
-no edge) stand for the grain. Tiles touching clipped or constant pixels (JPEG white, crushed black, CG flats) are
-left out, because they would read as "no grain". A plate whose flat tiles hold no measurable deviation (a CG
-render, a clean digital plate) gets the empty profile, and regraining with it changes nothing.
+It is measured from the quiet parts of the plate: the plate is cut into ``TILE``-pixel tiles, a quadratic surface is
+fitted to each tile and channel and removed, and the residual's power is read per ring of frequency. Grain is in
+every tile, texture and edges only in some, so in each intensity bin and ring the low percentile over the tiles
+stands for the grain (minimum statistics, as in audio noise estimation), corrected by what the same estimator reads
+from white noise. Rings below 1/8 cycle per pixel are not read (picture content outweighs grain there) but carried
+over. The spectrum is then corrected for the tile window's smearing, so grain synthesised from the profile reads back
+as the plate read. Tiles touching clipped or constant pixels (JPEG white, crushed black, CG flats) are left out,
+because they would read as "no grain". A plate whose quiet tiles hold no measurable deviation (a CG render, a clean
+digital plate) gets the empty profile, and regraining with it changes nothing. Temporal differences are not used:
+the spatial estimate needs no motion compensation and works on a single frame.
 
 Everything here is numpy over float32 (H, W, 3) scene-linear RGB (ACEScg by convention); no Django, no torch.
 A profile is a few dozen numbers per channel and round-trips through JSON (:meth:`GrainProfile.to_json`).
@@ -268,7 +273,29 @@ def measure_grain(plates: list[np.ndarray], *, valid: list[np.ndarray] | None = 
     correlation = np.corrcoef(stats.residual[quiet].transpose(2, 0, 1).reshape(3, -1))
     measured = {"frames": len(plates), "tiles": int(tiles.shape[0]), "tile": TILE,
                 "quiet_percentile": QUIET_PERCENTILE}
-    return GrainProfile(tuple(channels), tuple(tuple(_rounded(row)) for row in correlation), measured)
+    profile = GrainProfile(tuple(channels), tuple(tuple(_rounded(row)) for row in correlation), measured)
+    return _unblurred(profile)
+
+
+def _spectrum_read_back(profile: GrainProfile) -> list[np.ndarray]:
+    """Per channel, the spectrum :func:`measure_grain` reads from grain synthesised with ``profile``."""
+    field_ = synthesize_grain(profile, 8 * TILE, 8 * TILE, seed=0, frame=0).astype(np.float64)
+    stats = _tile_stats(_tiles(field_, None))
+    rings = [_grain_rings(stats.rings[:, c, :]) for c in range(3)]
+    return [r / max(r.sum(), _EPS) / _RING_SHARE for r in rings]
+
+
+def _unblurred(profile: GrainProfile) -> GrainProfile:
+    """The profile with each spectrum corrected for what the tile window smears between neighbouring rings: the
+    grain synthesised from the corrected spectrum reads back, through the same estimator, as the plate read
+    (one fixed-point step: corrected = measured² / read back)."""
+    channels = []
+    for channel, back in zip(profile.channels, _spectrum_read_back(profile), strict=True):
+        measured = np.asarray(channel.spectrum)
+        corrected = measured * measured / np.maximum(back, _EPS)
+        corrected = corrected / max(float(np.sum(corrected * _RING_SHARE)), _EPS)
+        channels.append(ChannelGrain(channel.intensity, channel.amplitude, _rounded(corrected)))
+    return GrainProfile(tuple(channels), profile.correlation, profile.measured | {"spectrum": "unblurred"})
 
 
 def _channel_grain(stats: _TileStats, c: int) -> ChannelGrain | None:
