@@ -178,7 +178,8 @@ def _unclipped(tiles: np.ndarray) -> np.ndarray:
     top = flat.max(axis=1, keepdims=True)
     bottom = flat.min(axis=1, keepdims=True)
     at_extreme = ((flat == top) | (flat == bottom)).mean(axis=1)
-    return (at_extreme < 0.05).all(axis=1) & (bottom[:, 0, :] > 0).all(axis=1)
+    # Strong grain on dark levels dips below 0 in scene-linear: that is grain, not clipping, so it stays.
+    return (at_extreme < 0.05).all(axis=1)
 
 
 @dataclass
