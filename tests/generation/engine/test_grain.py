@@ -18,7 +18,7 @@ def _profile(amplitude: float = 0.02, spectrum=None) -> grain.GrainProfile:
 
 def _smooth_plate(h: int = 256, w: int = 384) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = 0.05 + 0.6 * (x / w) ** 2 + 0.1 * np.sin(y / 40.0)
+    base = 0.1 + 0.6 * (x / w) ** 2 + 0.05 * np.sin(y / 40.0)
     return np.stack([base, base * 0.9, base * 0.7], axis=2).astype(np.float32)
 
 
