@@ -26,6 +26,7 @@ A profile is a few dozen numbers per channel and round-trips through JSON (:meth
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -87,6 +88,10 @@ class GrainProfile:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def sha256(self) -> str:
+        """The profile's identity in provenance: sha256 (hex) of its canonical JSON."""
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
     @classmethod
     def from_dict(cls, raw: dict) -> GrainProfile:

@@ -54,6 +54,8 @@ class VariationSpec:
     attributes: dict[str, str] = field(default_factory=dict)
     strength: float | None = None  # img2img tasks; None = the task's default (task_kinds.TASKS)
     guidance_scale: float = 7.5  # SD backends only (classifier-free guidance; 1 switches it off)
+    upscaler_path: str = ""  # finishing stage: the show's approved upscaler ("" = none; see upscale_finish)
+    grain_profile: dict | None = None  # finishing stage: the plate's grain (GrainProfile.to_dict; None = none)
 
 
 @dataclass

@@ -18,7 +18,6 @@ whose alpha is 0 hold nothing, and the proxy shows the plate there bit for bit.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
@@ -65,10 +64,6 @@ def _profile(spec: VariationSpec, params: dict, progress: ProgressFn) -> grain.G
         plates.append(frames.read_channels(frame_path(spec.plate_pattern, f), ("R", "G", "B")))
         progress("grain", k + 1, len(frame_list))
     return grain.measure_grain(plates)
-
-
-def profile_sha256(profile: grain.GrainProfile) -> str:
-    return hashlib.sha256(profile.to_json().encode("utf-8")).hexdigest()
 
 
 def _box(alpha: np.ndarray) -> tuple[slice, slice] | None:
@@ -133,7 +128,7 @@ def upscale_element(
     profile = grain.EMPTY if matte_only else _profile(spec, params, progress)
     timings = {"grain": time.perf_counter() - started}
     extra = {"parallel_track:upscaler": card.name, "parallel_track:upscaler_manifest_sha256": card.manifest_hash,
-             "parallel_track:grain_profile_sha256": profile_sha256(profile),
+             "parallel_track:grain_profile_sha256": profile.sha256(),
              "parallel_track:source_element": os.path.basename(params["element"])}
     union: list[Window] = []
 

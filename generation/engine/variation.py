@@ -3,7 +3,8 @@
 The pipeline reads straight down in :func:`generate_variation`: plan (check the spec, read the first
 frame's header once) → camera track → a "card" wider than the first frame's matte by the whole pan →
 denoise at the model's size (show model: masked denoising; SD inpainting / img2img directory: its
-diffusers pipeline) → each frame samples the card at its camera offset through the task's look →
+diffusers pipeline) → finishing (:mod:`upscale_finish`: the card upscaled by the show upscaler) → each
+frame samples the card at its camera offset through the task's look (regrained with the plate's grain) →
 element EXR + in-context proxy per frame.
 
 The parts, in the order they run:
@@ -45,6 +46,7 @@ from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
 from generation.engine.track import MOTION_CHANNELS, camera_track, luma
+from generation.engine.upscale_finish import Finishing
 
 if TYPE_CHECKING:
     import torch
@@ -88,8 +90,11 @@ def generate_variation(
         with _timed(timings, "denoise"):
             sample = denoise(known, mask, lambda i, n: progress("denoise", i, n), should_cancel)
             look = make_look(plan, card, sample, known, depth_ref)
+        with _timed(timings, "finish"):
+            finishing = Finishing(spec.upscaler_path, spec.grain_profile, spec.seed, str(device))
+            look = finishing.card(look)
         with _timed(timings, "frames"):
-            carry = _Carry(plan, card, look, track)
+            carry = _Carry(plan, card, look, track, finishing)
             flicker, window = carry.run(outputs, progress, on_frame, should_cancel)
     return VariationResult(
         frames=plan.frames,
@@ -124,8 +129,8 @@ class _Carry:
     """Each frame: the look over the frame's matte box, premultiplied by the matte, over the plate;
     flicker measured in order on its own thread where the element can be (the card's footprint)."""
 
-    def __init__(self, plan: VariationPlan, card: Card, look: Look, track: Track) -> None:
-        self.plan, self.card, self.look, self.track = plan, card, look, track
+    def __init__(self, plan: VariationPlan, card: Card, look: Look, track: Track, finishing: Finishing) -> None:
+        self.plan, self.card, self.look, self.track, self.finishing = plan, card, look, track, finishing
         display = plan.display
         self.origin = Window(0, 0, display.width, display.height)
         region = card.footprint(track).intersect(self.origin)
@@ -137,6 +142,7 @@ class _Carry:
     def run(self, outputs: Outputs, progress, on_frame, should_cancel) -> tuple[float, Window | None]:
         plan = self.plan
         extra = {"parallel_track:depth_channel": plan.depth_name} if plan.depth_name else {}
+        extra |= self.finishing.attributes()
         attributes = provenance_attributes(plan.spec, plan.model, plan.strength, extra)
         writer = FrameWriter(plan.spec, outputs, plan.display, attributes)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="variation-flicker") as self.meter_pool:
@@ -163,6 +169,7 @@ class _Carry:
             bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
             alpha = matte[bs][..., None]
             generated = self.look.region(plate, depth, self.track[k], box)
+            generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
             np.multiply(generated, alpha, out=generated)
             element[bs + (slice(0, 3),)] = generated
             element[bs + (slice(3, 4),)] = alpha
