@@ -14,8 +14,9 @@ def request_for_page(request_id: int) -> GenerationRequest:
     return found
 
 
-# Progress ticks are for live viewers; the audit trail keeps what people and workers decided.
-AUDIT_SKIP = ("variation.progress", "variation.frame", "release.progress")
+# Progress ticks are for live viewers; the audit trail keeps what people and workers decided (a request's start
+# is its first variation's, which the trail keeps).
+AUDIT_SKIP = ("variation.progress", "variation.frame", "release.progress", "request.started")
 
 
 def audit_events(request_id: int) -> QuerySet[RequestEvent]:

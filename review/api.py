@@ -10,9 +10,9 @@ from generation.models import Variation
 from portal.access import require_member
 from portal.api import id_filter, query_id
 from portal.api_errors import PortalAutoSchema
-from portal.errors import NotFound
+from portal.errors import NotFound, PortalError
 from review import services
-from review.models import Pick, Release, SignOff
+from review.models import Pick, Release, SignOff, SignOffDecision
 
 
 class NoteInput(serializers.Serializer):
@@ -59,26 +59,37 @@ class VariationPick(APIView):
         return Response(PickSerializer(pick).data, status=201)
 
 
-class RequestSignOff(APIView):
-    schema = PortalAutoSchema()
-    @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
+class DecisionInput(NoteInput):
+    variation = serializers.IntegerField(min_value=1, max_value=2**62, required=False, allow_null=True,
+                                         default=None, help_text="The variation decided on, for a task without a "
+                                                                 "pick; otherwise the pick's, if given")
+
+
+class _Decision(APIView):
+    """A compositor's decision on a request's pick: ``decision`` is what the subclass's endpoint decides."""
+
+    decision = SignOffDecision.APPROVED
+
+    @extend_schema(request=DecisionInput, responses={201: SignOffSerializer})
     def post(self, request, pk: int):
-        form = NoteInput(data=request.data)
+        form = DecisionInput(data=request.data)
         form.is_valid(raise_exception=True)
-        signoff = services.signoff_approve(user=request.user, request=request_for(request.user, pk),
-                                           note=form.validated_data["note"])
+        gen_request = request_for(request.user, pk)
+        named = form.validated_data["variation"]
+        variation = None if named is None else Variation.objects.filter(pk=named, request=gen_request).first()
+        if named is not None and variation is None:
+            raise PortalError("no such variation on this request", code="variation")
+        signoff = services.signoff_decide(user=request.user, request=gen_request, decision=self.decision,
+                                          note=form.validated_data["note"], variation=variation)
         return Response(SignOffSerializer(signoff).data, status=201)
 
 
-class RequestSendBack(APIView):
-    schema = PortalAutoSchema()
-    @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
-    def post(self, request, pk: int):
-        form = NoteInput(data=request.data)
-        form.is_valid(raise_exception=True)
-        signoff = services.signoff_send_back(user=request.user, request=request_for(request.user, pk),
-                                             note=form.validated_data["note"])
-        return Response(SignOffSerializer(signoff).data, status=201)
+class RequestSignOff(_Decision):
+    decision = SignOffDecision.APPROVED
+
+
+class RequestSendBack(_Decision):
+    decision = SignOffDecision.SENT_BACK
 
 
 class ReleaseList(generics.ListAPIView):

@@ -13,6 +13,7 @@ from portal.access import require_member
 from portal.errors import NotFound, PortalError
 from portal.views import portal_errors
 from review import services
+from review.models import SignOffDecision
 
 
 def _variation(user, variation_id: int) -> Variation:
@@ -63,14 +64,29 @@ def note(request: HttpRequest, variation_id: int) -> HttpResponse:
     return _back(request, variation.request_id)
 
 
+_DECISIONS = {"approve": SignOffDecision.APPROVED, "send_back": SignOffDecision.SENT_BACK}  # the page's buttons
+
+
 @login_required
 @require_POST
 @portal_errors
 def signoff(request: HttpRequest, request_id: int) -> HttpResponse:
     gen_request = request_for_page(request_id)
     require_member(request.user, gen_request.shot.sequence.show_id)
-    if request.POST.get("decision") == "send_back":
-        services.signoff_send_back(user=request.user, request=gen_request, note=request.POST.get("note", ""))
-    else:
-        services.signoff_approve(user=request.user, request=gen_request, note=request.POST.get("note", ""))
+    decision = _DECISIONS.get(request.POST.get("decision", ""))
+    if decision is None:  # a form without a decision approves nothing
+        raise PortalError(f"say what the sign-off decides: decision is {' or '.join(_DECISIONS)}", code="decision")
+    services.signoff_decide(user=request.user, request=gen_request, decision=decision,
+                            note=request.POST.get("note", ""), variation=_named_variation(request, gen_request))
     return _back(request, request_id)
+
+
+def _named_variation(request: HttpRequest, gen_request) -> Variation | None:
+    """The variation a sign-off names (tasks without a pick); it must belong to the request."""
+    text = request.POST.get("variation", "").strip()
+    if not text:
+        return None
+    variation = Variation.objects.filter(pk=int(text) if text.isdigit() else 0, request=gen_request).first()
+    if variation is None:
+        raise PortalError("no such variation on this request", code="variation")
+    return variation
