@@ -29,23 +29,24 @@ class VariationSerializer(serializers.ModelSerializer):
 class RequestSerializer(serializers.ModelSerializer):
     variations = VariationSerializer(many=True, read_only=True)
     shot_code = serializers.CharField(source="shot.code", read_only=True)
-    model_name = serializers.CharField(source="model.name", read_only=True)
+    model_name = serializers.CharField(read_only=True)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True)
 
     class Meta:
         model = GenerationRequest
         fields = ["id", "shot", "shot_code", "task", "first_frame", "last_frame", "matte_pattern", "rect",
-                  "prompt", "count", "model", "model_name", "steps", "strength", "base_seed", "status", "requested_by",
-                  "created_at", "settled_at", "last_seq", "variations"]
+                  "prompt", "count", "model", "model_name", "steps", "strength", "params", "base_seed", "status",
+                  "requested_by", "created_at", "settled_at", "last_seq", "variations"]
 
 
 class RequestCreateSerializer(serializers.Serializer):
     shot = serializers.IntegerField(min_value=1, max_value=2**62)
-    model = serializers.IntegerField(min_value=1, max_value=2**62)
+    model = serializers.IntegerField(min_value=1, max_value=2**62, required=False, allow_null=True, default=None,
+                                     help_text="Empty only for a task that needs no model")
     first_frame = serializers.IntegerField(**_INT32)
     last_frame = serializers.IntegerField(**_INT32)
     count = serializers.IntegerField(min_value=1, max_value=services.MAX_VARIATIONS, default=4)
-    task = serializers.ChoiceField(choices=Task.choices, default=Task.SKY_REPLACEMENT)
+    task = serializers.ChoiceField(choices=Task.choices, default=services.DEFAULT_TASK)
     matte_pattern = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     rect = serializers.ListField(child=serializers.IntegerField(**_INT32), min_length=4, max_length=4,
                                  required=False, allow_null=True, default=None)
@@ -55,6 +56,7 @@ class RequestCreateSerializer(serializers.Serializer):
     strength = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None,
                                       help_text="Image-to-image tasks (atmosphere, time of day): how far the region "
                                                 "is re-noised; empty for the task's default")
+    params = serializers.DictField(required=False, default=dict, help_text="The task's own inputs, if it takes any")
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -100,14 +102,14 @@ class RequestListCreate(generics.ListCreateAPIView):
         if shot is None:
             raise NotFound("no such shot")
         require_member(request.user, shot.sequence.show_id)
-        model = GenerationModel.objects.filter(pk=data["model"]).first()
-        if model is None:
+        model = None if data["model"] is None else GenerationModel.objects.filter(pk=data["model"]).first()
+        if model is None and data["model"] is not None:
             raise PortalError("no such generation model", code="model")
         created = services.request_create(
             user=request.user, shot=shot, model=model, first_frame=data["first_frame"],
             last_frame=data["last_frame"], count=data["count"], task=data["task"],
             matte_pattern=data["matte_pattern"], rect=data["rect"], prompt=data["prompt"], steps=data["steps"],
-            base_seed=data["seed"], strength=data["strength"])
+            base_seed=data["seed"], strength=data["strength"], params=data["params"])
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
