@@ -8,11 +8,9 @@ from rest_framework.views import APIView
 from generation import selectors, services
 from generation.engine import task_kinds
 from generation.models import GenerationModel, GenerationRequest, ModelStatus, Task, Variation
-from portal.access import require_member
 from portal.api import id_filter, query_id
-from portal.api_errors import PortalAutoSchema
-from portal.errors import NotFound, PortalError
-from portal.models import Shot
+from portal.errors import PortalError
+from portal.selectors import shot_for_member
 
 _INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
 
@@ -70,16 +68,9 @@ class ModelSerializer(serializers.ModelSerializer):
         return [task for task, info in task_kinds.TASKS.items() if model.kind in info.kinds]
 
 
-def request_for(user, request_id: int) -> GenerationRequest:
-    found = selectors.request_for_page(request_id)
-    require_member(user, found.shot.sequence.show_id)
-    return found
-
-
 class RequestListCreate(generics.ListCreateAPIView):
     """Requests on the caller's shows, newest first (?shot=<id> narrows); POST submits a new one."""
 
-    schema = PortalAutoSchema()
     serializer_class = RequestSerializer
 
     def get_queryset(self):
@@ -98,10 +89,7 @@ class RequestListCreate(generics.ListCreateAPIView):
         form = RequestCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        shot = Shot.objects.select_related("sequence").filter(pk=data["shot"]).first()
-        if shot is None:
-            raise NotFound("no such shot")
-        require_member(request.user, shot.sequence.show_id)
+        shot, _ = shot_for_member(request.user, data["shot"])
         model = None if data["model"] is None else GenerationModel.objects.filter(pk=data["model"]).first()
         if model is None and data["model"] is not None:
             raise PortalError("no such generation model", code="model")
@@ -114,25 +102,23 @@ class RequestListCreate(generics.ListCreateAPIView):
 
 
 class RequestDetail(generics.RetrieveAPIView):
-    schema = PortalAutoSchema()
     serializer_class = RequestSerializer
 
     def get_object(self):
-        return request_for(self.request.user, self.kwargs["pk"])
+        return selectors.request_for_member(self.request.user, self.kwargs["pk"])
 
 
 class RequestCancel(APIView):
-    schema = PortalAutoSchema()
     @extend_schema(request=None, responses={200: RequestSerializer})
     def post(self, request, pk: int):
-        services.request_cancel(user=request.user, request=request_for(request.user, pk))
-        return Response(RequestSerializer(selectors.request_for_page(pk)).data)
+        found = selectors.request_for_member(request.user, pk)
+        services.request_cancel(user=request.user, request=found)
+        return Response(RequestSerializer(selectors.request_for_member(request.user, pk)).data)
 
 
 class ModelList(generics.ListAPIView):
     """Approved generation models usable on the caller's shows (?show=<code> narrows)."""
 
-    schema = PortalAutoSchema()
     serializer_class = ModelSerializer
 
     def get_queryset(self):

@@ -105,6 +105,10 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
     return request
 
 
+def task_needs_model(task: str) -> bool:
+    return task not in task_kinds.TASKS or task_kinds.TASKS[task].needs_model
+
+
 def _task(task: str) -> task_kinds.TaskInfo:
     try:
         return task_kinds.task_info(task)
@@ -138,8 +142,7 @@ def _work_dir(request: GenerationRequest, index: int) -> Path:
 
 def variation_claim(*, variation_id: int, worker_name: str) -> Variation | None:
     """Claim a queued variation (or re-claim one whose worker died). None when it has settled already."""
-    variation = Variation.objects.select_related("request__shot__sequence__show", "request__model",
-                                                 "request__plate").filter(pk=variation_id).first()
+    variation = Variation.objects.only("pk", "index", "request_id", "status").filter(pk=variation_id).first()
     if variation is None:
         return None
     with transaction.atomic():
@@ -148,7 +151,9 @@ def variation_claim(*, variation_id: int, worker_name: str) -> Variation | None:
                                         frames_done=0, error=""):
             return None
         lifecycle.request_try_move(variation.request_id, "start")
-    return variation
+    # Read what the worker runs only once the claim is made (a model changed meanwhile is seen).
+    return Variation.objects.select_related("request__shot__sequence__show", "request__model",
+                                            "request__plate").get(pk=variation_id)
 
 
 _STAGES = {"track": (0.0, 0.1), "denoise": (0.1, 0.4), "frames": (0.5, 0.5)}
@@ -238,7 +243,7 @@ def request_cancel(*, user: User, request: GenerationRequest) -> int:
 
 
 @transaction.atomic
-def model_approve(*, user, model: GenerationModel, show_id: int) -> None:
+def model_approve(*, user: User, model: GenerationModel, show_id: int) -> None:
     """A supervisor of the show approves a model for use on it."""
     require_role(user, show_id, CAN_APPROVE_MODELS, "approve models")
     GenerationModel.objects.filter(pk=model.pk).update(status=ModelStatus.APPROVED, approved_by=user)

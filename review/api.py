@@ -5,12 +5,10 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from generation.api import request_for
 from generation.models import Variation
-from portal.access import require_member
+from generation.selectors import request_for_member, variation_for_member
 from portal.api import id_filter, query_id
-from portal.api_errors import PortalAutoSchema
-from portal.errors import NotFound, PortalError
+from portal.errors import PortalError
 from review import services
 from review.models import Pick, Release, SignOff, SignOffDecision
 
@@ -46,13 +44,9 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 
 class VariationPick(APIView):
-    schema = PortalAutoSchema()
     @extend_schema(request=NoteInput, responses={201: PickSerializer})
     def post(self, request, pk: int):
-        variation = Variation.objects.select_related("request__shot__sequence").filter(pk=pk).first()
-        if variation is None:
-            raise NotFound("no such variation")
-        require_member(request.user, variation.request.shot.sequence.show_id)
+        variation = variation_for_member(request.user, pk)
         form = NoteInput(data=request.data)
         form.is_valid(raise_exception=True)
         pick = services.pick_make(user=request.user, variation=variation, note=form.validated_data["note"])
@@ -74,7 +68,7 @@ class _Decision(APIView):
     def post(self, request, pk: int):
         form = DecisionInput(data=request.data)
         form.is_valid(raise_exception=True)
-        gen_request = request_for(request.user, pk)
+        gen_request = request_for_member(request.user, pk)
         named = form.validated_data["variation"]
         variation = None if named is None else Variation.objects.filter(pk=named, request=gen_request).first()
         if named is not None and variation is None:
@@ -95,7 +89,6 @@ class RequestSendBack(_Decision):
 class ReleaseList(generics.ListAPIView):
     """Releases on the caller's shows (?request=<id> or ?shot=<id> narrows)."""
 
-    schema = PortalAutoSchema()
     serializer_class = ReleaseSerializer
 
     def get_queryset(self):
