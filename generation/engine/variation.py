@@ -66,6 +66,8 @@ class VariationSpec:
     prompt: str = ""
     working_space: str = "ACEScg"
     config_name: str | None = None
+    plate_colourspace: str | None = None  # the plate's, converted to working_space at read; None: already it
+    pixel_aspect: float = 1.0  # the plate's PixelAspectRatio: proxies are desqueezed by it
     display: str | None = None
     view: str | None = None
     proxy_width: int = 960
@@ -181,7 +183,7 @@ def _camera_track(
     if mv_names is not None:
         track = motion.track_from_motion_vectors(each_frame(lambda p: frames.read_channels(p, mv_names)))
     else:
-        track = motion.camera_track(each_frame(lambda p: _luma(frames.read_channels(p, ("R", "G", "B")))))
+        track = motion.camera_track(each_frame(lambda p: _luma(_read_plate(spec, p, ("R", "G", "B")))))
     with _track_lock:
         _track_cache[key] = track
         while len(_track_cache) > _TRACK_CACHE_SIZE:
@@ -349,12 +351,19 @@ class _Outputs:
                 pass
 
 
+def _read_plate(spec: VariationSpec, path: str, names: tuple[str, ...]) -> np.ndarray:
+    """Plate channels ``names``, R, G, B in the working space whatever the plate's colour space."""
+    return frames.read_channels(
+        path, names, colourspace=spec.plate_colourspace, working_space=spec.working_space, config_name=spec.config_name
+    )
+
+
 def _read_frame(
     spec: VariationSpec, frame: int, rect_matte: np.ndarray | None, display: Window, depth_name: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(plate RGB, matte, depth or None)`` of ``frame`` over the display window."""
     names = ("R", "G", "B") + ((depth_name,) if depth_name else ())
-    pixels = frames.read_channels(frame_path(spec.plate_pattern, frame), names)
+    pixels = _read_plate(spec, frame_path(spec.plate_pattern, frame), names)
     if pixels.shape[:2] != (display.height, display.width):
         raise frames.FrameError(frame_path(spec.plate_pattern, frame), "display window differs from the first frame")
     plate = pixels[..., :3] if depth_name else pixels
@@ -473,6 +482,7 @@ def _write_frame(
         display=spec.display,
         view=spec.view,
         config_name=spec.config_name,
+        pixel_aspect=spec.pixel_aspect,
     )
     frames.write_jpeg(proxy_path, proxy)
 

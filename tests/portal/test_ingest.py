@@ -12,6 +12,13 @@ BEACHBALL = SHARED_TESTDATA / "Beachball" / "singlepart.####.exr"
 DAMAGED = sorted(p for p in (SHARED_TESTDATA / "Damaged").iterdir() if p.suffix != ".rst")
 
 
+@pytest.fixture(autouse=True)
+def plate_roots(settings, tmp_path):
+    """The plates these tests ingest live in the repository's test data and in the test's own folder."""
+    settings.PLATE_ROOTS = [SHARED_TESTDATA, tmp_path]
+    return settings.PLATE_ROOTS
+
+
 def _catalogue():
     return (list(Sequence.objects.values_list("pk", "code")), list(Shot.objects.values_list("pk", "code")),
             list(Plate.objects.values_list("pk", "path_pattern")))
