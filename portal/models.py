@@ -56,8 +56,9 @@ class Show(models.Model):
     def clean(self) -> None:
         """The config loads and is versioned; the working space, display and view are the config's."""
         if not colour.is_pinned(self.ocio_config):
+            pinned = colour.pinned_config_name(self.ocio_config)
             raise ValidationError({"ocio_config": f"{self.ocio_config!r} changes with the OCIO library; name a "
-                                                  f"versioned config, e.g. {colour.pinned_config_name(self.ocio_config)}"})
+                                                  f"versioned config, e.g. {pinned}"})
         try:
             colour.checked_colourspace(self.working_space, self.ocio_config)
             views = colour.displays_and_views(self.ocio_config)

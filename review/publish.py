@@ -206,7 +206,7 @@ def _check_element(source: str) -> None:
 
 # OpenImageIO's names and types for the typed EXR attributes (the fallback path writes through it).
 _OIIO_ATTRIBUTES = {"chromaticities": ("chromaticities", oiio.TypeDesc("float[8]")),
-                    "framesPerSecond": ("FramesPerSecond", oiio.TypeRational),
+                    "framesPerSecond": ("framesPerSecond", oiio.TypeRational),  # OpenEXR's name; OIIO's is not
                     "timeCode": ("smpte:TimeCode", oiio.TypeTimeCode),
                     "pixelAspectRatio": ("PixelAspectRatio", oiio.TypeFloat)}
 

@@ -1,4 +1,4 @@
-"""A show's OCIO config is pinned: a versioned name, stored on the show, that neither $OCIO nor a library update moves."""
+"""A show's OCIO config is pinned: a versioned name on the show, which neither $OCIO nor a library update moves."""
 
 import importlib
 

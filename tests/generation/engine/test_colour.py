@@ -191,7 +191,8 @@ def test_a_sintel_frame_in_srgb_converts_as_openimageios_own_ocio_converts_it_wi
     rgb = sintel_rgb(0)
     ours = colour.to_working(rgb, SRGB, "ACEScg", config_name=colour.DEFAULT_CONFIG)
     out = tmp_path / "acescg.exr"
-    subprocess.run([OIIOTOOL, str(realdata.testdata("sintel-demo") / "frame_0016.png"), "--colorconfig", colour.DEFAULT_CONFIG,
+    png = realdata.testdata("sintel-demo") / "frame_0016.png"
+    subprocess.run([OIIOTOOL, str(png), "--colorconfig", colour.DEFAULT_CONFIG,
                     "--ch", "R,G,B", "-d", "float", "--colorconvert", SRGB, "ACEScg", "-o", str(out)], check=True)
     theirs = np.asarray(oiio.ImageBuf(str(out)).get_pixels(oiio.FLOAT), np.float32)
     assert theirs.shape == ours.shape == (436, 1024, 3)
