@@ -28,11 +28,13 @@ def _spec_for(variation: Variation) -> VariationSpec:
         rect=tuple(request.rect) if request.rect else None, first=request.first_frame, last=request.last_frame,
         model_path=request.model.path if request.model_id else "", seed=variation.seed, steps=request.steps, out_dir=variation.work_dir,
         task=request.task, strength=task_kinds.resolve_strength(request.task, request.strength), prompt=request.prompt,
-        working_space=show.working_space,
+        working_space=show.working_space, plate_colourspace=request.plate.colourspace,
+        pixel_aspect=request.plate.pixel_aspect,
         config_name=colour.config, display=colour.display, view=colour.view, device=settings.PT_DEVICE,
         attributes={
             "parallel_track:request": str(request.pk), "parallel_track:variation": variation.label,
             "parallel_track:shot": request.shot.code, "parallel_track:show": show.code,
+            "parallel_track:ocio_config": colour.config, "parallel_track:plate_colourspace": request.plate.colourspace,
             "parallel_track:generated": "raw material, not final",
             # Fixed per request, so the same request, seed, model and device give bit-identical files.
             "DateTime": request.created_at.strftime("%Y:%m:%d %H:%M:%S"),

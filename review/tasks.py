@@ -5,6 +5,7 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 
+from portal.colour import show_colour
 from review import services
 from review.models import Release, ReleaseStatus, SignOffDecision
 from review.publish import MANIFEST, PublishError, PublishPlan, publish
@@ -55,10 +56,12 @@ def release_element(self, release_id: int) -> None:
                                                      "sent back")
         return
     request = release.signoff.variation.request
+    show = request.show
     plan = PublishPlan(
         source_pattern=release.signoff.variation.exr_pattern, target_pattern=publish_pattern(release),
         frames=request.frame_list(), attributes=provenance(release),
-        colourspace=request.show.working_space, release_id=release.pk)
+        colourspace=show.working_space, release_id=release.pk, ocio_config=show_colour(show).config, fps=show.fps,
+        plate_pattern=request.plate.path_pattern)
     services.release_mark(release=release, status=ReleaseStatus.WRITING)
     step = max(1, len(plan.frames) // 12)
 
