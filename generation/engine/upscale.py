@@ -35,7 +35,7 @@ from generation.engine import colour, frames, registry
 
 WEIGHTS_NAME = "upscaler.safetensors"
 FACTORS = (2, 4)
-SOURCE_SPACE_8BIT = "sRGB Encoded Rec.709 (sRGB)"  # what a JPEG/PNG frame holds
+SOURCE_SPACE_8BIT = "sRGB - Texture"  # what a JPEG/PNG frame holds (its name in every built-in ACES config)
 
 
 class UpscaleError(ValueError):

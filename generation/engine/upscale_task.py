@@ -61,7 +61,7 @@ def _profile(spec: VariationSpec, params: dict, progress: ProgressFn) -> grain.G
     frame_list = list(range(spec.first, min(spec.last, spec.first + PROFILE_FRAMES - 1) + 1))
     plates = []
     for k, f in enumerate(frame_list):
-        plates.append(frames.read_channels(frame_path(spec.plate_pattern, f), ("R", "G", "B")))
+        plates.append(frames.read_channels(frame_path(spec.plate_pattern, f), ("R", "G", "B"), **spec.plate_colour()))
         progress("grain", k + 1, len(frame_list))
     return grain.measure_grain(plates)
 
@@ -133,7 +133,7 @@ def upscale_element(
     union: list[Window] = []
 
     def read(frame: int):
-        plate = frames.read_channels(frame_path(spec.plate_pattern, frame), ("R", "G", "B"))
+        plate = frames.read_channels(frame_path(spec.plate_pattern, frame), ("R", "G", "B"), **spec.plate_colour())
         if matte_only:
             alpha = frames.read_matte(frame_path(params["element"], frame))
             return plate, np.concatenate([np.zeros(alpha.shape + (3,), np.float32), alpha[..., None]], axis=2)
