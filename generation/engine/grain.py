@@ -329,6 +329,21 @@ def _channel_grain(stats: _TileStats, c: int) -> ChannelGrain | None:
     return ChannelGrain(_rounded(intensity), _rounded(amplitude), _rounded(spectrum))
 
 
+def measure_plate(
+    pattern: str, first: int, last: int, *, colourspace: str | None = None, working_space: str | None = None,
+    config_name: str | None = None, frames_used: int = 4,
+) -> GrainProfile:
+    """:func:`measure_grain` over up to ``frames_used`` frames spread over ``first..last`` of a plate's EXR sequence
+    (``####``), its R, G, B read into ``working_space`` (from ``colourspace``) through OpenColorIO."""
+    from generation.engine import frames
+    from generation.engine.sequence import frame_path
+
+    picks = sorted({int(round(v)) for v in np.linspace(first, last, min(frames_used, last - first + 1))})
+    plates = [frames.read_channels(frame_path(pattern, f), ("R", "G", "B"), colourspace=colourspace,
+                                   working_space=working_space, config_name=config_name) for f in picks]
+    return measure_grain(plates)
+
+
 def _strictly_increasing(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = np.concatenate([[True], np.diff(x) > 0])
     return x[keep], y[keep]

@@ -5,7 +5,7 @@ Its runner keeps the contract of :mod:`spec` (the signature and result of ``vari
 reuses :mod:`frame_writer`. What it reads:
 
 - ``spec.plate_pattern``: the plate; its display window is the size the element is brought to, its grain
-  profile (``params["grain_profile"]``, else measured on its first frames) is the grain put back;
+  profile (``spec.grain_profile``, else measured on its frames) is the grain put back;
 - ``params["element"]``: the element's EXR sequence (``####``): premultiplied RGBA, or a matte (``A`` only: a matte
   carries no grain, so it is resized with Lanczos-3 and not regrained);
 - ``spec.model_path``: the show upscaler's directory (an approved ``upscaler``, checked by the portal);
@@ -30,7 +30,6 @@ from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
 
 MARGIN = 8  # element pixels around the alpha box, so the upscaler sees the edge's surroundings
-PROFILE_FRAMES = 4
 
 
 def _check(spec: VariationSpec, params: dict) -> tuple[upscale.UpscalerCard, Window, frames.FrameHeader]:
@@ -55,15 +54,14 @@ def _check(spec: VariationSpec, params: dict) -> tuple[upscale.UpscalerCard, Win
     return card, display, source
 
 
-def _profile(spec: VariationSpec, params: dict, progress: ProgressFn) -> grain.GrainProfile:
-    if "grain_profile" in params:
-        return grain.GrainProfile.from_dict(params["grain_profile"])
-    frame_list = list(range(spec.first, min(spec.last, spec.first + PROFILE_FRAMES - 1) + 1))
-    plates = []
-    for k, f in enumerate(frame_list):
-        plates.append(frames.read_channels(frame_path(spec.plate_pattern, f), ("R", "G", "B"), **spec.plate_colour()))
-        progress("grain", k + 1, len(frame_list))
-    return grain.measure_grain(plates)
+def _profile(spec: VariationSpec, progress: ProgressFn) -> grain.GrainProfile:
+    """The plate's grain: the spec's (the portal keeps it with the plate), else measured on its frames."""
+    if spec.grain_profile is not None:
+        return grain.GrainProfile.from_dict(spec.grain_profile)
+    progress("grain", 0, 1)
+    profile = grain.measure_plate(spec.plate_pattern, spec.first, spec.last, **spec.plate_colour())
+    progress("grain", 1, 1)
+    return profile
 
 
 def _box(alpha: np.ndarray) -> tuple[slice, slice] | None:
@@ -125,7 +123,7 @@ def upscale_element(
     progress: ProgressFn = on_progress or (lambda stage, k, n: None)
     card, display, source = _check(spec, params)
     matte_only = "R" not in source.channels
-    profile = grain.EMPTY if matte_only else _profile(spec, params, progress)
+    profile = grain.EMPTY if matte_only else _profile(spec, progress)
     timings = {"grain": time.perf_counter() - started}
     extra = {"parallel_track:upscaler": card.name, "parallel_track:upscaler_manifest_sha256": card.manifest_hash,
              "parallel_track:grain_profile_sha256": profile.sha256(),

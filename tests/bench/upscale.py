@@ -189,7 +189,7 @@ def _fps(model: str, held: dict[str, list[str]]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="a folder of frame sequences (default: testdata)")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--budget", type=float, default=300.0, help="training seconds at most (1 thread)")
     parser.add_argument("--model", default="", help="evaluate this upscaler instead of training one")
     args = parser.parse_args(argv)
@@ -215,11 +215,13 @@ def main(argv: list[str] | None = None) -> dict:
 def _train_or_stop(train, tmp, steps, budget):
     from generation.engine.training import TrainingStopped
 
+    started = time.perf_counter()
     try:
         return _train(train, tmp, steps, budget)
     except TrainingStopped as stopped:  # the budget ran out: finish from the checkpoint at that step
         model, info = _train(train, tmp, stopped.step, float("inf"))
-        return model, info | {"train_steps": stopped.step, "budget_stopped": True}
+        return model, info | {"train_steps": stopped.step, "budget_stopped": True,
+                              "train_seconds": round(time.perf_counter() - started, 1)}
 
 
 def _summary(rows: dict, grain_rows: dict) -> dict:
