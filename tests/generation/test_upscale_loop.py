@@ -1,10 +1,12 @@
 """The show upscaler in the loop: the finishing stage of a generation, and the upscale task on a variation."""
 
+from pathlib import Path
+
 import OpenImageIO as oiio
 import pytest
 
 from generation import services
-from generation.engine import upscale_training
+from generation.engine import grain, upscale_training
 from generation.engine.sequence import frame_path
 from generation.engine.upscale import read_upscaler_card
 from generation.models import ModelKind
@@ -83,3 +85,35 @@ def test_an_upscale_of_a_path_instead_of_a_variation_fails_clearly(compositor, s
     worker.drain_embedded()
     variation = request.variations.get()
     assert variation.status == "failed" and "finished variation of the same shot" in variation.error
+
+
+def test_the_shot_page_charts_the_plates_grain(client, compositor, shot, show_model):
+    client.force_login(compositor)
+    assert b"measured at the first generation" in client.get(f"/shots/{shot.pk}/").content
+    plate = shot.plates.get()
+    services.plate_grain_record(plate=plate, profile=grain.EMPTY.to_dict())
+    assert b"none measurable" in client.get(f"/shots/{shot.pk}/").content
+    levels = (0.05, 0.2, 0.8)
+    channel = grain.ChannelGrain(levels, tuple(0.02 * v for v in levels), (1.0,) * grain.RADIAL_BINS)
+    profile = grain.GrainProfile((channel,) * 3, ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    services.plate_grain_record(plate=plate, profile=profile.to_dict())
+    page = client.get(f"/shots/{shot.pk}/").content.decode()
+    assert page.count("<polyline") == 6 and "2.0 % of the level" in page
+
+
+def test_the_crop_view_shows_plate_and_element_at_full_resolution(client, compositor, outsider, shot, show_model):
+    variation = _sky(compositor, shot, show_model)
+    client.force_login(compositor)
+    page = client.get(f"/variations/{variation.pk}/crop?size=128")
+    assert page.status_code == 200 and b'width="128"' in page.content
+    for which in ("plate", "incontext"):
+        image = client.get(f"/media/variations/{variation.pk}/crop/{which}/1001.jpg?x=0&y=0&size=128")
+        assert image.status_code == 200
+        data = b"".join(image.streaming_content)
+        tmp = Path(variation.work_dir) / f"check-{which}.jpg"
+        tmp.write_bytes(data)
+        buf = oiio.ImageBuf(str(tmp))
+        assert (buf.spec().width, buf.spec().height) == (128, 128)
+    assert client.get(f"/variations/{variation.pk}/crop?size=100").status_code == 400
+    client.force_login(outsider)
+    assert client.get(f"/variations/{variation.pk}/crop").status_code == 404
