@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generation.engine import colour, frames, registry
+from generation.engine.device import pick_dtype
 
 WEIGHTS_NAME = "upscaler.safetensors"
 FACTORS = (2, 4)
@@ -189,15 +190,18 @@ def upscale(
     *,
     factor: int,
     device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     config_name: str | None = None,
 ) -> np.ndarray:
     """Upscale float32 (H, W, 3) scene-linear RGB by ``factor`` (one the card lists) with the show upscaler:
-    float32 (H·factor, W·factor, 3) scene-linear. Deterministic for a device and thread count."""
+    float32 (H·factor, W·factor, 3) scene-linear. ``dtype`` None: float16 on CUDA, float32 on the CPU.
+    Deterministic for a device and thread count."""
     rgb = np.asarray(rgb, np.float32)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise UpscaleError(f"upscale needs (H, W, 3) RGB, got {rgb.shape}")
-    net, card = load_upscaler(model_dir, torch.device(device), dtype)
+    device = torch.device(device)
+    dtype = dtype or pick_dtype(device)
+    net, card = load_upscaler(model_dir, device, dtype)
     if factor not in card.factors:
         raise UpscaleError(f"{card.name} does ×{', ×'.join(map(str, card.factors))}, not ×{factor}")
     low = torch.from_numpy(encode(rgb, card, config_name).transpose(2, 0, 1).copy())[None]
@@ -213,7 +217,7 @@ def upscale_to(
     model_dir: str | os.PathLike | None,
     *,
     device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     config_name: str | None = None,
 ) -> np.ndarray:
     """float32 (H, W, 3) scene-linear to (height, width, 3): the show upscaler's largest factor that does not

@@ -49,7 +49,6 @@ def test_the_finishing_stage_is_on_once_the_show_has_an_approved_upscaler(compos
                                                                           show_model, upscaler):
     before = _sky(compositor, shot, show_model)  # pending: not used
     assert _header(before).getattribute("parallel_track:upscaler") is None
-    shot.plates.get().refresh_from_db()
     assert shot.plates.get().grain_profile is not None  # measured on first use, kept with the plate
     services.model_approve(user=supervisor, model=upscaler, show_id=shot.sequence.show_id)
     after = _sky(compositor, shot, show_model)
