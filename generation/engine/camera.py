@@ -140,17 +140,39 @@ class _Pair:
     dst: np.ndarray
 
 
+def _robust_fit(model: str, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``model`` fitted by least squares, then refitted twice without the points its residual puts
+    beyond three times the median (tracks the homography's RANSAC let through but this model need
+    not bend for); returns the matrix and the points kept."""
+    m = _fit(model, src, dst)
+    keep = np.ones(len(src), bool)
+    for _ in range(2):
+        r = np.linalg.norm(apply(m, src) - dst, axis=1)
+        trial = r <= max(3.0 * float(np.median(r)), 0.3)
+        if trial.sum() < min(len(src), 4):
+            break
+        keep = trial
+        m = _fit(model, src[keep], dst[keep])
+    return m, keep
+
+
 def choose_model(pairs: Sequence[_Pair], noise_px: float = NOISE_PX) -> tuple[str, float]:
-    """The simplest model whose RMS over all pairs is within noise of the homography's."""
-    rms = {}
+    """The simplest model whose robust RMS over all pairs is within noise of the homography's and
+    which keeps nearly as many of the points."""
+    stats = {}
     for model in MODELS:
-        errors = [_rms(_fit(model, p.src, p.dst), p.src, p.dst) ** 2 * len(p.src) for p in pairs]
-        count = sum(len(p.src) for p in pairs)
-        rms[model] = math.sqrt(sum(errors) / count) if count else 0.0
-    best = rms["homography"]
+        err, kept = 0.0, 0
+        for p in pairs:
+            m, keep = _robust_fit(model, p.src, p.dst)
+            err += _rms(m, p.src[keep], p.dst[keep]) ** 2 * int(keep.sum())
+            kept += int(keep.sum())
+        total = sum(len(p.src) for p in pairs)
+        stats[model] = (math.sqrt(err / kept) if kept else 0.0, kept / total if total else 1.0)
+    best, best_kept = stats["homography"]
     for model in MODELS:
-        if rms[model] <= best * 1.25 + noise_px:
-            return model, rms[model]
+        rms, kept = stats[model]
+        if rms <= best * 1.25 + noise_px and kept >= best_kept - 0.1:
+            return model, rms
     return "homography", best
 
 
@@ -164,7 +186,7 @@ def _chain(pairs: Sequence[_Pair], n: int, model: str) -> np.ndarray:
         if pair is None:
             out[k] = out[k - 1]
             continue
-        m = _fit(model, pair.src, pair.dst) @ out[pair.ref]
+        m = _robust_fit(model, pair.src, pair.dst)[0] @ out[pair.ref]
         out[k] = m / m[2, 2]
     return out
 
@@ -201,7 +223,7 @@ def _work_mask(exclude: np.ndarray | None, shape: tuple[int, int], scale: float)
 
 def _detect(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     spacing = max(4, max(img.shape) // 120)
-    pts = cv2.goodFeaturesToTrack(img, 1500, 0.005, spacing, mask=mask, blockSize=7)
+    pts = cv2.goodFeaturesToTrack(img, 1500, 0.01, spacing, mask=mask, blockSize=7)
     return np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
 
 
@@ -589,3 +611,146 @@ def plate_track(
         return track_from_vectors(counted(vector_frames()), vectors)
     lumas = (frames.read_channels(p, ("R", "G", "B")) @ AP1_LUMA for p in paths)
     return estimate_track(counted(lumas), excludes())
+
+
+# --------------------------------------------------------------------------------------- carrying a card
+
+MAX_CARD_GROWTH = 4.0  # per axis: how much bigger than a static shot's card the motion may make it
+
+
+class CardTooBig(ValueError):
+    """The shot's motion needs a card the model cannot fill (see :data:`MAX_CARD_GROWTH`)."""
+
+
+def pixel_aspect(path: str) -> float:
+    """A plate frame's PixelAspectRatio (1.0 when absent or nonsensical)."""
+    import OpenImageIO as oiio
+
+    inp = oiio.ImageInput.open(os.fspath(path))
+    if inp is None:
+        return 1.0
+    try:
+        value = inp.spec().getattribute("PixelAspectRatio")
+    finally:
+        inp.close()
+    return float(value) if isinstance(value, int | float) and 0.05 < value < 20 else 1.0
+
+
+def box_in_reference(matrix: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> tuple[float, ...]:
+    """The frame-0 bounding box of the frame-k box ``[x0, x1] × [y0, y1]`` (pixel edges), through
+    ``inv(matrix)``. Raises :class:`CardTooBig` when the box reaches the homography's horizon."""
+    inv = np.linalg.inv(matrix)
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) - 0.5  # edges → centre coords
+    w = corners @ inv[2, :2] + inv[2, 2]
+    if (w <= 1e-6).any():
+        raise CardTooBig("the matte reaches the camera track's horizon: no card can hold it")
+    mapped = apply(inv, corners) + 0.5
+    return float(mapped[:, 0].min()), float(mapped[:, 1].min()), float(mapped[:, 0].max()), float(mapped[:, 1].max())
+
+
+def union_in_reference(boxes: Sequence[tuple[int, int, int, int] | None], track: CameraTrack) -> tuple[float, ...]:
+    """Union, in frame-0 coordinates, of each frame's matte box ``(x, y, width, height)`` (None = empty)
+    mapped through that frame's inverse matrix: everything the card must hold."""
+    out = None
+    for box, matrix in zip(boxes, track.matrices, strict=True):
+        if box is None:
+            continue
+        x, y, w, h = box
+        b = box_in_reference(matrix, x, y, x + w, y + h)
+        out = b if out is None else (min(out[0], b[0]), min(out[1], b[1]), max(out[2], b[2]), max(out[3], b[3]))
+    if out is None:
+        raise ValueError("every frame's matte is empty: nothing to generate")
+    return out
+
+
+def check_card_growth(union: tuple[float, ...], first: tuple[float, ...], limit: float = MAX_CARD_GROWTH) -> None:
+    """Refuse a shot whose card (``union``, frame-0 box) is more than ``limit`` times the first frame's
+    own box per axis: the model's sample would be stretched that much thinner than on a still shot."""
+    for axis, name in ((0, "wide"), (1, "tall")):
+        need = union[axis + 2] - union[axis]
+        own = max(first[axis + 2] - first[axis], 1.0)
+        if need > limit * own:
+            raise CardTooBig(
+                f"the camera moves so far that the card would be {need / own:.1f}x as {name} as the region "
+                f"(limit {limit:g}x): split the shot into shorter ranges or give a track file"
+            )
+
+
+def card_coordinates(
+    matrix: np.ndarray, box: tuple[int, int, int, int], origin: tuple[float, float], scale: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Card pixel coordinates (centre convention) sampled by the frame-k pixels of ``box`` (x, y, w, h):
+    ``u, v`` (h, w) float64. The card's left/top edge is at frame-0 ``origin``; one card pixel is
+    ``scale`` = (sx, sy) frame-0 pixels."""
+    x, y, w, h = box
+    inv = np.linalg.inv(matrix)
+    xs, ys = np.meshgrid(np.arange(x, x + w, dtype=np.float64), np.arange(y, y + h, dtype=np.float64))
+    den = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
+    qx = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]) / den
+    qy = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]) / den
+    return (qx + 0.5 - origin[0]) / scale[0] - 0.5, (qy + 0.5 - origin[1]) / scale[1] - 0.5
+
+
+def _keys(t: np.ndarray) -> list[np.ndarray]:
+    """Bicubic (Keys, a = -0.5) weights of the four taps at offsets -1..2 from floor."""
+    return [
+        ((-0.5 * t + 1.0) * t - 0.5) * t,
+        (1.5 * t - 2.5) * t * t + 1.0,
+        ((-1.5 * t + 2.0) * t + 0.5) * t,
+        (0.5 * t - 0.5) * t * t,
+    ]
+
+
+def sample_bicubic(card: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``card`` (h, w, C) float32 sampled at card coordinates ``u, v`` (edge-clamped Keys bicubic) and
+    where the sample lies on the card (1.0) or beyond its edge (0.0): the coverage of those pixels."""
+    ch, cw = card.shape[:2]
+    u0, v0 = np.floor(u), np.floor(v)
+    wu, wv = _keys((u - u0).astype(np.float32)), _keys((v - v0).astype(np.float32))
+    ui = [np.clip(u0.astype(np.int64) + d, 0, cw - 1) for d in range(-1, 3)]
+    vi = [np.clip(v0.astype(np.int64) + d, 0, ch - 1) for d in range(-1, 3)]
+    out = np.zeros(u.shape + card.shape[2:], np.float32)
+    for j in range(4):
+        row = np.zeros_like(out)
+        for i in range(4):
+            row += card[vi[j], ui[i]] * wu[i][..., None]
+        out += row * wv[j][..., None]
+    covered = (u >= -0.5) & (u <= cw - 0.5) & (v >= -0.5) & (v <= ch - 0.5)
+    return out, covered.astype(np.float32)
+
+
+def sample_bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(H, W) ``img`` at centre-convention coordinates ``x, y`` (any shape), 0 beyond the edge."""
+    h, w = img.shape
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    out = np.zeros(x.shape, np.float32)
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            xi, yi = x0 + dx, y0 + dy
+            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+            out += np.where(inside, img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)], 0.0) * wx * wy
+    return out
+
+
+def generated_region(
+    mattes: Iterable[np.ndarray],
+    track: CameraTrack,
+    origin: tuple[float, float],
+    scale: tuple[float, float],
+    model_hw: tuple[int, int],
+) -> np.ndarray:
+    """Where the card must be generated, (model_h, model_w) float32 in [0, 1]: the union over frames of
+    each frame's matte (H, W) seen from card space, sampled at five points per card pixel (its centre
+    and four quarter-pixel offsets) so a thin sliver of matte still marks its card pixel."""
+    mh, mw = model_hw
+    out = np.zeros((mh, mw), np.float32)
+    jj, ii = np.meshgrid(np.arange(mw, dtype=np.float64), np.arange(mh, dtype=np.float64))
+    for matte, matrix in zip(mattes, track.matrices, strict=True):
+        for du, dv in ((0, 0), (-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25)):
+            qx = origin[0] + (jj + 0.5 + du) * scale[0] - 0.5  # card pixel → frame-0 centre coordinates
+            qy = origin[1] + (ii + 0.5 + dv) * scale[1] - 0.5
+            p = apply(matrix, np.stack([qx.ravel(), qy.ravel()], axis=1))
+            seen = sample_bilinear(np.asarray(matte, np.float32), p[:, 0], p[:, 1]).reshape(mh, mw)
+            np.maximum(out, seen, out=out)
+    return np.clip(out, 0.0, 1.0)

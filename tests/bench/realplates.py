@@ -24,7 +24,6 @@ model), BENCH_STEPS (default 4), BENCH_VARIATIONS (default 2).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -127,7 +126,7 @@ def stage_plate(name: str, files: list[Path], out: Path, mattes: list[Path] | No
         if objects:
             obj = read_mask(objects[k])
             excludes.append(obj)
-            matte = matte * (1.0 - (obj > 0.5))  # the region never includes the moving object
+            matte = (matte * (obj <= 0.5)).astype(np.float32)  # the region never includes the moving object
         frames.write_exr(matte_dir / f"matte.{frame:04d}.exr", matte, display_window=window, channel_names=("A",))
     return {
         "name": name,
@@ -138,3 +137,210 @@ def stage_plate(name: str, files: list[Path], out: Path, mattes: list[Path] | No
         "excludes": excludes or None,
         "source": str(files[0].parent),
     }
+
+
+def shared_plates(root: Path, count: int) -> list[dict]:
+    """The real plates of ../shared/testdata (staged into ``root``) and the demo plate."""
+    from generation.engine.demo_plate import render_demo_plate
+    from tests.realdata import find_testdata
+
+    data = find_testdata()
+    if data is None:
+        raise SystemExit("real footage not found: set PT_TESTDATA to ../shared/testdata")
+    beach = data / "openexr-images" / "Beachball"
+    plates = [
+        {
+            "name": "beachball",
+            "plate": str(beach / "singlepart.####.exr"),
+            "matte": None,
+            # A static region the ball never crosses (left of it, above the floor): the element must stay put.
+            "rect": (60, 120, 520, 360),
+            "first": 1,
+            "last": min(8, count),
+            "excludes": None,
+            "source": str(beach),
+        },
+        stage_plate("sintel", sorted((data / "sintel-demo").glob("frame_*.png")), root, None, None, count),
+    ]
+    for seq in ("dog", "kite-surf", "car-shadow"):
+        folder = data / "davis16" / seq
+        objects = sorted((folder / "masks").glob("*.png"))
+        plates.append(stage_plate(f"davis-{seq}", sorted((folder / "frames").glob("*.jpg")), root, None, objects,
+                                  count))
+    demo = render_demo_plate(str(root / "demo"), first=1001, last=1000 + count, width=640, height=360)
+    plates.append({"name": "demo", "plate": demo["plate"], "matte": demo["matte"], "first": 1001,
+                   "last": 1000 + count, "excludes": None, "source": "demo plate"})
+    return plates
+
+
+def folder_plates(folder: Path, root: Path, count: int) -> list[dict]:
+    """Every sub-folder of ``folder`` with an image sequence (and optionally a matte/mattes sub-folder)."""
+    plates = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = _sequence_files(sub)
+        if not files:
+            continue
+        matte_dir = next((sub / m for m in ("matte", "mattes") if (sub / m).is_dir()), None)
+        mattes = _sequence_files(matte_dir) if matte_dir else None
+        if mattes is not None and len(mattes) < min(count, len(files)):
+            raise SystemExit(f"{matte_dir}: {len(mattes)} mattes for {len(files)} frames")
+        plates.append(stage_plate(sub.name, files, root, mattes, None, count))
+    if not plates:
+        raise SystemExit(f"{folder}: no folder with an EXR or PNG/JPG sequence")
+    return plates
+
+
+def _p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95)) if values else 0.0
+
+
+def track_errors(rgb: np.ndarray) -> tuple[list[float], list[float]]:
+    """Corner errors of our track and of the old shift-only track on ``rgb`` moved by every known move."""
+    from generation.engine import motion
+
+    ours, shift = [], []
+    for move in KNOWN_MOVES:
+        moved, truth = known_move(rgb, move)
+        lumas = [luma(f) for f in moved]
+        track = camera.estimate_track(lumas)
+        old = motion.camera_track(lumas)
+        size = moved[0].shape[:2]
+        for k, t in enumerate(truth[1:], 1):
+            ours.append(camera.corner_error(track.matrices[k], t, size))
+            m = np.eye(3)
+            m[:2, 2] = old[k]
+            shift.append(camera.corner_error(m, t, size))
+    return ours, shift
+
+
+def _first_frame_rgb(plate: dict) -> np.ndarray:
+    from generation.engine.sequence import frame_path
+
+    rgb = frames.read_channels(frame_path(plate["plate"], plate["first"]), ("R", "G", "B"))
+    if plate.get("rect"):
+        return rgb[245:1121, 654:1565]  # Beachball: the data window (outside it is black, nothing to see)
+    return rgb
+
+
+def measure_variation(plate: dict, result, matte_for) -> tuple[float, float]:
+    """Coverage and flow flicker measured from the written files, independently of the engine's own
+    figures: a matte pixel counts as covered when the element there has alpha and is not pure black."""
+    from generation.engine import qc
+    from generation.engine.sequence import frame_path
+
+    coverage, flicker = qc.CoverageMeter(), qc.FlowFlickerMeter()
+    for frame in result.frames:
+        plate_rgb = frames.read_channels(frame_path(plate["plate"], frame), ("R", "G", "B"))
+        element, _ = frames.read_rgba(frame_path(result.exr_pattern, frame))
+        matte = matte_for(frame)
+        covered = (element[..., 3] > 0) & (np.abs(element[..., :3]).max(axis=2) > 0)
+        coverage.add(matte, covered)
+        comp = element[..., :3] + plate_rgb * (1.0 - element[..., 3:])
+        flicker.add(luma(comp), luma(plate_rgb), matte)
+    return coverage.figure(), flicker.ratio()
+
+
+def _model(root: Path) -> str:
+    from generation.engine.registry import build_tiny_show_model
+
+    explicit = os.environ.get("BENCH_MODEL")
+    if explicit:
+        return explicit
+    demo = REPO / "deploy" / "demo-model" / "demo-sky"
+    if (demo / "parallel_track.json").exists():
+        return str(demo)
+    return build_tiny_show_model(str(root / "model"), seed=1).path
+
+
+def run_plate(plate: dict, root: Path, model: str, steps: int, variations: int) -> dict:
+    from generation.engine.sequence import frame_path
+    from generation.engine.variation import VariationSpec, generate_variation
+
+    ours, shift = track_errors(_first_frame_rgb(plate))
+    first, last = plate["first"], plate["last"]
+    header = frames.read_header(frame_path(plate["plate"], first), verify_pixels=False)
+    rect = plate.get("rect")
+
+    def matte_for(frame: int) -> np.ndarray:
+        if rect:
+            m = np.zeros((header.display_window.height, header.display_window.width), np.float32)
+            x, y, w, h = rect
+            m[y : y + h, x : x + w] = 1.0
+            return m
+        return frames.read_matte(frame_path(plate["matte"], frame))
+
+    covs, flicks, engine_flicks, engine_covs, walls, failures = [], [], [], [], [], []
+    for index in range(variations):
+        spec = VariationSpec(plate_pattern=plate["plate"], matte_pattern=plate["matte"], rect=rect, first=first,
+                             last=last, model_path=model, seed=100 + index, steps=steps,
+                             out_dir=str(root / "out" / plate["name"] / f"v{index}"), proxy_width=320)
+        start = time.perf_counter()
+        try:
+            result = generate_variation(spec)
+        except ValueError as error:  # a shot the model cannot cover: refused, no holes written
+            failures.append(str(error))
+            continue
+        walls.append((time.perf_counter() - start) / len(result.frames))
+        cov, flick = measure_variation(plate, result, matte_for)
+        covs.append(cov)
+        flicks.append(flick)
+        engine_flicks.append(result.flicker_ratio)
+        engine_covs.append(getattr(result, "coverage", None))
+    track = camera.plate_track([frame_path(plate["plate"], f) for f in range(first, last + 1)],
+                               exclude=lambda k: matte_for(first + k))
+    return {
+        "source": plate["source"],
+        "frames": last - first + 1,
+        "size": [header.display_window.width, header.display_window.height],
+        "track_model": track.model,
+        "track_source": track.source,
+        "track_notes": track.notes[:3],
+        "coverage_min": round(min(covs), 4) if covs else None,
+        "flicker_ratio_flow_max": round(max(flicks), 3) if flicks else None,
+        "engine_flicker_ratio_max": round(max(engine_flicks), 4) if engine_flicks else None,
+        "engine_coverage_min": min(engine_covs) if engine_covs and None not in engine_covs else None,
+        "track_error_px_p95": round(_p95(ours), 3),
+        "track_error_px_p95_shift": round(_p95(shift), 3),
+        "track_error_ratio_vs_shift": round(_p95(ours) / max(_p95(shift), 1e-9), 4),
+        "seconds_per_variation_frame": round(float(np.median(walls)), 3) if walls else None,
+        "refused": failures,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plates", type=Path, help="a folder of plate folders (instead of ../shared/testdata)")
+    parser.add_argument("--frames", type=int, default=int(os.environ.get("BENCH_FRAMES", "8")))
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
+    steps = int(os.environ.get("BENCH_STEPS", "4"))
+    variations = int(os.environ.get("BENCH_VARIATIONS", "2"))
+    with tempfile.TemporaryDirectory(prefix="pt-bench-realplates-") as tmp:
+        root = Path(tmp)
+        plates = folder_plates(args.plates, root, args.frames) if args.plates else shared_plates(root, args.frames)
+        model = _model(root)
+        per_plate = {}
+        for plate in plates:
+            per_plate[plate["name"]] = run_plate(plate, root, model, steps, variations)
+            print(f"# {plate['name']}: {json.dumps(per_plate[plate['name']])}", file=sys.stderr, flush=True)
+    values = list(per_plate.values())
+
+    def worst(key, pick):
+        found = [v[key] for v in values if v[key] is not None]
+        return pick(found) if found else None
+
+    print(json.dumps({
+        "plates": list(per_plate),
+        "model": os.path.basename(model), "steps": steps, "variations_per_plate": variations,
+        "coverage_min": worst("coverage_min", min),
+        "flicker_ratio_flow_max": worst("flicker_ratio_flow_max", max),
+        "track_error_px_p95": worst("track_error_px_p95", max),
+        "track_error_px_p95_shift": worst("track_error_px_p95_shift", max),
+        "seconds_per_variation_frame": worst("seconds_per_variation_frame", max),
+        "goals": {"coverage_min": 1.0, "flicker_ratio_flow_max": 1.2, "track_error_px_p95": 0.5},
+        "per_plate": per_plate,
+    }))
+
+
+if __name__ == "__main__":
+    main()

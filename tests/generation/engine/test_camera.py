@@ -171,3 +171,45 @@ def test_plate_track_reads_the_track_file_before_anything_else(tmp_path):
     track = camera.plate_track([_beachball(k) for k in range(1, 5)], track_file=str(path), first=1)
     assert track.source == "file"
     assert np.allclose(track.matrices[3][:2, 2], (3, 0))
+
+
+def test_the_union_of_mattes_in_card_space_holds_every_frame_and_refuses_too_much_motion():
+    size = (200, 300)
+    zoom_out = camera.CameraTrack(
+        np.stack([camera.transform_matrix(0, 0, 0, 0.8**k, size) for k in range(3)]), "similarity", "file"
+    )
+    box = (100, 50, 100, 100)
+    union = camera.union_in_reference([box] * 3, zoom_out)
+    # Zooming out, the same screen box sees 1/0.64 as much of frame 0 by the last frame.
+    assert union[2] - union[0] == pytest.approx(100 / 0.64, rel=1e-6)
+    camera.check_card_growth(union, camera.union_in_reference([box], camera.identity_track(1)))
+    pan = camera.CameraTrack(np.stack([np.eye(3), np.array([[1, 0, -450.0], [0, 1, 0], [0, 0, 1]])]), "t", "file")
+    with pytest.raises(camera.CardTooBig, match="5.5x as wide as the region"):
+        first = camera.CameraTrack(pan.matrices[:1], "t", "file")
+        camera.check_card_growth(camera.union_in_reference([box, box], pan), camera.union_in_reference([box], first))
+
+
+def test_card_coordinates_follow_a_roll_and_sampling_is_exact_on_card_pixels():
+    rng = np.random.default_rng(0)
+    card = rng.random((20, 30, 3)).astype(np.float32)
+    m = camera.transform_matrix(0, 0, 90, 1.0, (21, 21))  # about (10, 10)
+    u, v = camera.card_coordinates(m, (5, 5, 11, 11), origin=(0.0, 0.0), scale=(1.0, 1.0))
+    # A frame pixel samples where the roll brought it from: frame (15, 5), up-right of the centre, was
+    # frame-0 (15, 15), down-right, before the 90° counter-clockwise turn; frame (15, 15) was (5, 15).
+    assert (u[0, 10], v[0, 10]) == pytest.approx((15.0, 15.0))
+    assert (u[10, 10], v[10, 10]) == pytest.approx((5.0, 15.0))
+    out, covered = camera.sample_bicubic(card, np.array([[3.0, 29.0]]), np.array([[4.0, 19.0]]))
+    assert np.allclose(out[0, 0], card[4, 3]) and np.allclose(out[0, 1], card[19, 29])
+    _, covered = camera.sample_bicubic(card, np.array([[-0.6, 29.4, 29.6]]), np.array([[0.0, 0.0, 0.0]]))
+    assert covered.tolist() == [[0.0, 1.0, 0.0]]
+
+
+def test_the_generated_region_is_the_union_of_the_travelling_mattes():
+    h, w = 40, 80
+    matte = np.zeros((h, w), np.float32)
+    matte[10:20, 10:20] = 1.0
+    pan = camera.CameraTrack(np.stack([np.eye(3), np.array([[1, 0, -30.0], [0, 1, 0], [0, 0, 1]])]), "t", "file")
+    region = camera.generated_region([matte, matte], pan, origin=(0.0, 0.0), scale=(1.0, 1.0), model_hw=(h, w))
+    # Frame 1 looks 30 px further right: its matte is frame-0 x 40..50.
+    assert region[15, 15] == 1.0 and region[15, 45] == 1.0
+    assert region[15, 30] == 0.0 and region[30, 15] == 0.0
