@@ -240,18 +240,6 @@ def measure_variation(plate: dict, result, matte_for) -> tuple[float, float]:
     return coverage.figure(), flicker.ratio()
 
 
-def _model(root: Path) -> str:
-    from generation.engine.registry import build_tiny_show_model
-
-    explicit = os.environ.get("BENCH_MODEL")
-    if explicit:
-        return explicit
-    demo = REPO / "deploy" / "demo-model" / "demo-sky"
-    if (demo / "parallel_track.json").exists():
-        return str(demo)
-    return build_tiny_show_model(str(root / "model"), seed=1).path
-
-
 def run_plate(plate: dict, root: Path, model: str, steps: int, variations: int) -> dict:
     from generation.engine.sequence import frame_path
     from generation.engine.variation import VariationSpec, generate_variation
@@ -318,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="pt-bench-realplates-") as tmp:
         root = Path(tmp)
         plates = folder_plates(args.plates, root, args.frames) if args.plates else shared_plates(root, args.frames)
+        from tests.bench.generation import _model
+
         model = _model(root)
         per_plate = {}
         for plate in plates:

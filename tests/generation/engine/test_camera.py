@@ -28,7 +28,9 @@ def _errors(track, truth, shape):
     return [camera.corner_error(m, t, shape) for m, t in zip(track.matrices, truth, strict=True)]
 
 
-@pytest.mark.parametrize("move, model", [("zoom", "similarity"), ("roll", "similarity"), ("translation", "translation")])
+@pytest.mark.parametrize(
+    "move, model", [("zoom", "similarity"), ("roll", "similarity"), ("translation", "translation")]
+)
 def test_a_known_move_of_a_real_frame_is_carried_within_half_a_pixel(sintel, dog, move, model):
     for rgb in (sintel, dog):
         moved, truth = known_move(rgb, move, n=5)
