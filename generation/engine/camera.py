@@ -564,8 +564,10 @@ def plate_track(
     use_vectors: bool = True,
     progress: Callable[[int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    header=None,
 ) -> CameraTrack:
-    """The camera track of plate frames ``paths`` (EXRs, frame numbers ``first``…).
+    """The camera track of plate frames ``paths`` (EXRs, frame numbers ``first``…; ``header``: the first
+    frame's :class:`frames.FrameHeader` when the caller has read it).
 
     ``exclude(k)`` gives frame k's exclusion matte ((H, W), > 0 = not camera: the region's matte,
     moving objects) or None. A ``track_file`` overrides; then motion-vector channels; then features
@@ -573,7 +575,7 @@ def plate_track(
     """
     from generation.engine import frames
 
-    header = frames.read_header(paths[0], verify_pixels=False)
+    header = header or frames.read_header(paths[0], verify_pixels=False)
     size = (header.display_window.height, header.display_window.width)
     if track_file:
         track = read_track_file(track_file, first, first + len(paths) - 1, size)

@@ -7,7 +7,10 @@ Flicker follows Lai et al., "Learning Blind Video Temporal Consistency" (ECCV 20
 error of the element composited over the plate, between consecutive frames, inside the matte,
 using dense optical flow of the PLATE (OpenCV DIS) and a forward/backward consistency mask
 (occlusions and flow failures left out), divided by the plate's own warping error on the same
-pixels. Values are compressed luminance ``y / (1 + y)`` of scene-linear luminance, so bright skies
+pixels. Where the plate has no texture (a clear sky: any flow fits it, so DIS's there is a guess)
+the flow is the homography fitted, with RANSAC, to Lucas-Kanade tracks of the plate's own features
+round the matte (sub-pixel where DIS is a tenth of a pixel off), or no motion when nothing near the matte shows any (a locked-off black void); so
+the motion the element is held to is always the plate's, never the camera track it was carried with. Values are compressed luminance ``y / (1 + y)`` of scene-linear luminance, so bright skies
 do not dominate. 1 ≈ as steady as the plate itself; a hole that moves or grows, a texture stuck to
 screen while the plate moves, or an element regenerated per frame all raise it (tests/generation/
 engine/test_qc.py breaks it each of those ways on real footage).
@@ -22,6 +25,8 @@ FLICKER_LIMIT = 1.2  # above this the element is visibly less steady than its pl
 COVERAGE_LIMIT = 1.0  # anything below has pixels of the matte without generated content
 WORK_SIZE = 960  # flow is computed at most this big (largest side)
 _FLOOR = 1e-6
+_TEXTURE = 1e-3  # cornerMinEigenVal of 8-bit compressed luminance below which the plate's flow is a guess
+_BAND = 0.25  # the band round the matte's box whose textured flow stands in for the untextured
 
 
 def compress(y: np.ndarray) -> np.ndarray:
@@ -84,6 +89,56 @@ def consistent(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     return ((total**2).sum(-1) < limit) & inside
 
 
+def _band(matte: np.ndarray) -> np.ndarray | None:
+    """The matte's box grown by :data:`_BAND` of its size each way (bool (H, W)), None for an empty matte."""
+    rows, cols = np.flatnonzero((matte > 0).any(axis=1)), np.flatnonzero((matte > 0).any(axis=0))
+    if rows.size == 0:
+        return None
+    gy, gx = int(_BAND * (rows[-1] - rows[0] + 1)) + 8, int(_BAND * (cols[-1] - cols[0] + 1)) + 8
+    band = np.zeros(matte.shape, bool)
+    band[max(0, rows[0] - gy) : rows[-1] + gy + 1, max(0, cols[0] - gx) : cols[-1] + gx + 1] = True
+    return band
+
+
+def _band_homography(cur8: np.ndarray, prev8: np.ndarray, band: np.ndarray) -> np.ndarray | None:
+    """The plate's own motion k → k-1 round the matte: Lucas-Kanade feature tracks in ``band`` (checked
+    forward and back) and a RANSAC homography; None when the band shows too little."""
+    pts = cv2.goodFeaturesToTrack(cur8, 800, 0.01, 5, mask=band.astype(np.uint8) * 255, blockSize=7)
+    if pts is None or len(pts) < 12:
+        return None
+    lk = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 0.01))
+    fwd, ok, _ = cv2.calcOpticalFlowPyrLK(cur8, prev8, pts, None, **lk)
+    back, ok2, _ = cv2.calcOpticalFlowPyrLK(prev8, cur8, fwd, None, **lk)
+    good = ok.ravel().astype(bool) & ok2.ravel().astype(bool)
+    good &= np.linalg.norm((back - pts).reshape(-1, 2), axis=1) < 0.5
+    if good.sum() < 12:
+        return None
+    m, _ = cv2.findHomography(pts[good].reshape(-1, 2), fwd[good].reshape(-1, 2), cv2.RANSAC, 0.5)
+    return m
+
+
+def _plate_motion(
+    back: np.ndarray, trusted: np.ndarray, matte: np.ndarray, cur8: np.ndarray, prev8: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The flow to use (H, W, 2) and where it holds (H, W) bool: the plate's own DIS flow where it is
+    ``trusted``, elsewhere the plate's homography round the matte (:func:`_band_homography`; no motion
+    when the band shows none), so a textureless part of the matte moves as its surroundings do."""
+    h, w = back.shape[:2]
+    band = _band(matte)
+    if band is None:
+        return back, trusted
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    fill = np.zeros_like(back)
+    m = _band_homography(cur8, prev8, band)
+    if m is not None:
+        den = m[2, 0] * xx + m[2, 1] * yy + m[2, 2]
+        fill[..., 0] = (m[0, 0] * xx + m[0, 1] * yy + m[0, 2]) / den - xx
+        fill[..., 1] = (m[1, 0] * xx + m[1, 1] * yy + m[1, 2]) / den - yy
+    flow = np.where(trusted[..., None], back, fill).astype(np.float32)
+    sx, sy = xx + flow[..., 0], yy + flow[..., 1]
+    return flow, (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+
+
 class FlowFlickerMeter:
     """Flow-based flicker, frame by frame (two frames kept).
 
@@ -120,8 +175,10 @@ class FlowFlickerMeter:
         plate8, p_plate8 = _to8(plate), _to8(p_plate)
         back = _flow(plate8, p_plate8)  # frame k → k-1
         fwd = _flow(p_plate8, plate8)  # frame k-1 → k
-        # Only pixels inside the matte in both frames and where the plate's flow can be trusted.
-        weight = np.minimum(matte, _remap(p_matte, back)) * consistent(back, fwd)
+        trusted = consistent(back, fwd) & (cv2.cornerMinEigenVal(plate8, 5, 3) > _TEXTURE)
+        back, valid = _plate_motion(back, trusted, matte, plate8, p_plate8)
+        # Only pixels inside the matte in both frames and where the plate's motion is known.
+        weight = np.minimum(matte, _remap(p_matte, back)) * valid
         total = float(weight.sum())
         self.pairs += 1
         if total <= 0:
