@@ -85,20 +85,21 @@ def test_a_known_zoom_or_roll_carries_the_element_within_half_a_pixel(move, tiny
         assert camera.corner_error(stuck.matrices[1], np.eye(3), size) > 1.0
 
 
-def test_a_card_the_motion_makes_too_big_is_refused_and_nothing_is_written(beachball, tiny_model_dir, tmp_path):
-    track = tmp_path / "pan.chan"
-    track.write_text("".join(f"{k} {-300 * (k - 1)} 0 0 1\n" for k in range(1, 9)))  # 300 px a frame
+@pytest.mark.parametrize(
+    "text, error, message",
+    [
+        # 300 px a frame: the card would be many times the region's width.
+        ("".join(f"{k} {-300 * (k - 1)} 0 0 1\n" for k in range(1, 9)), camera.CardTooBig, "split the shot"),
+        ("1 0 0 0 1\n", camera.CameraError, "no track for 7 frame"),
+    ],
+)
+def test_a_shot_that_cannot_be_carried_is_refused_and_nothing_is_written(
+    beachball, tiny_model_dir, tmp_path, text, error, message
+):
+    track = tmp_path / "shot.chan"
+    track.write_text(text)
     out = tmp_path / "v"
-    with pytest.raises(camera.CardTooBig, match="split the shot"):
-        generate_variation(_spec(beachball, tiny_model_dir, out, track_file=str(track)))
-    assert not out.exists()
-
-
-def test_a_bad_track_file_is_refused_before_anything_is_written(beachball, tiny_model_dir, tmp_path):
-    track = tmp_path / "short.chan"
-    track.write_text("1 0 0 0 1\n")
-    out = tmp_path / "v"
-    with pytest.raises(camera.CameraError, match="no track for 7 frame"):
+    with pytest.raises(error, match=message):
         generate_variation(_spec(beachball, tiny_model_dir, out, track_file=str(track)))
     assert not out.exists()
 
