@@ -18,7 +18,7 @@ from portal.selectors import shot_for_member
 @page
 def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
     shot, role = shot_for_member(request.user, shot_id)
-    show = shot.sequence.show
+    show = shot.show
     models = GenerationModel.objects.filter(status=ModelStatus.APPROVED, approved_shows=show)
     pending = GenerationModel.objects.filter(status=ModelStatus.PENDING) if role == Role.SUPERVISOR else []
     requests = shot.requests.select_related("requested_by", "model", "derived_from__request").order_by("-created_at")
@@ -113,7 +113,7 @@ def model_approve(request: HttpRequest, shot_id: int, model_id: int) -> HttpResp
     model = GenerationModel.objects.filter(pk=model_id).first()
     if model is None:
         raise NotFound("no such model")
-    services.model_approve(user=request.user, model=model, show_id=shot.sequence.show_id)
+    services.model_approve(user=request.user, model=model, show_id=shot.show.pk)
     return redirect("shot-detail", shot_id=shot_id)
 
 
