@@ -8,6 +8,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from generation import proxies, selectors, services
+from generation.engine import task_kinds
 from generation.models import GenerationModel, ModelStatus, Task, Variation
 from portal.errors import NotFound, PortalError
 from portal.models import CAN_REQUEST, Role
@@ -25,6 +26,7 @@ def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
     return render(request, "generation/shot.html", {
         "shot": shot, "show": show, "role": role, "plates": shot.plates.all(), "requests": requests,
         "models": models, "pending_models": pending, "can_request": role in CAN_REQUEST, "tasks": Task.choices,
+        "model_optional": any(not info.needs_model for info in task_kinds.TASKS.values()),
         "form": _request_form(request, shot)})
 
 
