@@ -66,7 +66,7 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
     ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
     ``model``: None for a task that needs none (``TaskInfo.needs_model``). ``params``: the task's own inputs.
     """
-    show_id = shot.sequence.show_id
+    show_id = shot.show.pk
     require_role(user, show_id, CAN_REQUEST, "request variations")
     if derived_from is not None and derived_from.request.shot_id != shot.pk:
         raise PortalError("a request can only iterate from a variation of the same shot", code="derived_from")

@@ -50,8 +50,11 @@ def runner(task: str):
 
 
 def _usable(variation: Variation) -> None:
+    """The request's model checked as it is now, just before it runs (it may have been retired or re-registered
+    as another kind since the request was made)."""
     request = variation.request
     if task_kinds.task_info(request.task).needs_model:
+        request.model.refresh_from_db()
         services.model_check_usable(model=request.model, show_id=request.show.pk, task=request.task)
 
 
@@ -62,8 +65,8 @@ def generate_variation(self, variation_id: int) -> None:
     if variation is None:
         return  # settled already: a duplicate delivery
     try:
-        _usable(variation)
         run = runner(variation.request.task)
+        _usable(variation)
     except Exception as exc:  # noqa: BLE001
         services.variation_fail(variation=variation, error=str(exc))
         return

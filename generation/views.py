@@ -8,6 +8,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from generation import proxies, selectors, services
+from generation.engine import task_kinds
 from generation.models import GenerationModel, ModelStatus, Task, Variation
 from portal.errors import NotFound, PortalError
 from portal.models import CAN_REQUEST, Role
@@ -18,13 +19,14 @@ from portal.selectors import shot_for_member
 @page
 def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
     shot, role = shot_for_member(request.user, shot_id)
-    show = shot.sequence.show
+    show = shot.show
     models = GenerationModel.objects.filter(status=ModelStatus.APPROVED, approved_shows=show)
     pending = GenerationModel.objects.filter(status=ModelStatus.PENDING) if role == Role.SUPERVISOR else []
     requests = shot.requests.select_related("requested_by", "model", "derived_from__request").order_by("-created_at")
     return render(request, "generation/shot.html", {
         "shot": shot, "show": show, "role": role, "plates": shot.plates.all(), "requests": requests,
         "models": models, "pending_models": pending, "can_request": role in CAN_REQUEST, "tasks": Task.choices,
+        "model_optional": any(not info.needs_model for info in task_kinds.TASKS.values()),
         "form": _request_form(request, shot)})
 
 
@@ -113,7 +115,7 @@ def model_approve(request: HttpRequest, shot_id: int, model_id: int) -> HttpResp
     model = GenerationModel.objects.filter(pk=model_id).first()
     if model is None:
         raise NotFound("no such model")
-    services.model_approve(user=request.user, model=model, show_id=shot.sequence.show_id)
+    services.model_approve(user=request.user, model=model, show_id=shot.show.pk)
     return redirect("shot-detail", shot_id=shot_id)
 
 
