@@ -7,7 +7,7 @@ kite-surf and car-shadow (handheld, moving objects; their ground-truth object ma
 camera track), and the demo plate; ``--plates DIR`` runs instead on every folder of DIR (an EXR or
 PNG/JPG sequence, optionally a ``matte``/``mattes`` subfolder of region mattes; without one the region is
 the top third of the frame, a drawn rectangle). JPG/PNG are read through OIIO and converted to scene-linear
-ACEScg through OCIO ("sRGB Encoded Rec.709 (sRGB)") into a temporary folder of EXRs.
+ACEScg through OCIO ("sRGB - Texture") into a temporary folder of EXRs.
 
 Per plate and overall:
 - coverage_min: the worst variation's fraction of matte pixels that received generated content (goal 1.0);
@@ -38,7 +38,7 @@ import OpenImageIO as oiio
 from generation.engine import camera, colour, frames
 
 REPO = Path(__file__).resolve().parents[2]
-SRGB = "sRGB Encoded Rec.709 (sRGB)"
+SRGB = "sRGB - Texture"
 IMAGE_EXTS = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
