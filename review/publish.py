@@ -53,6 +53,7 @@ class PublishPlan:
     ocio_config: str = ""  # the show's pinned config ("": none recorded, no chromaticities)
     fps: Decimal | float | None = None  # the show's
     plate_pattern: str = ""  # the plate the element was made on: its timeCode, pixel aspect and display window
+    threads: int = 0  # frames written at a time (0: one per core, at most 4)
 
     @property
     def version_dir(self) -> Path:
@@ -66,9 +67,9 @@ class PublishPlan:
         return self.version_dir.parent / f".{self.version_dir.name}.partial-{self.release_id}"
 
 
-def publish_threads() -> int:
-    """Frames written at a time: one per core (PT_PUBLISH_THREADS overrides, e.g. to spare a busy machine)."""
-    return max(1, int(os.getenv("PT_PUBLISH_THREADS") or min(4, os.cpu_count() or 1)))
+def publish_threads(threads: int = 0) -> int:
+    """Frames written or checked at a time: ``threads``, or one per core (at most 4) when 0."""
+    return max(1, threads or min(4, os.cpu_count() or 1))
 
 
 def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = None) -> Path:
@@ -93,7 +94,7 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
 
         lines = []
         # The kernel copy and the hashing release the GIL: a frame per core keeps the cores busy.
-        with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="publish") as pool:
+        with ThreadPoolExecutor(max_workers=publish_threads(plan.threads), thread_name_prefix="publish") as pool:
             try:
                 for done, digest in enumerate(pool.map(write, range(len(names))), start=1):
                     lines.append(f"{digest}  {names[done - 1]}\n")
@@ -263,7 +264,7 @@ def read_provenance(folder: Path) -> dict:
     return json.loads((Path(folder) / PROVENANCE).read_text())
 
 
-def verify(folder: Path) -> list[str]:
+def verify(folder: Path, *, threads: int = 0) -> list[str]:
     """Problems found checking every frame against the manifest (empty when the release is intact)."""
     folder = Path(folder)
     try:
@@ -282,7 +283,7 @@ def verify(folder: Path) -> list[str]:
             return f"{name}: checksum does not match the manifest"
         return None
 
-    with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="verify") as pool:
+    with ThreadPoolExecutor(max_workers=publish_threads(threads), thread_name_prefix="verify") as pool:
         problems = [p for p in pool.map(problem, *zip(*entries, strict=True)) if p] if entries else []
     listed = {name for _, name in entries}
     problems += [f"{name}: not in the manifest" for name in sorted({p.name for p in folder.glob("*.exr")} - listed)]
