@@ -223,7 +223,7 @@ def _work_mask(exclude: np.ndarray | None, shape: tuple[int, int], scale: float)
 
 def _detect(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     spacing = max(4, max(img.shape) // 120)
-    pts = cv2.goodFeaturesToTrack(img, 1500, 0.01, spacing, mask=mask, blockSize=7)
+    pts = cv2.goodFeaturesToTrack(img, 1500, 0.001, spacing, mask=mask, blockSize=7)
     return np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
 
 

@@ -164,7 +164,10 @@ def card_coverage(generated: np.ndarray, card: Card, matrix: np.ndarray, box: Wi
     ``generated`` ((model_h, model_w), 1 = the model drew it) bilinearly at the pixel's card position,
     0 beyond the card."""
     u, v = card.coordinates(matrix, box)
-    return np.clip(camera.sample_bilinear(np.asarray(generated, np.float32), u, v), 0.0, 1.0)
+    covered = np.clip(camera.sample_bilinear(np.asarray(generated, np.float32), u, v), 0.0, 1.0)
+    # Four weights that sum to 1 in float32 may not give exactly 1: a fully generated neighbourhood is 1.
+    covered[covered > 1.0 - 1e-4] = 1.0
+    return covered
 
 
 def _sample_shifted(card_rgb: np.ndarray, card: Card, shift: tuple[float, float], box: Window) -> np.ndarray:

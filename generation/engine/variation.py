@@ -51,6 +51,8 @@ from generation.engine.track import MOTION_CHANNELS, camera_track, luma
 if TYPE_CHECKING:
     import torch
 
+_MEASURE_AHEAD = 3  # frames whose flicker may still be being measured
+
 __all__ = ["MOTION_CHANNELS", "VariationResult", "VariationSpec", "depth_channel", "generate_variation"]
 
 
@@ -195,4 +197,7 @@ class _Carry:
         else:
             data_window = Window(display.x, display.y, 1, 1)
         self.measured.append(self.meter_pool.submit(self.meter.add, luma(comp[rs]), plate_luma, matte[rs]))
+        # Flow flicker may run slower than frames are made: never hold more than a few frames for it.
+        while len(self.measured) > _MEASURE_AHEAD:
+            self.measured.pop(0).result()
         return Delivered(element, comp, data_window)

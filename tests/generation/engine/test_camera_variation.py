@@ -42,7 +42,7 @@ def _spec(plate, model, out, **kw):
 def test_a_static_region_on_beachball_stays_put_and_is_covered_in_all_8_frames(beachball, tiny_model_dir, tmp_path):
     result = generate_variation(_spec(beachball, tiny_model_dir, tmp_path / "v"))
     assert result.camera_model == "locked"
-    assert result.coverage == pytest.approx(1.0)
+    assert result.coverage == 1.0  # exactly: anything less is flagged on the tile
     first, _ = frames.read_rgba(frame_path(result.exr_pattern, 1))
     region = (slice(120, 420), slice(60, 460))
     for frame in range(1, 9):
@@ -136,3 +136,20 @@ def test_the_plates_pixel_aspect_is_read(tmp_path):
     out.close()
     assert camera.pixel_aspect(path) == 2.0
     assert os.path.exists(path)
+
+
+def test_coverage_falls_below_one_when_frames_sample_what_was_not_generated(
+    beachball, tiny_model_dir, tmp_path, monkeypatch
+):
+    # Break it on purpose: generate only what frame 1's matte covers (the old card) while the shot pans.
+    real_region = camera.generated_region
+
+    def first_frame_only(mattes, track, *args):
+        first = CameraTrack(track.matrices[:1], track.model, track.source)
+        return real_region([next(iter(mattes))], first, *args)
+
+    monkeypatch.setattr(camera, "generated_region", first_frame_only)
+    track = tmp_path / "pan.chan"
+    track.write_text("".join(f"{k} {20 * (k - 1)} 0 0 1\n" for k in range(1, 9)))
+    result = generate_variation(_spec(beachball, tiny_model_dir, tmp_path / "v", track_file=str(track), last=3))
+    assert result.coverage < 0.99
