@@ -99,6 +99,11 @@ class GenerationRequest(models.Model):
         return f"request {self.pk} on {self.shot}"
 
 
+def coverage_flagged(coverage: float | None) -> bool:
+    """Below 1.0 the element leaves holes in its matte; unknown (made before coverage was stored) is not flagged."""
+    return coverage is not None and coverage < 1.0
+
+
 class VariationStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -116,6 +121,9 @@ class Variation(models.Model):
     frames_done = models.PositiveIntegerField(default=0)
     gpu_seconds = models.FloatField(null=True, blank=True)
     flicker_ratio = models.FloatField(null=True, blank=True)
+    coverage = models.FloatField(null=True, blank=True,
+                                 help_text="Fraction of matte pixels, over all frames, that got generated content; "
+                                           "below 1.0 the element leaves holes (empty for variations made before)")
     work_dir = models.CharField(max_length=1000, blank=True)
     exr_pattern = models.CharField(max_length=1000, blank=True)
     proxy_pattern = models.CharField(max_length=1000, blank=True)
@@ -134,6 +142,11 @@ class Variation(models.Model):
     @property
     def label(self) -> str:
         return f"v{self.index + 1:02d}"
+
+    @property
+    def coverage_flagged(self) -> bool:
+        """Some matte pixel of some frame got no generated content (a hole): not pickable without an override."""
+        return coverage_flagged(self.coverage)
 
     def __str__(self) -> str:
         return f"{self.request} {self.label}"

@@ -138,7 +138,8 @@ def request_audit_csv(request: HttpRequest, request_id: int) -> HttpResponse:
         payload = event.payload
         who = event.actor.username if event.actor else payload.get("by", "")
         label = payload.get("label") or (f"v{payload['index'] + 1:02d}" if "index" in payload else "")
-        detail = payload.get("path") or payload.get("error") or ""
+        detail = payload.get("path") or payload.get("error") or (
+            f"coverage override ({payload['coverage']:.2%})" if payload.get("override_coverage") else "")
         writer.writerow([event.seq, event.created_at.isoformat(), event.type, who, label,
                          payload.get("note") or payload.get("text") or "", detail])
     return response
