@@ -188,11 +188,11 @@ def variation_is_cancelled(variation_id: int) -> bool:
 
 @transaction.atomic
 def variation_finish(*, variation: Variation, exr_pattern: str, proxy_pattern: str, compute_seconds: float,
-                     flicker_ratio: float, element_window: dict, coverage: float) -> None:
+                     flicker_ratio: float, element_window: dict, coverage: float | None) -> None:
     threshold = variation.request.show.flicker_threshold
     # Flagged on the raw figure: a coverage that rounds to 1.0 still has a hole and is still flagged.
     payload = {"compute_seconds": round(compute_seconds, 3), "flicker_ratio": round(flicker_ratio, 4),
-               "flicker_flagged": flicker_ratio > threshold, "coverage": round(coverage, 4),
+               "flicker_flagged": flicker_ratio > threshold, "coverage": None if coverage is None else round(coverage, 4),
                "coverage_flagged": coverage_flagged(coverage)}
     if lifecycle.variation_move(variation, "finish", quiet=True, payload=payload, progress=1.0,
                                 exr_pattern=exr_pattern, proxy_pattern=proxy_pattern, gpu_seconds=compute_seconds,

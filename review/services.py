@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from generation import events, lifecycle
 from generation.engine.task_kinds import task_info
-from generation.models import GenerationRequest, Variation, VariationStatus
+from generation.models import GenerationRequest, Variation, VariationStatus, coverage_text
 from portal import worker
 from portal.access import require_member, require_role
 from portal.errors import Conflict, PortalError
@@ -30,14 +30,14 @@ def pick_make(*, user: User, variation: Variation, note: str = "", override: boo
         raise Conflict(f"{variation.label} is {variation.status}; only a finished variation can be picked",
                        code="not_done")
     if variation.coverage_flagged and not override:
-        raise Conflict(f"{variation.label} covers only {variation.coverage:.2%} of its matte (holes in the "
+        raise Conflict(f"{variation.label} covers only {coverage_text(variation.coverage)} of its matte (holes in the "
                        "element); pick it with the coverage override to accept that", code="coverage")
     with lifecycle.request_moving(request, "pick", actor=user) as moved:
         pick = Pick.objects.create(request=request, variation=variation, note=note, picked_by=user)
         moved.payload = {"pick": pick.pk, "variation": variation.pk, "index": variation.index,
                          "label": variation.label, "by": user.username, "note": note}
         if variation.coverage_flagged:
-            moved.payload |= {"coverage": round(variation.coverage, 4), "override_coverage": True}
+            moved.payload |= {"coverage": round(variation.coverage, 6), "override_coverage": True}
     return pick
 
 

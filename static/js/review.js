@@ -96,15 +96,16 @@
     picksSoFar += 1;
   }
 
-  // Coverage: the fraction of matte pixels, over all frames, the element filled. Floored, so a hole never
-  // reads as 100%; below 1.0 the tile is flagged and a pick asks for an explicit override.
-  const percent = (c) => `${(Math.floor(c * 1000) / 10).toFixed(1)}%`;
+  // Coverage: the fraction of matte pixels, over all frames, the element filled. A flagged one (holes; the
+  // server decides, see Variation.coverage_flagged) is floored so it never reads as 100%, and a pick of it
+  // asks for an explicit override.
+  const percent = (c, flagged) => `${(flagged ? Math.min(99.9, Math.floor(c * 1000) / 10) : c * 100).toFixed(1)}%`;
   function showCoverage(t, p) {
-    if (p.coverage === undefined) return; // made before coverage was stored
+    if (p.coverage == null) return; // made before coverage was stored, or by a runner that measures none
     t.coverage = p.coverage;
     t.coverageFlagged = !!p.coverage_flagged;
     const cv = t.el.querySelector(".coverage");
-    cv.textContent = `coverage ${percent(p.coverage)}${t.coverageFlagged ? " ⚠ holes" : ""}`;
+    cv.textContent = `coverage ${percent(p.coverage, t.coverageFlagged)}${t.coverageFlagged ? " ⚠ holes" : ""}`;
     cv.classList.toggle("flagged", t.coverageFlagged);
     cv.title = t.coverageFlagged ? "the element leaves part of its matte empty; picking it needs an override" : "";
     t.el.classList.toggle("coverage-flagged", t.coverageFlagged);
@@ -113,7 +114,7 @@
   function pick(t) {
     const data = {};
     if (t.coverageFlagged) {
-      const ask = `${t.el.dataset.label} covers only ${percent(t.coverage)} of its matte: its element leaves holes ` +
+      const ask = `${t.el.dataset.label} covers only ${percent(t.coverage, true)} of its matte: its element leaves holes ` +
         "in the plate. Pick it anyway? (recorded as a coverage override)";
       if (!window.confirm(ask)) return Promise.resolve(false);
       data.override_coverage = "1";
