@@ -93,4 +93,5 @@ def generate_variation(self, variation_id: int) -> None:
         return
     services.variation_finish(variation=variation, exr_pattern=result.exr_pattern,
                               proxy_pattern=result.proxy_pattern, compute_seconds=result.compute_seconds,
-                              flicker_ratio=result.flicker_ratio, element_window=result.element_window)
+                              flicker_ratio=result.flicker_ratio, element_window=result.element_window,
+                              coverage=getattr(result, "coverage", None))  # None: a runner that measures none

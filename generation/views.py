@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 
 from generation import proxies, selectors, services
 from generation.engine import task_kinds
-from generation.models import GenerationModel, ModelStatus, Task, Variation
+from generation.models import GenerationModel, ModelStatus, Task, Variation, coverage_text
 from portal.errors import NotFound, PortalError
 from portal.models import CAN_REQUEST, Role
 from portal.pages import action, page
@@ -138,7 +138,8 @@ def request_audit_csv(request: HttpRequest, request_id: int) -> HttpResponse:
         payload = event.payload
         who = event.actor.username if event.actor else payload.get("by", "")
         label = payload.get("label") or (f"v{payload['index'] + 1:02d}" if "index" in payload else "")
-        detail = payload.get("path") or payload.get("error") or ""
+        detail = payload.get("path") or payload.get("error") or (
+            f"coverage override ({coverage_text(payload['coverage'])})" if payload.get("override_coverage") else "")
         writer.writerow([event.seq, event.created_at.isoformat(), event.type, who, label,
                          payload.get("note") or payload.get("text") or "", detail])
     return response

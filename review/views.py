@@ -47,7 +47,8 @@ def _back(request: HttpRequest, request_id: int) -> HttpResponse:
 @action
 def pick(request: HttpRequest, variation_id: int) -> HttpResponse:
     variation = variation_for_member(request.user, variation_id)
-    services.pick_make(user=request.user, variation=variation, note=request.POST.get("note", ""))
+    services.pick_make(user=request.user, variation=variation, note=request.POST.get("note", ""),
+                       override=request.POST.get("override_coverage") == "1")
     return _back(request, variation.request_id)
 
 
