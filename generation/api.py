@@ -17,11 +17,12 @@ _INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
 
 class VariationSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
+    coverage_flagged = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Variation
         fields = ["id", "index", "label", "seed", "status", "progress", "frames_done", "gpu_seconds",
-                  "flicker_ratio", "exr_pattern", "proxy_pattern", "element_window", "error"]
+                  "flicker_ratio", "coverage", "coverage_flagged", "exr_pattern", "proxy_pattern", "element_window", "error"]
 
 
 class RequestSerializer(serializers.ModelSerializer):

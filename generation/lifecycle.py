@@ -8,6 +8,16 @@ writers racing for one request cannot both win: the loser's UPDATE matches no ro
 
 A task whose ``TaskInfo.needs_pick`` is False (roto: a compositor signs off a variation directly) signs off
 from review; which table row applies is read from the task's info, never from its name.
+
+The main path of a request (REQUEST_MOVES has every source of every move)::
+
+    queued ─start─▶ running ─settle─▶ review ─pick─▶ picked ─sign_off─▶ signed_off ─release─▶ released
+                       └─fail─▶ failed   ▲              │ (pick again: picked ─pick─▶ picked)
+                                         └─reject_all, send_back─┘
+    needs_pick False:                 review ─sign_off_unpicked─▶ signed_off
+    cancel: from queued, running, review, picked or failed ─▶ cancelled (nothing is released before sign-off)
+
+A variation: queued ─claim─▶ running ─finish─▶ done; queued/running ─fail─▶ failed, ─cancel─▶ cancelled.
 """
 
 from collections.abc import Iterator

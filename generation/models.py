@@ -1,5 +1,7 @@
 """Generation models, requests, their variations and the append-only event log of each request."""
 
+import math
+
 from django.conf import settings
 from django.db import models
 
@@ -99,6 +101,23 @@ class GenerationRequest(models.Model):
         return f"request {self.pk} on {self.shot}"
 
 
+# The engine samples its generated-pixel mask in float32, so a fully covered matte reads 1 - ~1e-8, not 1.0; a
+# one-pixel hole in one frame of a 200×120 region over 8 frames is 5e-6 below 1.0, still well past this.
+COVERAGE_TOLERANCE = 1e-6
+
+
+def coverage_flagged(coverage: float | None) -> bool:
+    """Below 1.0 the element leaves holes in its matte; unknown (made before coverage was stored) is not flagged."""
+    return coverage is not None and coverage < 1.0 - COVERAGE_TOLERANCE
+
+
+def coverage_text(coverage: float) -> str:
+    """As people read it: a percentage, floored when flagged so that a hole never reads as 100%."""
+    if coverage_flagged(coverage):
+        return f"{min(99.99, math.floor(coverage * 10000) / 100):.2f}%"
+    return f"{coverage:.2%}"
+
+
 class VariationStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -116,6 +135,9 @@ class Variation(models.Model):
     frames_done = models.PositiveIntegerField(default=0)
     gpu_seconds = models.FloatField(null=True, blank=True)
     flicker_ratio = models.FloatField(null=True, blank=True)
+    coverage = models.FloatField(null=True, blank=True,
+                                 help_text="Fraction of matte pixels, over all frames, that got generated content; "
+                                           "below 1.0 the element leaves holes (empty for variations made before)")
     work_dir = models.CharField(max_length=1000, blank=True)
     exr_pattern = models.CharField(max_length=1000, blank=True)
     proxy_pattern = models.CharField(max_length=1000, blank=True)
@@ -134,6 +156,11 @@ class Variation(models.Model):
     @property
     def label(self) -> str:
         return f"v{self.index + 1:02d}"
+
+    @property
+    def coverage_flagged(self) -> bool:
+        """Some matte pixel of some frame got no generated content (a hole): not pickable without an override."""
+        return coverage_flagged(self.coverage)
 
     def __str__(self) -> str:
         return f"{self.request} {self.label}"

@@ -12,7 +12,14 @@ from django.utils import timezone
 from generation import events, lifecycle
 from generation.engine import task_kinds
 from generation.engine.task_kinds import TaskError, check_model_kind
-from generation.models import GenerationModel, GenerationRequest, ModelStatus, Variation, VariationStatus
+from generation.models import (
+    GenerationModel,
+    GenerationRequest,
+    ModelStatus,
+    Variation,
+    VariationStatus,
+    coverage_flagged,
+)
 from portal import worker
 from portal.access import require_role
 from portal.errors import Forbidden, PortalError
@@ -66,7 +73,7 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
     ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
     ``model``: None for a task that needs none (``TaskInfo.needs_model``). ``params``: the task's own inputs.
     """
-    show_id = shot.sequence.show_id
+    show_id = shot.show.pk
     require_role(user, show_id, CAN_REQUEST, "request variations")
     if derived_from is not None and derived_from.request.shot_id != shot.pk:
         raise PortalError("a request can only iterate from a variation of the same shot", code="derived_from")
@@ -181,13 +188,15 @@ def variation_is_cancelled(variation_id: int) -> bool:
 
 @transaction.atomic
 def variation_finish(*, variation: Variation, exr_pattern: str, proxy_pattern: str, compute_seconds: float,
-                     flicker_ratio: float, element_window: dict) -> None:
+                     flicker_ratio: float, element_window: dict, coverage: float | None) -> None:
     threshold = variation.request.show.flicker_threshold
+    # Flagged on the raw figure: a coverage that rounds to 1.0 still has a hole and is still flagged.
     payload = {"compute_seconds": round(compute_seconds, 3), "flicker_ratio": round(flicker_ratio, 4),
-               "flicker_flagged": flicker_ratio > threshold}
+               "flicker_flagged": flicker_ratio > threshold, "coverage": None if coverage is None else round(coverage, 4),
+               "coverage_flagged": coverage_flagged(coverage)}
     if lifecycle.variation_move(variation, "finish", quiet=True, payload=payload, progress=1.0,
                                 exr_pattern=exr_pattern, proxy_pattern=proxy_pattern, gpu_seconds=compute_seconds,
-                                flicker_ratio=flicker_ratio, element_window=element_window,
+                                flicker_ratio=flicker_ratio, coverage=coverage, element_window=element_window,
                                 finished_at=timezone.now()):
         _settle_request_if_done(variation.request_id)
 

@@ -86,8 +86,11 @@ def runner(task: str):
 
 
 def _usable(variation: Variation) -> None:
+    """The request's model checked as it is now, just before it runs (it may have been retired or re-registered
+    as another kind since the request was made)."""
     request = variation.request
     if task_kinds.task_info(request.task).needs_model:
+        request.model.refresh_from_db()
         services.model_check_usable(model=request.model, show_id=request.show.pk, task=request.task)
 
 
@@ -98,8 +101,8 @@ def generate_variation(self, variation_id: int) -> None:
     if variation is None:
         return  # settled already: a duplicate delivery
     try:
-        _usable(variation)
         run = runner(variation.request.task)
+        _usable(variation)
     except Exception as exc:  # noqa: BLE001
         services.variation_fail(variation=variation, error=str(exc))
         return
@@ -130,4 +133,5 @@ def generate_variation(self, variation_id: int) -> None:
         return
     services.variation_finish(variation=variation, exr_pattern=result.exr_pattern,
                               proxy_pattern=result.proxy_pattern, compute_seconds=result.compute_seconds,
-                              flicker_ratio=result.flicker_ratio, element_window=result.element_window)
+                              flicker_ratio=result.flicker_ratio, element_window=result.element_window,
+                              coverage=getattr(result, "coverage", None))  # None: a runner that measures none

@@ -8,8 +8,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from generation import crops, proxies, selectors, services
+from generation.engine import task_kinds
 from generation.grain_chart import grain_chart
-from generation.models import GenerationModel, ModelStatus, Task, Variation
+from generation.models import GenerationModel, ModelStatus, Task, Variation, coverage_text
 from portal.errors import NotFound, PortalError
 from portal.models import CAN_REQUEST, Role
 from portal.pages import action, page
@@ -19,7 +20,7 @@ from portal.selectors import shot_for_member
 @page
 def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
     shot, role = shot_for_member(request.user, shot_id)
-    show = shot.sequence.show
+    show = shot.show
     models = GenerationModel.objects.filter(status=ModelStatus.APPROVED, approved_shows=show)
     pending = GenerationModel.objects.filter(status=ModelStatus.PENDING) if role == Role.SUPERVISOR else []
     requests = shot.requests.select_related("requested_by", "model", "derived_from__request").order_by("-created_at")
@@ -27,6 +28,7 @@ def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
         "shot": shot, "show": show, "role": role, "requests": requests,
         "plates": [(plate, grain_chart(plate.grain_profile)) for plate in shot.plates.all()],
         "models": models, "pending_models": pending, "can_request": role in CAN_REQUEST, "tasks": Task.choices,
+        "model_optional": any(not info.needs_model for info in task_kinds.TASKS.values()),
         "form": _request_form(request, shot)})
 
 
@@ -115,7 +117,7 @@ def model_approve(request: HttpRequest, shot_id: int, model_id: int) -> HttpResp
     model = GenerationModel.objects.filter(pk=model_id).first()
     if model is None:
         raise NotFound("no such model")
-    services.model_approve(user=request.user, model=model, show_id=shot.sequence.show_id)
+    services.model_approve(user=request.user, model=model, show_id=shot.show.pk)
     return redirect("shot-detail", shot_id=shot_id)
 
 
@@ -138,7 +140,8 @@ def request_audit_csv(request: HttpRequest, request_id: int) -> HttpResponse:
         payload = event.payload
         who = event.actor.username if event.actor else payload.get("by", "")
         label = payload.get("label") or (f"v{payload['index'] + 1:02d}" if "index" in payload else "")
-        detail = payload.get("path") or payload.get("error") or ""
+        detail = payload.get("path") or payload.get("error") or (
+            f"coverage override ({coverage_text(payload['coverage'])})" if payload.get("override_coverage") else "")
         writer.writerow([event.seq, event.created_at.isoformat(), event.type, who, label,
                          payload.get("note") or payload.get("text") or "", detail])
     return response

@@ -149,5 +149,10 @@ class Plate(models.Model):
     def height(self) -> int:
         return self.display_window["height"]
 
+    @property
+    def display_aspect(self) -> float:
+        """Width over height as the picture is seen: an anamorphic plate desqueezed by its pixel aspect."""
+        return self.width * self.pixel_aspect / self.height
+
     def __str__(self) -> str:
         return f"{self.shot.code}:{self.name}"

@@ -187,6 +187,7 @@ SPECTACULAR_SETTINGS = {
 # $OCIO, else the engine's DEFAULT_CONFIG (a versioned built-in that DCCs on OCIO >= 2.3 load; never *-latest).
 PT_OCIO_CONFIG = os.getenv("OCIO", "ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3")
 PT_DEVICE = os.getenv("PT_DEVICE", "")  # "" = CUDA when present, else CPU
+PT_PUBLISH_THREADS = int(os.getenv("PT_PUBLISH_THREADS") or 0)  # frames a release writes at once; 0 = one per core
 
 LOGGING = {
     "version": 1,

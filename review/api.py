@@ -43,13 +43,20 @@ class ReleaseSerializer(serializers.ModelSerializer):
                   "manifest_path", "frames_done", "error", "created_at", "released_at"]
 
 
+class PickInput(NoteInput):
+    override_coverage = serializers.BooleanField(required=False, default=False,
+                                                 help_text="Pick a variation whose coverage is below 1.0 (holes in "
+                                                           "its element) anyway; recorded in the pick event")
+
+
 class VariationPick(APIView):
-    @extend_schema(request=NoteInput, responses={201: PickSerializer})
+    @extend_schema(request=PickInput, responses={201: PickSerializer})
     def post(self, request, pk: int):
         variation = variation_for_member(request.user, pk)
-        form = NoteInput(data=request.data)
+        form = PickInput(data=request.data)
         form.is_valid(raise_exception=True)
-        pick = services.pick_make(user=request.user, variation=variation, note=form.validated_data["note"])
+        pick = services.pick_make(user=request.user, variation=variation, note=form.validated_data["note"],
+                                  override=form.validated_data["override_coverage"])
         return Response(PickSerializer(pick).data, status=201)
 
 

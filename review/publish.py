@@ -53,6 +53,7 @@ class PublishPlan:
     ocio_config: str = ""  # the show's pinned config ("": none recorded, no chromaticities)
     fps: Decimal | float | None = None  # the show's
     plate_pattern: str = ""  # the plate the element was made on: its timeCode, pixel aspect and display window
+    threads: int = 0  # frames written at a time (0: one per core, at most 4)
 
     @property
     def version_dir(self) -> Path:
@@ -66,9 +67,9 @@ class PublishPlan:
         return self.version_dir.parent / f".{self.version_dir.name}.partial-{self.release_id}"
 
 
-def publish_threads() -> int:
-    """Frames written at a time: one per core (PT_PUBLISH_THREADS overrides, e.g. to spare a busy machine)."""
-    return max(1, int(os.getenv("PT_PUBLISH_THREADS") or min(4, os.cpu_count() or 1)))
+def publish_threads(threads: int = 0) -> int:
+    """Frames written or checked at a time: ``threads``, or one per core (at most 4) when 0."""
+    return max(1, threads or min(4, os.cpu_count() or 1))
 
 
 def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = None) -> Path:
@@ -88,11 +89,12 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
 
         def write(index: int) -> str:
             source = frame_path(plan.source_pattern, plan.frames[index])
-            return _write_frame(source, staging / names[index], header.attributes(plan.frames[index], source))
+            return _write_frame(source, staging / names[index], header.attributes(plan.frames[index]),
+                                header.display_window)
 
         lines = []
         # The kernel copy and the hashing release the GIL: a frame per core keeps the cores busy.
-        with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="publish") as pool:
+        with ThreadPoolExecutor(max_workers=publish_threads(plan.threads), thread_name_prefix="publish") as pool:
             try:
                 for done, digest in enumerate(pool.map(write, range(len(names))), start=1):
                     lines.append(f"{digest}  {names[done - 1]}\n")
@@ -142,6 +144,10 @@ class _PipelineHeader:
             self.common["framesPerSecond"] = rational(fps)
             self.rate = max(1, round(fps))
         self.first = self._plate(plan.frames[0]) if plan.plate_pattern else None
+        if plan.plate_pattern and self.first is None:
+            raise PublishError(f"{frame_path(plan.plate_pattern, plan.frames[0])}: the plate frame is missing")
+        # Windows and pixel aspect are the same on every frame (checked at ingest); timecodes need not be.
+        self.display_window = self.first.display_window if self.first is not None else None
 
     def _plate(self, frame: int) -> frames.FrameHeader | None:
         path = frame_path(self.plan.plate_pattern, frame)
@@ -150,29 +156,21 @@ class _PipelineHeader:
         except frames.FrameError as exc:
             raise PublishError(f"plate: {exc}") from exc
 
-    def attributes(self, frame: int, source: str) -> dict[str, str | Typed]:
+    def attributes(self, frame: int) -> dict[str, str | Typed]:
         out = dict(self.common)
-        if not self.plan.plate_pattern:
+        if self.first is None:
             return out
-        plate = self._plate(frame) or self.first
-        if plate is None:
-            raise PublishError(f"{frame_path(self.plan.plate_pattern, frame)}: the plate frame is missing")
-        try:
-            element = frames.read_header(source, verify_pixels=False)
-        except frames.FrameError as exc:
-            raise PublishError(f"element: {exc}") from exc
-        if element.display_window != plate.display_window:
-            raise PublishError(f"{os.path.basename(source)}: display window {element.display_window.as_dict()} "
-                               f"is not the plate's {plate.display_window.as_dict()}")
-        out["pixelAspectRatio"] = Typed("float", (plate.pixel_aspect,))
+        out["pixelAspectRatio"] = Typed("float", (self.first.pixel_aspect,))
+        # Only a plate that has a timecode is read again per frame, for that frame's own.
+        plate = (self._plate(frame) if frame != self.first.frame else self.first) if self.first.timecode else None
         timecode = self._timecode(frame, plate)
         if timecode is not None:
             out["timeCode"] = Typed("timecode", timecode)
         return out
 
-    def _timecode(self, frame: int, plate: frames.FrameHeader) -> tuple[int, int] | None:
+    def _timecode(self, frame: int, plate: frames.FrameHeader | None) -> tuple[int, int] | None:
         """The plate frame's own timecode; else the first frame's, advanced (a plate that carries one only there)."""
-        if plate.frame == frame and plate.timecode is not None:
+        if plate is not None and plate.timecode is not None:
             return plate.timecode
         first = self.first.timecode if self.first is not None else None
         if first is None or self.rate is None:
@@ -180,9 +178,10 @@ class _PipelineHeader:
         return advance_timecode(first[0], frame - self.plan.frames[0], self.rate), first[1]
 
 
-def _write_frame(source: str, target: Path, attributes: dict[str, str | Typed]) -> str:
+def _write_frame(source: str, target: Path, attributes: dict[str, str | Typed],
+                 display_window: frames.Window | None = None) -> str:
     """The element frame with the provenance in its header (pixels copied, not re-encoded); its sha256."""
-    _check_element(source)
+    _check_element(source, display_window)
     try:
         return copy_with_attributes(source, target, attributes, writeback=True)
     except UnsupportedExr:
@@ -190,7 +189,8 @@ def _write_frame(source: str, target: Path, attributes: dict[str, str | Typed]) 
         return sha256_of(target)
 
 
-def _check_element(source: str) -> None:
+def _check_element(source: str, display_window: frames.Window | None) -> None:
+    """An RGBA half element, over ``display_window`` (the plate's) when given."""
     image = oiio.ImageInput.open(source)
     if image is None:
         raise PublishError(f"{source}: not a readable element ({oiio.geterror()})")
@@ -200,6 +200,10 @@ def _check_element(source: str) -> None:
             raise PublishError(f"{source}: an element must be RGBA, found {', '.join(spec.channelnames)}")
         if spec.format != oiio.TypeDesc(oiio.HALF):
             raise PublishError(f"{source}: an element must be half float, found {spec.format}")
+        found = frames.Window(spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+        if display_window is not None and found != display_window:
+            raise PublishError(f"{os.path.basename(source)}: display window {found.as_dict()} "
+                               f"is not the plate's {display_window.as_dict()}")
     finally:
         image.close()
 
@@ -260,7 +264,7 @@ def read_provenance(folder: Path) -> dict:
     return json.loads((Path(folder) / PROVENANCE).read_text())
 
 
-def verify(folder: Path) -> list[str]:
+def verify(folder: Path, *, threads: int = 0) -> list[str]:
     """Problems found checking every frame against the manifest (empty when the release is intact)."""
     folder = Path(folder)
     try:
@@ -279,7 +283,7 @@ def verify(folder: Path) -> list[str]:
             return f"{name}: checksum does not match the manifest"
         return None
 
-    with ThreadPoolExecutor(max_workers=publish_threads(), thread_name_prefix="verify") as pool:
+    with ThreadPoolExecutor(max_workers=publish_threads(threads), thread_name_prefix="verify") as pool:
         problems = [p for p in pool.map(problem, *zip(*entries, strict=True)) if p] if entries else []
     listed = {name for _, name in entries}
     problems += [f"{name}: not in the manifest" for name in sorted({p.name for p in folder.glob("*.exr")} - listed)]

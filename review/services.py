@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from generation import events, lifecycle
 from generation.engine.task_kinds import task_info
-from generation.models import GenerationRequest, Variation, VariationStatus
+from generation.models import GenerationRequest, Variation, VariationStatus, coverage_text
 from portal import worker
 from portal.access import require_member, require_role
 from portal.errors import Conflict, PortalError
@@ -19,18 +19,25 @@ def current_pick(request_id: int) -> Pick | None:
     return Pick.objects.filter(request_id=request_id).select_related("variation", "picked_by").first()
 
 
-def pick_make(*, user: User, variation: Variation, note: str = "") -> Pick:
+def pick_make(*, user: User, variation: Variation, note: str = "", override: bool = False) -> Pick:
     """Pick one variation of a request; an earlier pick stays on record and is superseded. A request signed
-    off (or cancelled) in the meantime is never overwritten: the pick is refused with a 409."""
+    off (or cancelled) in the meantime is never overwritten: the pick is refused with a 409. A variation whose
+    element leaves holes in its matte (coverage below 1.0) is refused too, unless ``override``: then the pick
+    event (and so the audit trail) records that the holes were accepted knowingly."""
     request = variation.request
     require_role(user, request.show.pk, CAN_PICK, "pick variations")
     if variation.status != VariationStatus.DONE:
         raise Conflict(f"{variation.label} is {variation.status}; only a finished variation can be picked",
                        code="not_done")
+    if variation.coverage_flagged and not override:
+        raise Conflict(f"{variation.label} covers only {coverage_text(variation.coverage)} of its matte (holes in the "
+                       "element); pick it with the coverage override to accept that", code="coverage")
     with lifecycle.request_moving(request, "pick", actor=user) as moved:
         pick = Pick.objects.create(request=request, variation=variation, note=note, picked_by=user)
         moved.payload = {"pick": pick.pk, "variation": variation.pk, "index": variation.index,
                          "label": variation.label, "by": user.username, "note": note}
+        if variation.coverage_flagged:
+            moved.payload |= {"coverage": round(variation.coverage, 6), "override_coverage": True}
     return pick
 
 

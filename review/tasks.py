@@ -61,7 +61,7 @@ def release_element(self, release_id: int) -> None:
         source_pattern=release.signoff.variation.exr_pattern, target_pattern=publish_pattern(release),
         frames=request.frame_list(), attributes=provenance(release),
         colourspace=show.working_space, release_id=release.pk, ocio_config=show_colour(show).config, fps=show.fps,
-        plate_pattern=request.plate.path_pattern)
+        plate_pattern=request.plate.path_pattern, threads=settings.PT_PUBLISH_THREADS)
     services.release_mark(release=release, status=ReleaseStatus.WRITING)
     step = max(1, len(plan.frames) // 12)
 

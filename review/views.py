@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from generation import proxies
+from generation.engine import task_kinds
 from generation.models import GenerationRequest, Variation
 from generation.selectors import request_for_member, variation_for_member
 from portal.access import require_member
@@ -29,6 +30,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     return render(request, "review/request.html", {
         "req": gen_request, "shot": gen_request.shot, "show": show, "role": role,
         "variations": gen_request.variations.all(), "pick": services.current_pick(gen_request.pk),
+        "needs_pick": task_kinds.task_info(gen_request.task).needs_pick,
         "can_pick": role in CAN_PICK, "can_sign_off": role in CAN_SIGN_OFF, "can_request": role in CAN_REQUEST,
         "origin": origin, "iterations": GenerationRequest.objects.filter(derived_from__request=gen_request)
         .select_related("derived_from", "requested_by").order_by("created_at"),
@@ -45,7 +47,8 @@ def _back(request: HttpRequest, request_id: int) -> HttpResponse:
 @action
 def pick(request: HttpRequest, variation_id: int) -> HttpResponse:
     variation = variation_for_member(request.user, variation_id)
-    services.pick_make(user=request.user, variation=variation, note=request.POST.get("note", ""))
+    services.pick_make(user=request.user, variation=variation, note=request.POST.get("note", ""),
+                       override=request.POST.get("override_coverage") == "1")
     return _back(request, variation.request_id)
 
 

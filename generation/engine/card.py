@@ -1,6 +1,10 @@
 """The card: the one rectangle of pixels a variation generates, carried through the shot by the camera track.
 
-Coordinates are frame-0 display-array pixels (x right, y down, (0, 0) the display window's corner).
+Coordinates are frame-0 display-array pixels (x right, y down, (0, 0) the display window's corner). The
+track is a :class:`camera.CameraTrack`: one 3×3 per frame taking frame-0 points to frame k, so a frame's
+pixel ``p`` samples the card at ``inv(H_k) @ p`` (full transform: pans, zooms, rolls, perspective).
+The card is made in square pixels: on an anamorphic plate (PixelAspectRatio ``par``) it is ``par`` times
+narrower in plate pixels than the model's aspect says, and the model's pixels are desqueezed ones.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from generation.engine import camera
+from generation.engine.camera import CameraTrack
 from generation.engine.frames import Window
 
-Track = list[tuple[float, float]]  # cumulative camera shift per frame index, pixels
+Track = CameraTrack
 
 
 @dataclass(frozen=True)
@@ -25,39 +31,69 @@ class Card:
     model_h: int
     model_w: int
 
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Frame-0 pixels per model pixel, (x, y)."""
+        return self.width / self.model_w, self.height / self.model_h
+
     def footprint(self, track: Track) -> Window:
-        """Everywhere the card can be over the shot: its rectangle swept along the track (may leave the frame)."""
-        tx, ty = [t[0] for t in track], [t[1] for t in track]
-        return Window(
-            int(np.floor(self.x + min(tx))),
-            int(np.floor(self.y + min(ty))),
-            int(np.ceil(self.width + max(tx) - min(tx))) + 1,
-            int(np.ceil(self.height + max(ty) - min(ty))) + 1,
+        """Everywhere the card can be over the shot: the bounding box of its rectangle in every frame
+        (may leave the frame)."""
+        corners = (
+            np.array(
+                [
+                    [self.x, self.y],
+                    [self.x + self.width, self.y],
+                    [self.x, self.y + self.height],
+                    [self.x + self.width, self.y + self.height],
+                ],
+                np.float64,
+            )
+            - 0.5
         )
+        seen = np.concatenate([camera.apply(m, corners) for m in track.matrices]) + 0.5
+        x0, y0 = np.floor(seen.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(seen.max(axis=0)).astype(int)
+        return Window(int(x0), int(y0), int(x1 - x0) + 1, int(y1 - y0) + 1)
+
+    def coordinates(self, matrix: np.ndarray, box: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Model-pixel coordinates ``u, v`` ((h, w) float64) the frame pixels of ``box`` sample, for a frame
+        whose track matrix is ``matrix``."""
+        return camera.card_coordinates(matrix, (box.x, box.y, box.width, box.height), (self.x, self.y), self.scale)
+
+
+def _box_of(window: Window | None) -> tuple[int, int, int, int] | None:
+    return None if window is None else (window.x, window.y, window.width, window.height)
 
 
 def card_geometry(
-    bbox: Window,
+    boxes: list[Window | None],
     track: Track,
     sample_size: tuple[int, int],
     anchor: str = "bottom",
     context: float = 0.03,
+    pixel_aspect: float = 1.0,
+    max_growth: float = camera.MAX_CARD_GROWTH,
 ) -> Card:
-    """The first frame's matte box plus everything the pan brings into it, a ``context`` margin (the
-    plate the model sees around the region), grown to the model's aspect about ``anchor``."""
-    tx = [t[0] for t in track]
-    ty = [t[1] for t in track]
-    # A screen-fixed region sees world x - t; a matte that travels with the plate stays inside.
-    x0, x1 = bbox.x - max(tx), bbox.x + bbox.width - min(tx)
-    y0, y1 = bbox.y - max(ty), bbox.y + bbox.height - min(ty)
+    """The union of every frame's matte box (``boxes``, display-array pixels, None = empty) mapped into
+    frame 0 through the track, a ``context`` margin (the plate the model sees around the region), grown
+    to the model's aspect in square pixels about ``anchor``. Raises :class:`camera.CardTooBig` when the
+    motion needs more than ``max_growth`` times the first frame's own box per axis: the model's one sample
+    would be stretched that much thinner than on a locked-off shot, so the variation is refused rather
+    than made soft or full of holes."""
+    x0, y0, x1, y1 = camera.union_in_reference([_box_of(b) for b in boxes], track)
+    first = next(i for i, b in enumerate(boxes) if b is not None)
+    own = camera.box_in_reference(track.matrices[first], *_edges(boxes[first]))
+    camera.check_card_growth((x0, y0, x1, y1), own, max_growth)
     margin = context * max(x1 - x0, y1 - y0) + 2
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
     mh, mw = sample_size
-    w, h = x1 - x0, y1 - y0
+    w, h = (x1 - x0) * pixel_aspect, y1 - y0  # square pixels
     if w / h < mw / mh:
         w = h * mw / mh
     else:
         h = w * mh / mw
+    w /= pixel_aspect  # back to plate pixels
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     width, height = int(np.ceil(w)), int(np.ceil(h))
     if anchor == "bottom":
@@ -67,6 +103,10 @@ def card_geometry(
     else:  # follow the region: grow evenly about its centre
         top = int(np.floor(cy - height / 2))
     return Card(int(np.floor(cx - width / 2)), top, width, height, mh, mw)
+
+
+def _edges(box: Window) -> tuple[int, int, int, int]:
+    return box.x, box.y, box.x + box.width, box.y + box.height
 
 
 def crop(img: np.ndarray, card: Card) -> tuple[np.ndarray, np.ndarray]:
@@ -109,16 +149,35 @@ def cubic_taps(coords: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return index, weights.astype(np.float32)
 
 
-def sample_card(card_rgb: np.ndarray, card: Card, shift: tuple[float, float], box: Window) -> np.ndarray:
-    """The card (``card_rgb``: (model_h, model_w, 3) float32) seen by a frame whose content moved by
-    ``shift``, over ``box`` (array coords): one separable bicubic resample from model to frame pixels."""
-    sx, sy = card.width / card.model_w, card.height / card.model_h
+def sample_card(card_rgb: np.ndarray, card: Card, matrix: np.ndarray, box: Window) -> np.ndarray:
+    """The card (``card_rgb``: (model_h, model_w, C) float32) seen by the frame whose track matrix is
+    ``matrix``, over ``box`` (array coords): one bicubic resample from model to frame pixels, separable
+    (cheap) when the frame's motion is a pure shift, else through the full inverse transform."""
+    if np.allclose(matrix[:2, :2], np.eye(2), atol=1e-12) and np.allclose(matrix[2], (0, 0, 1), atol=1e-15):
+        return _sample_shifted(card_rgb, card, (float(matrix[0, 2]), float(matrix[1, 2])), box)
+    u, v = card.coordinates(matrix, box)
+    return camera.sample_bicubic(card_rgb, u, v)[0]
+
+
+def card_coverage(generated: np.ndarray, card: Card, matrix: np.ndarray, box: Window) -> np.ndarray:
+    """How much generated content each frame pixel of ``box`` samples, (h, w) float32 in [0, 1]:
+    ``generated`` ((model_h, model_w), 1 = the model drew it) bilinearly at the pixel's card position,
+    0 beyond the card."""
+    u, v = card.coordinates(matrix, box)
+    covered = np.clip(camera.sample_bilinear(np.asarray(generated, np.float32), u, v), 0.0, 1.0)
+    # Four weights that sum to 1 in float32 may not give exactly 1: a fully generated neighbourhood is 1.
+    covered[covered > 1.0 - 1e-4] = 1.0
+    return covered
+
+
+def _sample_shifted(card_rgb: np.ndarray, card: Card, shift: tuple[float, float], box: Window) -> np.ndarray:
+    sx, sy = card.scale
     u = (np.arange(box.x, box.x + box.width) + 0.5 - shift[0] - card.x) / sx - 0.5
     v = (np.arange(box.y, box.y + box.height) + 0.5 - shift[1] - card.y) / sy - 0.5
     xi, xw = cubic_taps(u, card.model_w)
     yi, yw = cubic_taps(v, card.model_h)
     # Columns first at model height (cheap), then four row taps at frame size.
-    cols = card_rgb[:, xi] * xw[None, :, :, None]  # (model_h, width, 4, 3)
+    cols = card_rgb[:, xi] * xw[None, :, :, None]  # (model_h, width, 4, C)
     cols = cols.sum(axis=2)
     out = cols[yi[:, 0]] * yw[:, 0, None, None]
     for tap in range(1, 4):

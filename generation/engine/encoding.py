@@ -15,10 +15,12 @@ from generation.engine.plan import VariationPlan
 
 
 def known_and_mask(
-    plate0: np.ndarray, matte0: np.ndarray, card: Card, plan: VariationPlan
+    plate0: np.ndarray, matte0: np.ndarray, card: Card, plan: VariationPlan, region: np.ndarray | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Model-size known pixels ((1, 3, h, w), [-1, 1] in the model's colour encoding) and mask ((1, 1, h, w),
-    1 = generate) from the first frame's plate (H, W, 3) and matte (H, W).
+    1 = generate) from the first frame's plate (H, W, 3) and matte (H, W). ``region`` ((h, w) at model
+    size, optional) is the union of every frame's matte seen from the card (:func:`camera.generated_region`):
+    what any frame will sample from the card is generated, not only what frame 0's matte covers.
 
     Inpainting (``plan.info.mode`` "inpaint") knows nothing under the matte or outside the frame;
     image-to-image starts from the whole card (the region's own pixels, the frame's edge repeated beyond
@@ -34,6 +36,8 @@ def known_and_mask(
     matte = frames.resize(matte, card.model_w, card.model_h)
     encoded = to_model(rgb, plan)
     generate = (matte > 1e-4) | (inside < 0.999)
+    if region is not None:
+        generate |= region > 1e-4
     dilated = _dilate(generate)
     known = np.clip(encoded * 2.0 - 1.0, -1.0, 1.0)
     if not img2img:

@@ -312,14 +312,15 @@ def _read_display(path: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarr
 def _to_working(
     path: str,
     pixels: np.ndarray,
-    inside: np.ndarray,
+    header: FrameHeader,
     names: Sequence[str],
     colourspace: str | None,
     working_space: str | None,
     config_name: str | None,
 ) -> np.ndarray:
-    """``pixels`` with their R, G, B converted from ``colourspace`` to ``working_space`` inside the
-    data window (outside it stays 0: no data, whatever its encoding would mean)."""
+    """``pixels`` (fresh from :func:`_read_display`, converted in place) with their R, G, B taken from
+    ``colourspace`` to ``working_space`` inside the data window (outside it stays 0: no data there,
+    whatever that 0 would mean in the plate's encoding)."""
     if colourspace is None or working_space is None or colourspace == working_space:
         return pixels
     from generation.engine import colour  # colour imports this module (resize)
@@ -327,15 +328,16 @@ def _to_working(
     rgb = [list(names).index(c) for c in ("R", "G", "B") if c in names]
     if len(rgb) != 3:
         raise FrameError(path, f"converting from {colourspace!r} needs R, G and B; reading {', '.join(names)}")
+    overlap = header.data_window.intersect(header.display_window)
+    if overlap is None:
+        return pixels
+    d = header.display_window
+    block = pixels[overlap.y - d.y : overlap.ymax - d.y + 1, overlap.x - d.x : overlap.xmax - d.x + 1]
     try:
-        converted = colour.to_working(pixels[inside][:, rgb], colourspace, working_space, config_name=config_name)
+        block[..., rgb] = colour.to_working(block[..., rgb], colourspace, working_space, config_name=config_name)
     except colour.ColourError as error:
         raise FrameError(path, str(error)) from None
-    out = pixels.copy()
-    block = out[inside]
-    block[:, rgb] = converted
-    out[inside] = block
-    return out
+    return pixels
 
 
 def read_rgba(
@@ -362,7 +364,7 @@ def read_rgba(
         raise FrameError(path, f"no {', '.join(absent)} channel(s); present: {', '.join(header.channels)}")
     has_alpha = alpha in header.channels
     pixels, inside, header = _read_display(path, colour + ([alpha] if has_alpha else []))
-    pixels = _to_working(path, pixels, inside, ("R", "G", "B", "A")[: pixels.shape[2]], colourspace, working_space,
+    pixels = _to_working(path, pixels, header, ("R", "G", "B", "A")[: pixels.shape[2]], colourspace, working_space,
                          config_name)
     if not has_alpha:
         fill = np.where(inside, np.float32(fill_alpha), np.float32(0))[..., None]
@@ -389,8 +391,8 @@ def read_channels(
     absent = [name for name in names if name not in header.channels]
     if absent:
         raise FrameError(path, f"no {', '.join(absent)} channel(s); present: {', '.join(header.channels)}")
-    pixels, inside, _ = _read_display(path, list(names))
-    return _to_working(path, pixels, inside, names, colourspace, working_space, config_name)
+    pixels, _, header = _read_display(path, list(names))
+    return _to_working(path, pixels, header, names, colourspace, working_space, config_name)
 
 
 def read_matte(path: str | os.PathLike[str]) -> np.ndarray:

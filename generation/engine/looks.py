@@ -32,10 +32,9 @@ _FAR = 1e6  # depth ratio given to non-finite depth (sky, infinity): fully hazed
 
 
 class Look(Protocol):
-    def region(
-        self, plate: np.ndarray, depth: np.ndarray | None, shift: tuple[float, float], box: Window
-    ) -> np.ndarray:
-        """The new pixels of ``box`` (array coords) for a frame whose content moved by ``shift``."""
+    def region(self, plate: np.ndarray, depth: np.ndarray | None, motion: np.ndarray, box: Window) -> np.ndarray:
+        """The new pixels of ``box`` (array coords) for the frame whose camera track matrix is ``motion``
+        (3×3, frame 0 → this frame: :mod:`camera`)."""
         ...
 
 
@@ -50,8 +49,8 @@ class Element:
     card: Card
     rgb: np.ndarray  # (model_h, model_w, 3) working space
 
-    def region(self, plate, depth, shift, box):
-        return sample_card(self.rgb, self.card, shift, box)
+    def region(self, plate, depth, motion, box):
+        return sample_card(self.rgb, self.card, motion, box)
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,8 @@ class Haze:
         ratio = np.where(np.isfinite(depth), np.maximum(depth, 0.0) / self.depth_ref, _FAR)
         return np.power(np.float32(1.0 - self.strength), np.minimum(ratio, _FAR), dtype=np.float32)[..., None]
 
-    def region(self, plate, depth, shift, box):
-        sampled = sample_card(self.airlight, self.card, shift, box)
+    def region(self, plate, depth, motion, box):
+        sampled = sample_card(self.airlight, self.card, motion, box)
         bs = _box(box)
         t = self.transmittance(None if depth is None else depth[bs], (box.height, box.width))
         return plate[bs] * t + sampled * (1.0 - t)
@@ -85,8 +84,8 @@ class Grade:
     grade: np.ndarray  # (model_h, model_w, 3) generated minus plate, model encoding
     plan: VariationPlan  # its model and working space say what "the model's encoding" is
 
-    def region(self, plate, depth, shift, box):
-        sampled = sample_card(self.grade, self.card, shift, box)
+    def region(self, plate, depth, motion, box):
+        sampled = sample_card(self.grade, self.card, motion, box)
         encoded = to_model(plate[_box(box)], self.plan)
         encoded += sampled
         return from_model(encoded, self.plan)

@@ -1,15 +1,17 @@
-"""Camera motion and temporal stability, numpy only.
+"""Whole-frame translation by phase correlation, numpy only.
+
+The engine's camera track is :mod:`camera` (features away from the matte and moving things, a model per
+shot, full 3×3 transforms) and its flicker figure is :mod:`qc`'s. This shift-only estimator is kept as
+the reference the real-plates bench measures the camera track against (``tests/bench/realplates.py``):
+it reads a moving object as camera motion and cannot see a zoom or a roll.
 
 Shifts are ``(dx, dy)`` in pixels, x right and y down, meaning the content moved by that much:
 ``b(x) ≈ a(x - d)``. A track is the cumulative shift of every frame from the first.
-Flicker follows Lai et al., "Learning Blind Video Temporal Consistency" (ECCV 2018): the warping
-error of the generated region between consecutive frames, divided by the plate's own warping error
-in the same region, on compressed luminance ``y / (1 + y)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -17,12 +19,6 @@ _COARSE = 256  # coarse pass size (largest side) for big frames
 _FINE = 512  # full-resolution refinement crop (largest side)
 _UPSAMPLE = 20  # upsampled-DFT peak refinement factor
 _EPS = 1e-6
-
-
-def compress(y: np.ndarray) -> np.ndarray:
-    """Compressed luminance ``y / (1 + y)`` of scene-linear ``y`` (negative values clamp to 0)."""
-    y = np.maximum(np.asarray(y, np.float32), 0.0)
-    return y / (1.0 + y)
 
 
 def _downscale(img: np.ndarray, f: int) -> np.ndarray:
@@ -135,33 +131,6 @@ def camera_track(
     return track
 
 
-def median_motion(mv: np.ndarray) -> tuple[float, float]:
-    """Median ``(dx, dy)`` of an (H, W, 2) motion-vector image, ignoring non-finite vectors."""
-    mv = np.asarray(mv, np.float32).reshape(-1, 2)
-    mv = mv[np.isfinite(mv).all(axis=1)]
-    if not len(mv):
-        return 0.0, 0.0
-    return float(np.median(mv[:, 0])), float(np.median(mv[:, 1]))
-
-
-def track_from_motion_vectors(mv_frames: Iterable[np.ndarray]) -> list[tuple[float, float]]:
-    """Track from per-frame motion vectors; ``mv_frames[k]`` is motion since frame k-1 (k=0 ignored)."""
-    track: list[tuple[float, float]] = []
-    for k, mv in enumerate(mv_frames):
-        if k == 0:
-            track.append((0.0, 0.0))
-            continue
-        dx, dy = median_motion(mv)
-        track.append((track[-1][0] + dx, track[-1][1] + dy))
-    return track
-
-
-def _shift_valid(shape: tuple[int, int], dx: float, dy: float) -> np.ndarray:
-    h, w = shape
-    xs, ys = np.arange(w) - dx, np.arange(h) - dy
-    return np.outer((ys >= 0) & (ys <= h - 1), (xs >= 0) & (xs <= w - 1))
-
-
 def _taps(n: int, d: float) -> tuple[np.ndarray, np.ndarray, np.float32]:
     lo = int(np.floor(d))
     src = np.arange(n) - lo  # out(x) = (1 - f) * img(x - lo) + f * img(x - lo - 1)
@@ -176,66 +145,3 @@ def shift_image(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     cols = img[:, a] if f == 0 else img[:, a] * (1 - f) + img[:, b] * f
     a, b, f = _taps(h, dy)
     return cols[a] if f == 0 else cols[a] * (1 - f) + cols[b] * f
-
-
-def warping_error(prev: np.ndarray, cur: np.ndarray, shift: tuple[float, float], mask: np.ndarray) -> float:
-    """Mean squared difference between ``cur`` and ``prev`` warped by ``shift`` (motion prev→cur),
-    weighted by ``mask`` and restricted to pixels whose source lies inside ``prev``; 0 if none."""
-    dx, dy = shift
-    weight = np.asarray(mask, np.float32) * _shift_valid(np.shape(cur)[:2], dx, dy)
-    total = float(weight.sum())
-    if total <= _EPS:
-        return 0.0
-    diff = np.asarray(cur, np.float32) - shift_image(prev, dx, dy)
-    if diff.ndim == 3:
-        diff = (diff**2).sum(axis=2)
-        return float((weight * diff).sum() / total)
-    return float((weight * diff**2).sum() / total)
-
-
-class FlickerMeter:
-    """Accumulates flicker frame by frame, so a shot's frames need not be held in memory.
-
-    ``track[k]`` is the cumulative shift of frame index k; add frames in order with
-    ``add(k, comp_luma, plate_luma, alpha)`` (scene-linear luminance, alpha = generated region).
-    """
-
-    def __init__(self, track: Sequence[tuple[float, float]], floor: float = 1e-5) -> None:
-        self.track = [tuple(map(float, t)) for t in track]
-        self.floor = floor
-        self._prev: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._generated = 0.0
-        self._plate = 0.0
-        self.pairs = 0
-
-    def add(self, k: int, comp_luma: np.ndarray, plate_luma: np.ndarray, alpha: np.ndarray) -> None:
-        comp, plate = compress(comp_luma), compress(plate_luma)
-        alpha = np.asarray(alpha, np.float32)
-        if self._prev is not None:
-            pk, p_comp, p_plate, p_alpha = self._prev
-            shift = (self.track[k][0] - self.track[pk][0], self.track[k][1] - self.track[pk][1])
-            # Only pixels generated in both frames: the region the element has to hold still.
-            region = np.minimum(alpha, shift_image(p_alpha, *shift))
-            self._generated += warping_error(p_comp, comp, shift, region)
-            self._plate += warping_error(p_plate, plate, shift, region)
-            self.pairs += 1
-        self._prev = (k, comp, plate, alpha)
-
-    def ratio(self) -> float:
-        """Generated warping error / plate warping error (1 ≈ as steady as the plate); 0 pairs → 0."""
-        if not self.pairs:
-            return 0.0
-        return float((self._generated + self.floor) / (self._plate + self.floor))
-
-
-def flicker_ratio(
-    generated: Sequence[np.ndarray],
-    plate: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray],
-    track: Sequence[tuple[float, float]],
-) -> float:
-    """Flicker of ``generated`` luminance frames against the ``plate``'s own, inside ``masks``."""
-    meter = FlickerMeter(track)
-    for k, (g, p, m) in enumerate(zip(generated, plate, masks, strict=True)):
-        meter.add(k, g, p, m)
-    return meter.ratio()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generation.engine import colour, frames, task_kinds
+from generation.engine import camera, colour, frames, task_kinds
 from generation.engine.frames import FrameHeader, Window
 from generation.engine.registry import ModelCard, ModelError, read_model_card
 from generation.engine.sequence import frame_path
@@ -49,6 +49,24 @@ class VariationPlan:
         """The depth channel the task reads (None: the task has no use for depth, or the plate has none)."""
         return depth_channel(self.header.channels) if self.info.uses_depth else None
 
+    def read_matte(self, frame: int) -> np.ndarray:
+        """The region matte (H, W) float32 of ``frame`` over the display window (the rect, drawn, if no sequence)."""
+        if self.rect_matte is not None:
+            return self.rect_matte
+        matte = frames.read_matte(frame_path(self.spec.matte_pattern, frame))
+        display = self.display
+        if matte.shape != (display.height, display.width):
+            raise frames.FrameError(
+                frame_path(self.spec.matte_pattern, frame),
+                f"matte is {matte.shape[1]}x{matte.shape[0]}, plate {display.width}x{display.height}",
+            )
+        return matte
+
+    @property
+    def pixel_aspect(self) -> float:
+        """The plate's PixelAspectRatio (the card is made in square pixels: :mod:`card`)."""
+        return camera.pixel_aspect(self.header.path)
+
     def read_frame(self, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(plate RGB (H, W, 3), matte (H, W), depth (H, W) or None)`` of ``frame``: float32 over the
         display window, plate in the spec's working space."""
@@ -84,6 +102,9 @@ def plan_variation(spec: VariationSpec) -> VariationPlan:
     if not {"R", "G", "B"} <= set(header.channels):
         raise ValueError(f"{header.path}: the plate needs R, G and B channels")
     rect_matte = _rect_matte(spec.rect, header.display_window) if spec.rect is not None else None
+    if spec.track_file:  # a bad track file fails now, with its line, not after the denoise
+        display = header.display_window
+        camera.read_track_file(spec.track_file, spec.first, spec.last, (display.height, display.width))
     model = read_model_card(spec.model_path)
     try:
         task_kinds.check_model_kind(spec.task, model.kind, model.name)
@@ -117,7 +138,7 @@ def _check_frames(spec: VariationSpec) -> None:
         raise ValueError("give exactly one of a matte sequence or a rect")
     if not spec.out_dir:
         raise ValueError("out_dir is empty")
-    patterns = [spec.plate_pattern] + ([spec.matte_pattern] if spec.matte_pattern else [])
+    patterns = [spec.plate_pattern] + [p for p in (spec.matte_pattern, spec.holdout_pattern) if p]
     for pattern in patterns:
         missing = [f for f in range(spec.first, spec.last + 1) if not os.path.isfile(frame_path(pattern, f))]
         if missing:

@@ -58,6 +58,8 @@ class VariationSpec:
     guidance_scale: float = 7.5  # SD backends only (classifier-free guidance; 1 switches it off)
     upscaler_path: str = ""  # finishing stage: the show's approved upscaler ("" = none; see upscale_finish)
     grain_profile: dict | None = None  # finishing stage: the plate's grain (GrainProfile.to_dict; None = none)
+    track_file: str | None = None  # a 2D track that overrides the camera estimate (camera.read_track_file)
+    holdout_pattern: str | None = None  # mattes (####) of things that move on their own, kept out of the track
 
     def plate_colour(self) -> dict:
         """What :func:`frames.read_channels` needs to read the plate's R, G, B into the working space."""
@@ -76,6 +78,9 @@ class VariationResult:
     exr_pattern: str
     proxy_pattern: str
     compute_seconds: float
-    flicker_ratio: float
+    flicker_ratio: float  # flow warping error of the comp over the plate's own, inside the matte (qc)
     element_window: dict  # the union of the frames' data windows (Window.as_dict), {} if none
     timings: dict[str, float] = field(default_factory=dict)
+    coverage: float = 1.0  # fraction of matte pixels, over all frames, that got generated content (qc)
+    camera_model: str = ""  # the camera track's model: locked, translation, similarity, homography, file
+    track_notes: list[str] = field(default_factory=list)  # what the camera track could not see

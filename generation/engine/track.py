@@ -1,24 +1,29 @@
-"""The plate's camera track: cumulative shift per frame, from motion vectors when the plate has them,
-else from its luminance (:mod:`motion`); cached per plate, frame range and file mtimes."""
+"""The plate's camera track for a variation (:mod:`camera`), cached per plate, region, range and file mtimes.
+
+What is not the camera is kept out of it: the region's own matte (what will be replaced is often what
+moves, a sky's clouds), the spec's ``holdout_pattern`` mattes (moving people, cars) and a partial plate
+alpha. A ``track_file`` overrides the estimate; motion-vector channels come next; then feature tracks.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 
-from generation.engine import frames, motion
-from generation.engine.inpaint import Cancelled
+from generation.engine import camera, frames
+from generation.engine.camera import CameraTrack
 from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, ProgressFn, VariationSpec
 
-AP1_LUMA = np.array([0.2722287, 0.6740818, 0.0536895], np.float32)  # ACEScg luminance weights
-# Motion-vector channel pairs holding motion since the previous frame, x right, y down.
-MOTION_CHANNELS = (("motion.x", "motion.y"), ("MV.x", "MV.y"), ("mv.x", "mv.y"))
+AP1_LUMA = camera.AP1_LUMA  # ACEScg luminance weights
+# The motion-vector channels recognised (names, what they point to, y sign): camera.VECTOR_CHANNELS.
+MOTION_CHANNELS = tuple(names for names, _, _ in camera.VECTOR_CHANNELS)
 _TRACK_CACHE_SIZE = 16
-_track_cache: OrderedDict[tuple, list[tuple[float, float]]] = OrderedDict()
+_track_cache: OrderedDict[tuple, CameraTrack] = OrderedDict()
 _track_lock = threading.Lock()
 
 
@@ -27,36 +32,62 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ AP1_LUMA
 
 
+def _mtimes(pattern: str | None, first: int, last: int) -> tuple:
+    if not pattern:
+        return ()
+    return tuple(os.stat(frame_path(pattern, f)).st_mtime_ns for f in range(first, last + 1))
+
+
 def camera_track(
-    spec: VariationSpec, channels: tuple[str, ...], on_progress: ProgressFn, should_cancel: CancelFn | None
-) -> list[tuple[float, float]]:
-    """The cumulative camera shift (x, y pixels) of each frame ``spec.first..last`` of ``spec.plate_pattern``,
-    whose first frame has ``channels``; progress stage "track"."""
+    spec: VariationSpec,
+    header: frames.FrameHeader,
+    matte: Callable[[int], np.ndarray],
+    on_progress: ProgressFn,
+    should_cancel: CancelFn | None,
+) -> CameraTrack:
+    """The camera track of frames ``spec.first..last`` of ``spec.plate_pattern`` (progress stage "track"),
+    whose first frame's header is ``header``; ``matte(frame)`` gives a frame's region matte (H, W), kept
+    out of the estimate."""
     paths = [frame_path(spec.plate_pattern, f) for f in range(spec.first, spec.last + 1)]
-    key = (os.path.abspath(spec.plate_pattern), spec.first, spec.last, tuple(os.stat(p).st_mtime_ns for p in paths))
+    key = (
+        os.path.abspath(spec.plate_pattern),
+        spec.first,
+        spec.last,
+        spec.matte_pattern,
+        spec.rect,
+        spec.holdout_pattern,
+        spec.track_file,
+        spec.plate_colourspace,
+        tuple(os.stat(p).st_mtime_ns for p in paths),
+        _mtimes(spec.matte_pattern, spec.first, spec.last),
+        _mtimes(spec.holdout_pattern, spec.first, spec.last),
+        os.stat(spec.track_file).st_mtime_ns if spec.track_file and os.path.exists(spec.track_file) else None,
+    )
     n = len(paths)
     with _track_lock:
         if key in _track_cache:
             _track_cache.move_to_end(key)
             on_progress("track", n, n)
-            return list(_track_cache[key])
-    mv_names = next((pair for pair in MOTION_CHANNELS if set(pair) <= set(channels)), None)
+            return _track_cache[key]
 
-    def each_frame(reader):
-        for k, path in enumerate(paths):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled(f"cancelled while tracking frame {k + 1} of {n}")
-            yield reader(path)
-            on_progress("track", k + 1, n)
+    def exclude(k: int) -> np.ndarray:
+        region = matte(spec.first + k)
+        if not spec.holdout_pattern:
+            return region
+        return np.maximum(region, frames.read_matte(frame_path(spec.holdout_pattern, spec.first + k)))
 
-    if mv_names is not None:
-        track = motion.track_from_motion_vectors(each_frame(lambda p: frames.read_channels(p, mv_names)))
-    else:
-        track = motion.camera_track(
-            each_frame(lambda p: luma(frames.read_channels(p, ("R", "G", "B"), **spec.plate_colour())))
-        )
+    track = camera.plate_track(
+        paths,
+        exclude=exclude,
+        track_file=spec.track_file,
+        first=spec.first,
+        progress=lambda k: on_progress("track", k, n),
+        should_cancel=should_cancel,
+        header=header,
+        plate_colour=spec.plate_colour(),
+    )
     with _track_lock:
         _track_cache[key] = track
         while len(_track_cache) > _TRACK_CACHE_SIZE:
             _track_cache.popitem(last=False)
-    return list(track)
+    return track

@@ -1,17 +1,19 @@
 """One variation of a generation request: a generated element carried through a plate's frames.
 
 The pipeline reads straight down in :func:`generate_variation`: plan (check the spec, read the first
-frame's header once) → camera track → a "card" wider than the first frame's matte by the whole pan →
-denoise at the model's size (show model: masked denoising; SD inpainting / img2img directory: its
-diffusers pipeline) → finishing (:mod:`upscale_finish`: the card upscaled by the show upscaler) → each
-frame samples the card at its camera offset through the task's look (regrained with the plate's grain) →
-element EXR + in-context proxy per frame.
+frame's header once) → camera track (:mod:`camera`: a 3×3 per frame, estimated away from the matte and
+anything moving) → a "card" holding the union of every frame's matte seen from frame 0 (refused when the
+motion needs more than the model can make) → denoise at the model's size, everything any frame will
+sample generated (show model: masked denoising; SD inpainting / img2img directory: its diffusers
+pipeline) → finishing (:mod:`upscale_finish`: the card upscaled by the show upscaler) → each frame samples the
+card through the inverse of its matrix via the task's look (regrained with the plate's grain) →
+element EXR + in-context proxy per frame, with coverage and flow flicker (:mod:`qc`) measured on the way.
 
 The parts, in the order they run:
 
 - :mod:`plan`: the checked spec (:class:`plan.VariationPlan`) and how a frame's plate, matte and depth are read.
-- :mod:`track`: the plate's camera track, cached.
-- :mod:`card`: where the card sits, cropping the plate to it, sampling it bicubically at a frame's offset.
+- :mod:`track`: the plate's camera track (:mod:`camera`), cached.
+- :mod:`card`: where the card sits, cropping the plate to it, sampling it bicubically through a frame's matrix.
 - :mod:`backends` and :mod:`encoding`: the denoiser for the model's kind and the model's space
   (known pixels and mask in, decoded pixels out).
 - :mod:`looks`: what a frame makes of the card, chosen by ``TaskInfo.look`` (element, haze, grade).
@@ -35,9 +37,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generation.engine import frames, motion
+from generation.engine import camera, frames, qc
 from generation.engine.backends import load_denoiser
-from generation.engine.card import Card, Track, card_geometry
+from generation.engine.card import Card, Track, card_coverage, card_geometry
 from generation.engine.device import pick_device
 from generation.engine.encoding import known_and_mask
 from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, provenance_attributes
@@ -50,6 +52,8 @@ from generation.engine.upscale_finish import Finishing
 
 if TYPE_CHECKING:
     import torch
+
+_MEASURE_AHEAD = 3  # frames whose flicker may still be being measured
 
 __all__ = ["MOTION_CHANNELS", "VariationResult", "VariationSpec", "depth_channel", "generate_variation"]
 
@@ -83,10 +87,11 @@ def generate_variation(
     device = pick_device(spec.device)
     with Outputs(spec.out_dir) as outputs:
         with _timed(timings, "track"):
-            track = camera_track(spec, plan.header.channels, progress, should_cancel)
+            track = camera_track(spec, plan.header, plan.read_matte, progress, should_cancel)
         with _timed(timings, "prepare"):
+            card, region = _card(plan, track)  # refuses an impossible card before the model loads
             plan, denoise = load_denoiser(plan, device)
-            card, known, mask, depth_ref = _prepare(plan, track)
+            known, mask, depth_ref = _prepare(plan, card, region)
         with _timed(timings, "denoise"):
             sample = denoise(known, mask, lambda i, n: progress("denoise", i, n), should_cancel)
             look = make_look(plan, card, sample, known, depth_ref)
@@ -94,8 +99,8 @@ def generate_variation(
             finishing = Finishing(spec.upscaler_path, spec.grain_profile, spec.seed, str(device))
             look = finishing.card(look)
         with _timed(timings, "frames"):
-            carry = _Carry(plan, card, look, track, finishing)
-            flicker, window = carry.run(outputs, progress, on_frame, should_cancel)
+            carry = _Carry(plan, card, look, track, mask[0, 0].numpy(), finishing)
+            flicker, coverage, window = carry.run(outputs, progress, on_frame, should_cancel)
     return VariationResult(
         frames=plan.frames,
         exr_pattern=outputs.exr_pattern,
@@ -104,6 +109,9 @@ def generate_variation(
         flicker_ratio=flicker,
         element_window=window.as_dict() if window else {},
         timings=timings,
+        coverage=coverage,
+        camera_model=track.model,
+        track_notes=list(track.notes),
     )
 
 
@@ -114,32 +122,45 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     timings[stage] = time.perf_counter() - t
 
 
-def _prepare(plan: VariationPlan, track: Track) -> tuple[Card, torch.Tensor, torch.Tensor, float | None]:
-    """The card over the first frame's matte and the model-space inputs to denoise it from."""
-    plate0, matte0, depth0 = plan.read_frame(plan.spec.first)
-    bbox0 = frames.alpha_bbox(matte0, Window(0, 0, plan.display.width, plan.display.height))
-    if bbox0 is None:
+def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
+    """The card holding every frame's matte box seen from frame 0, and where on it (model size) any frame's
+    matte lands: what must be generated."""
+    origin = Window(0, 0, plan.display.width, plan.display.height)
+    boxes = [frames.alpha_bbox(plan.read_matte(f), origin) for f in plan.frames]
+    if boxes[0] is None:
         raise ValueError(f"the matte of frame {plan.spec.first} is empty: nothing to generate")
-    card = card_geometry(bbox0, track, plan.model.sample_size, plan.info.anchor, plan.info.context)
-    known, mask = known_and_mask(plate0, matte0, card, plan)
-    return card, known, mask, depth_reference(depth0, matte0)
+    card = card_geometry(boxes, track, plan.model.sample_size, plan.info.anchor, plan.info.context, plan.pixel_aspect)
+    mattes = (plan.read_matte(f) for f in plan.frames)
+    region = camera.generated_region(mattes, track, (card.x, card.y), card.scale, (card.model_h, card.model_w))
+    return card, region
+
+
+def _prepare(plan: VariationPlan, card: Card, region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float | None]:
+    """The model-space inputs to denoise the card from: the first frame's plate around what is generated."""
+    plate0, matte0, depth0 = plan.read_frame(plan.spec.first)
+    known, mask = known_and_mask(plate0, matte0, card, plan, region)
+    return known, mask, depth_reference(depth0, matte0)
 
 
 class _Carry:
     """Each frame: the look over the frame's matte box, premultiplied by the matte, over the plate;
-    flicker measured in order on its own thread where the element can be (the card's footprint)."""
+    coverage (how much of the matte sampled generated card pixels) counted per frame, and flow flicker
+    measured in order on its own thread where the element can be (the card's footprint)."""
 
-    def __init__(self, plan: VariationPlan, card: Card, look: Look, track: Track, finishing: Finishing) -> None:
-        self.plan, self.card, self.look, self.track, self.finishing = plan, card, look, track, finishing
+    def __init__(self, plan: VariationPlan, card: Card, look: Look, track: Track, generated: np.ndarray,
+                 finishing: Finishing) -> None:
+        self.plan, self.card, self.look, self.track, self.generated = plan, card, look, track, generated
+        self.finishing = finishing  # the look's card may be upscaled; coverage is counted on the model's card
         display = plan.display
         self.origin = Window(0, 0, display.width, display.height)
-        region = card.footprint(track).intersect(self.origin)
+        region = card.footprint(track).intersect(self.origin) or self.origin
         self.rs = (slice(region.y, region.y + region.height), slice(region.x, region.x + region.width))
-        self.meter = motion.FlickerMeter(track)
+        self.meter = qc.FlowFlickerMeter()
+        self.coverage = qc.CoverageMeter()
         self.window: Window | None = None  # the union of the frames' data windows
         self.measured: list[Future] = []
 
-    def run(self, outputs: Outputs, progress, on_frame, should_cancel) -> tuple[float, Window | None]:
+    def run(self, outputs: Outputs, progress, on_frame, should_cancel) -> tuple[float, float, Window | None]:
         plan = self.plan
         extra = {"parallel_track:depth_channel": plan.depth_name} if plan.depth_name else {}
         extra |= self.finishing.attributes()
@@ -156,7 +177,7 @@ class _Carry:
             )
         for future in self.measured:
             future.result()
-        return self.meter.ratio(), self.window
+        return self.meter.ratio(), self.coverage.figure(), self.window
 
     def frame(self, k: int, frame: int, pixels) -> Delivered:
         plate, matte, depth = pixels
@@ -168,8 +189,10 @@ class _Carry:
         if box is not None:
             bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
             alpha = matte[bs][..., None]
-            generated = self.look.region(plate, depth, self.track[k], box)
+            motion = self.track.matrices[k]
+            generated = self.look.region(plate, depth, motion, box)
             generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
+            self.coverage.add(matte[bs], card_coverage(self.generated, self.card, motion, box))
             np.multiply(generated, alpha, out=generated)
             element[bs + (slice(0, 3),)] = generated
             element[bs + (slice(3, 4),)] = alpha
@@ -182,5 +205,8 @@ class _Carry:
             self.window = data_window if self.window is None else self.window.union(data_window)
         else:
             data_window = Window(display.x, display.y, 1, 1)
-        self.measured.append(self.meter_pool.submit(self.meter.add, k, luma(comp[rs]), plate_luma, matte[rs]))
+        self.measured.append(self.meter_pool.submit(self.meter.add, luma(comp[rs]), plate_luma, matte[rs]))
+        # Flow flicker may run slower than frames are made: never hold more than a few frames for it.
+        while len(self.measured) > _MEASURE_AHEAD:
+            self.measured.pop(0).result()
         return Delivered(element, comp, data_window)

@@ -144,17 +144,22 @@ class Client:
                matte_pattern: str = "", rect: list[int] | None = None, prompt: str = "", steps: int = 25,
                seed: int | None = None, task: str = "sky_replacement", show: str | None = None,
                strength: float | None = None) -> dict:
-        """Submit a request; without ``model``, the first model approved on the shot's show that can do ``task``."""
+        """Submit a request; without ``model``, the first model approved on the shot's show that can do ``task``
+        (none, for a task that needs no model: the server knows which)."""
+        chosen = model
         if model is None:
             show = show or self.shot(shot)["show"]
             able = [m for m in self.models(show=show) if task in m.get("tasks", [task])]
-            if not able:
-                raise ApiError(400, "model", f"no generation model approved on show {show} can do {task}")
-            model = able[0]["id"]
+            model = able[0]["id"] if able else None
         data = {"shot": shot, "model": model, "first_frame": first_frame, "last_frame": last_frame,
                 "count": count, "task": task, "matte_pattern": matte_pattern, "rect": rect, "prompt": prompt,
                 "steps": steps, "seed": seed, "strength": strength}
-        return self.post("/api/requests/", data)
+        try:
+            return self.post("/api/requests/", data)
+        except ApiError as exc:
+            if chosen is None and model is None and exc.code == "model":
+                raise ApiError(400, "model", f"no generation model approved on show {show} can do {task}") from None
+            raise
 
     def request(self, request_id: int) -> dict:
         return self.get(f"/api/requests/{int(request_id)}/")

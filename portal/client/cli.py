@@ -208,8 +208,8 @@ def _parser() -> argparse.ArgumentParser:
     region.add_argument("--matte", help="matte sequence on shared storage (default: the plate's matte)")
     region.add_argument("--rect", help="X,Y,WIDTH,HEIGHT in display-window pixels")
     p.add_argument("--prompt", default="")
-    p.add_argument("--task", default="sky_replacement",
-                   choices=["sky_replacement", "set_extension", "background_fill", "atmosphere", "time_of_day"])
+    # The server knows the tasks (the engine's table) and refuses an unknown one with a clear message.
+    p.add_argument("--task", default="sky_replacement", help="sky_replacement, atmosphere, time_of_day, ...")
     p.add_argument("--strength", type=float, help="atmosphere / time of day: 0.1-0.9 (default: the task's)")
     p.add_argument("--model", type=int, help="generation model id (default: the first approved on the show)")
     p.add_argument("--seed", type=int)

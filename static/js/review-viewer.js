@@ -369,7 +369,7 @@
     a.href = href + "#ask";
   }
   $("pick-selected")?.addEventListener("click", () => {
-    if (R.selected) R.post(`/variations/${R.selected.el.dataset.variation}/pick`);
+    if (R.selected) R.pick(R.selected);
   });
 
   // ---- keys --------------------------------------------------------------------------------------------------------

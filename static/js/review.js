@@ -31,7 +31,7 @@
     get lastSeq() { return lastSeq; }, get frame() { return frame; }, get socket() { return socket; },
     get selected() { return selected; },
     on(what, fn) { listeners[what].push(fn); },
-    showFrame, select, post,
+    showFrame, select, post, pick: (t) => pick(t),
     // Which image a tile shows; the viewer replaces it to follow the layer and display/view.
     tileUrl: (id, f) => `/media/variations/${id}/proxy/${f}.jpg`,
   };
@@ -96,6 +96,32 @@
     picksSoFar += 1;
   }
 
+  // Coverage: the fraction of matte pixels, over all frames, the element filled. A flagged one (holes; the
+  // server decides, see Variation.coverage_flagged) is floored so it never reads as 100%, and a pick of it
+  // asks for an explicit override.
+  const percent = (c, flagged) => `${(flagged ? Math.min(99.9, Math.floor(c * 1000) / 10) : c * 100).toFixed(1)}%`;
+  function showCoverage(t, p) {
+    if (p.coverage == null) return; // made before coverage was stored, or by a runner that measures none
+    t.coverage = p.coverage;
+    t.coverageFlagged = !!p.coverage_flagged;
+    const cv = t.el.querySelector(".coverage");
+    cv.textContent = `coverage ${percent(p.coverage, t.coverageFlagged)}${t.coverageFlagged ? " ⚠ holes" : ""}`;
+    cv.classList.toggle("flagged", t.coverageFlagged);
+    cv.title = t.coverageFlagged ? "the element leaves part of its matte empty; picking it needs an override" : "";
+    t.el.classList.toggle("coverage-flagged", t.coverageFlagged);
+  }
+
+  function pick(t) {
+    const data = {};
+    if (t.coverageFlagged) {
+      const ask = `${t.el.dataset.label} covers only ${percent(t.coverage, true)} of its matte: its element leaves holes ` +
+        "in the plate. Pick it anyway? (recorded as a coverage override)";
+      if (!window.confirm(ask)) return Promise.resolve(false);
+      data.override_coverage = "1";
+    }
+    return post(`/variations/${t.el.dataset.variation}/pick`, data);
+  }
+
   const tileFor = (p) => tiles.get(String(p.variation));
   const handlers = {
     "variation.started": (p) => { const t = tileFor(p); if (t) { setTileStatus(t, "running"); setStatus("Running", "running"); } },
@@ -114,6 +140,7 @@
       const fl = t.el.querySelector(".flicker");
       fl.textContent = `flicker ${p.flicker_ratio.toFixed(2)} · ${p.compute_seconds.toFixed(1)} s`;
       if (p.flicker_flagged) { fl.classList.add("flagged"); fl.title = "above the show's flicker threshold"; }
+      showCoverage(t, p);
       const btn = t.el.querySelector(".pick");
       if (btn) btn.disabled = false;
     },
@@ -195,7 +222,7 @@
   }
   document.querySelectorAll(".tile .pick").forEach((b) => b.addEventListener("click", (e) => {
     e.stopPropagation();
-    post(`/variations/${b.closest(".tile").dataset.variation}/pick`);
+    pick(tiles.get(b.closest(".tile").dataset.variation));
   }));
 
   // Transport: a flipbook of every tile in sync, at the show's frame rate.
@@ -229,7 +256,7 @@
     else if (e.key === "End") showFrame(last);
     else if (/^[1-9]$/.test(e.key)) select(byIndex(parseInt(e.key, 10) - 1));
     else if (e.key === "p" && selected && canPick && selected.status === "done") {
-      post(`/variations/${selected.el.dataset.variation}/pick`);
+      pick(selected);
     }
   });
   select(byIndex(0));

@@ -58,3 +58,20 @@ def test_the_migration_pins_shows_that_had_no_config_to_the_one_they_used(show, 
     assert show.ocio_config == colour.pinned_config_name("ocio://studio-config-latest")  # what blank meant
     assert other.ocio_config == colour.pinned_config_name("ocio://cg-config-latest")
     assert kept.ocio_config == colour.DEFAULT_CONFIG
+
+
+@pytest.mark.django_db
+def test_the_migration_gives_plates_ingested_before_it_their_pixel_aspect(show, tmp_path, settings):
+    from portal.models import Plate
+    from portal.services import plate_ingest
+    from tests.camera_plates import write_plate
+
+    settings.PLATE_ROOTS = [tmp_path]
+    plate = plate_ingest(show=show, sequence_code="sq", shot_code="sh", pattern=write_plate(
+        tmp_path / "ana", frames=1, pixel_aspect=2.0), colourspace="sRGB - Texture")
+    gone = Plate.objects.create(shot=plate.shot, name="gone", path_pattern=str(tmp_path / "gone.####.exr"),
+                                first_frame=1001, last_frame=1001, display_window={}, data_window={}, channels=[])
+    Plate.objects.filter(pk=plate.pk).update(pixel_aspect=1.0)  # as recorded before the field existed
+    importlib.import_module("portal.migrations.0003_plate_pixel_aspect_backfill").backfill_pixel_aspect(apps, None)
+    plate.refresh_from_db(), gone.refresh_from_db()
+    assert plate.pixel_aspect == 2.0 and gone.pixel_aspect == 1.0

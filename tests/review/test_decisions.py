@@ -262,3 +262,23 @@ def test_a_new_task_runs_through_its_runner_with_its_params(compositor, shot, sh
     (spec, params), = fake_runner.calls
     assert params == {"keyframes": [1001]} and spec.model_path == "" and spec.first == 1001
     assert _types(request)[:3] == ["request.created", "variation.started", "request.started"]
+
+
+@pytest.mark.django_db
+def test_the_review_room_signs_off_a_task_without_a_pick_by_the_variation_chosen(client, compositor, shot,
+                                                                                 no_pick_task, queued_releases):
+    request = request_with_done_variations(user=compositor, shot=shot, model=None, task=no_pick_task)
+    chosen = request.variations.last()
+    client.force_login(compositor)
+    page = client.get(f"/requests/{request.pk}/").content.decode()
+    assert 'name="variation"' in page and f'value="{chosen.pk}"' in page
+    assert client.post(f"/requests/{request.pk}/signoff", {"decision": "approve"}).status_code == 400
+    answer = client.post(f"/requests/{request.pk}/signoff", {"decision": "approve", "variation": chosen.pk})
+    assert answer.status_code == 302 and _status(request) == "signed_off"
+    assert SignOff.objects.get().variation == chosen and len(queued_releases) == 1
+
+
+@pytest.mark.django_db
+def test_a_task_with_a_pick_shows_no_variation_choice_at_sign_off(client, compositor, in_review):
+    client.force_login(compositor)
+    assert 'name="variation"' not in client.get(f"/requests/{in_review.pk}/").content.decode()

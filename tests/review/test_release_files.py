@@ -147,16 +147,18 @@ def _info(path) -> str:
     return subprocess.run([oiiotool, "--info", "-v", str(path)], capture_output=True, text=True, check=True).stdout
 
 
-def _anamorphic_plate(folder: Path, frames, timecode_on_first: int | None) -> str:
-    """A 2:1 anamorphic plate (96x64, PixelAspectRatio 2) whose first frame carries a SMPTE timecode."""
+def _anamorphic_plate(folder: Path, frames, timecode_on_first: int | None, timecodes: dict | None = None) -> str:
+    """A 2:1 anamorphic plate (96x64, PixelAspectRatio 2) whose first frame carries a SMPTE timecode (or each
+    frame its own, from ``timecodes``)."""
     import OpenImageIO as oiio
 
     folder.mkdir(parents=True)
     for frame in frames:
         spec = oiio.ImageSpec(96, 64, 4, "half")
         spec.attribute("PixelAspectRatio", 2.0)
-        if timecode_on_first is not None and frame == frames[0]:
-            spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (timecode_on_first, 0))
+        timecode = (timecodes or {}).get(frame, timecode_on_first if frame == frames[0] else None)
+        if timecode is not None:
+            spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (timecode, 0))
         out = oiio.ImageOutput.create(str(folder / f"plate.{frame}.exr"))
         assert out.open(str(folder / f"plate.{frame}.exr"), spec) and out.write_image(np.ones((64, 96, 4), np.float32))
         out.close()
@@ -238,3 +240,10 @@ def _bcd(value: int) -> int:
 def test_timecodes_advance_per_frame_with_drop_frame_counting(start, frames, rate, drop, expected):
     flags = 0x80 | 0x8000  # colour frame and field flags are kept
     assert advance_timecode(_tc(start, drop) | flags, frames, rate) == _tc(expected, drop) | flags
+
+
+def test_a_plate_whose_every_frame_has_its_own_timecode_gives_each_released_frame_its_own(tmp_path):
+    plate = _anamorphic_plate(tmp_path / "cut", [1001, 1002], None, {1001: 0x01000000, 1002: 0x05000012})  # a cut
+    folder = publish(_pipeline_plan(tmp_path, [1001, 1002], plate_pattern=plate))
+    assert "smpte:TimeCode: 01:00:00:00" in _info(folder / "x.1001.exr")
+    assert "smpte:TimeCode: 05:00:00:12" in _info(folder / "x.1002.exr")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from generation.engine.sequence import frame_path
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         folder = folder if folder.is_dir() else folder.parent
         if not folder.is_dir():
             raise CommandError(f"{opts['path']}: no such release folder")
-        problems = verify(folder)
+        problems = verify(folder, threads=settings.PT_PUBLISH_THREADS)
         try:
             recorded = read_provenance(folder)
         except (OSError, ValueError) as exc:

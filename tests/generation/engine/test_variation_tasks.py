@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from generation.engine import colour, frames
+from generation.engine.camera import CameraTrack
 from generation.engine.card import Card, card_geometry
 from generation.engine.frames import Window
 from generation.engine.looks import Haze
@@ -148,9 +149,11 @@ def test_the_depth_channel_is_found_by_name(channels, found):
 
 
 def test_a_sky_card_sits_on_the_skyline_and_other_cards_on_the_region():
-    bbox, track = Window(100, 200, 400, 50), [(0.0, 0.0), (3.0, 0.0)]
-    sky = card_geometry(bbox, track, (32, 64), "bottom", 0.03)
-    region = card_geometry(bbox, track, (32, 64), "centre", 0.15)
+    bbox = Window(100, 200, 400, 50)
+    pan = np.array([[1, 0, 3.0], [0, 1, 0], [0, 0, 1]])
+    track = CameraTrack(np.stack([np.eye(3), pan]), "translation", "file")
+    sky = card_geometry([bbox, bbox], track, (32, 64), "bottom", 0.03)
+    region = card_geometry([bbox, bbox], track, (32, 64), "centre", 0.15)
     assert sky.y + sky.height == pytest.approx(bbox.y + bbox.height + 0.03 * 403 + 2, abs=2)
     assert region.y + region.height / 2 == pytest.approx(bbox.y + bbox.height / 2, abs=1)
     assert region.width > sky.width  # more of the surrounding plate as context

@@ -1,0 +1,206 @@
+"""Quality figures of a variation: coverage and flow-based flicker, accumulated frame by frame.
+
+Coverage: the fraction of matte pixels, over all frames, that receive generated content
+(``sum(matte * covered) / sum(matte)``); 1.0 means no hole anywhere.
+
+Flicker follows Lai et al., "Learning Blind Video Temporal Consistency" (ECCV 2018): the warping
+error of the element composited over the plate, between consecutive frames, inside the matte,
+using dense optical flow of the PLATE (OpenCV DIS) and a forward/backward consistency mask
+(occlusions and flow failures left out), divided by the plate's own warping error on the same
+pixels. Where the plate has no texture (a clear sky: any flow fits it, so DIS's there is a guess)
+the flow is the homography fitted, with RANSAC, to Lucas-Kanade tracks of the plate's own features
+round the matte (sub-pixel where DIS is a tenth of a pixel off), or no motion when nothing near the matte shows any (a locked-off black void); so
+the motion the element is held to is always the plate's, never the camera track it was carried with. Values are compressed luminance ``y / (1 + y)`` of scene-linear luminance, so bright skies
+do not dominate. 1 ≈ as steady as the plate itself; a hole that moves or grows, a texture stuck to
+screen while the plate moves, or an element regenerated per frame all raise it (tests/generation/
+engine/test_qc.py breaks it each of those ways on real footage).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+FLICKER_LIMIT = 1.2  # above this the element is visibly less steady than its plate
+COVERAGE_LIMIT = 1.0  # anything below has pixels of the matte without generated content
+WORK_SIZE = 960  # flow is computed at most this big (largest side)
+_FLOOR = 1e-6
+_TEXTURE = 1e-3  # cornerMinEigenVal of 8-bit compressed luminance below which the plate's flow is a guess
+_BAND = 0.25  # the band round the matte's box whose textured flow stands in for the untextured
+
+
+def compress(y: np.ndarray) -> np.ndarray:
+    """Compressed luminance ``y / (1 + y)`` of scene-linear ``y`` (negative and NaN clamp to 0)."""
+    y = np.maximum(np.nan_to_num(np.asarray(y, np.float32), nan=0.0, posinf=1e6, neginf=0.0), 0.0)
+    return y / (1.0 + y)
+
+
+class CoverageMeter:
+    """``add(matte, covered)`` per frame ((H, W) in [0, 1]: the region, and where generated content
+    landed); ``figure()`` is the fraction of matte covered over all frames (1.0 for an empty matte)."""
+
+    def __init__(self) -> None:
+        self._matte = 0.0
+        self._covered = 0.0
+
+    def add(self, matte: np.ndarray, covered: np.ndarray) -> None:
+        matte = np.clip(np.asarray(matte, np.float64), 0.0, 1.0)
+        self._matte += float(matte.sum())
+        self._covered += float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
+
+    def figure(self) -> float:
+        return 1.0 if self._matte <= 0 else min(1.0, self._covered / self._matte)
+
+
+def coverage(mattes, covered) -> float:
+    """Coverage of whole sequences (iterables of (H, W) arrays); see :class:`CoverageMeter`."""
+    meter = CoverageMeter()
+    for m, c in zip(mattes, covered, strict=True):
+        meter.add(m, c)
+    return meter.figure()
+
+
+def _to8(c: np.ndarray) -> np.ndarray:
+    return np.clip(c * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _flow(a8: np.ndarray, b8: np.ndarray) -> np.ndarray:
+    """Dense flow (H, W, 2) float32 with ``a(x) ≈ b(x + flow(x))``."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(a8, b8, None)
+
+
+def _remap(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def consistent(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
+    """Pixels of frame k whose flow to k-1 (``back``) and back again (``fwd`` of k-1, sampled where
+    ``back`` lands) cancel (Sundaram et al. 2010), and whose source lies inside the frame."""
+    h, w = back.shape[:2]
+    fwd_at = _remap(fwd, back)
+    total = back + fwd_at
+    limit = 0.01 * ((back**2).sum(-1) + (fwd_at**2).sum(-1)) + 0.5
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    sx, sy = gx + back[..., 0], gy + back[..., 1]
+    inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+    return ((total**2).sum(-1) < limit) & inside
+
+
+def _band(matte: np.ndarray) -> np.ndarray | None:
+    """The matte's box grown by :data:`_BAND` of its size each way (bool (H, W)), None for an empty matte."""
+    rows, cols = np.flatnonzero((matte > 0).any(axis=1)), np.flatnonzero((matte > 0).any(axis=0))
+    if rows.size == 0:
+        return None
+    gy, gx = int(_BAND * (rows[-1] - rows[0] + 1)) + 8, int(_BAND * (cols[-1] - cols[0] + 1)) + 8
+    band = np.zeros(matte.shape, bool)
+    band[max(0, rows[0] - gy) : rows[-1] + gy + 1, max(0, cols[0] - gx) : cols[-1] + gx + 1] = True
+    return band
+
+
+def _band_homography(cur8: np.ndarray, prev8: np.ndarray, band: np.ndarray) -> np.ndarray | None:
+    """The plate's own motion k → k-1 round the matte: Lucas-Kanade feature tracks in ``band`` (checked
+    forward and back) and a RANSAC homography; None when the band shows too little."""
+    pts = cv2.goodFeaturesToTrack(cur8, 800, 0.01, 5, mask=band.astype(np.uint8) * 255, blockSize=7)
+    if pts is None or len(pts) < 12:
+        return None
+    lk = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 0.01))
+    fwd, ok, _ = cv2.calcOpticalFlowPyrLK(cur8, prev8, pts, None, **lk)
+    back, ok2, _ = cv2.calcOpticalFlowPyrLK(prev8, cur8, fwd, None, **lk)
+    good = ok.ravel().astype(bool) & ok2.ravel().astype(bool)
+    good &= np.linalg.norm((back - pts).reshape(-1, 2), axis=1) < 0.5
+    if good.sum() < 12:
+        return None
+    m, _ = cv2.findHomography(pts[good].reshape(-1, 2), fwd[good].reshape(-1, 2), cv2.RANSAC, 0.5)
+    return m
+
+
+def _plate_motion(
+    back: np.ndarray, trusted: np.ndarray, matte: np.ndarray, cur8: np.ndarray, prev8: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The flow to use (H, W, 2) and where it holds (H, W) bool: the plate's own DIS flow where it is
+    ``trusted``, elsewhere the plate's homography round the matte (:func:`_band_homography`; no motion
+    when the band shows none), so a textureless part of the matte moves as its surroundings do."""
+    h, w = back.shape[:2]
+    band = _band(matte)
+    if band is None:
+        return back, trusted
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    fill = np.zeros_like(back)
+    m = _band_homography(cur8, prev8, band)
+    if m is not None:
+        den = m[2, 0] * xx + m[2, 1] * yy + m[2, 2]
+        fill[..., 0] = (m[0, 0] * xx + m[0, 1] * yy + m[0, 2]) / den - xx
+        fill[..., 1] = (m[1, 0] * xx + m[1, 1] * yy + m[1, 2]) / den - yy
+    flow = np.where(trusted[..., None], back, fill).astype(np.float32)
+    sx, sy = xx + flow[..., 0], yy + flow[..., 1]
+    return flow, (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+
+
+class FlowFlickerMeter:
+    """Flow-based flicker, frame by frame (two frames kept).
+
+    ``add(comp_luma, plate_luma, matte)``: scene-linear luminance (H, W) of the element composited
+    over the plate and of the plate alone, and the matte (H, W) in [0, 1], for consecutive frames
+    in order. ``ratio()``: comp warping error / plate warping error inside the matte (see the
+    module docstring); 0 pairs → 1.0 (nothing to tell).
+    """
+
+    def __init__(self, work_size: int = WORK_SIZE) -> None:
+        self.work_size = work_size
+        self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._comp = 0.0
+        self._plate = 0.0
+        self._pixels = 0.0
+        self.pairs = 0
+
+    def _small(self, img: np.ndarray) -> np.ndarray:
+        img = np.asarray(img, np.float32)
+        scale = min(1.0, self.work_size / max(img.shape[:2]))
+        if scale == 1.0:
+            return img
+        return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+    def add(self, comp_luma: np.ndarray, plate_luma: np.ndarray, matte: np.ndarray) -> None:
+        comp, plate = self._small(compress(comp_luma)), self._small(compress(plate_luma))
+        matte = self._small(np.clip(np.asarray(matte, np.float32), 0.0, 1.0))
+        if self._prev is not None:
+            p_comp, p_plate, p_matte = self._prev
+            self._pair(p_comp, p_plate, p_matte, comp, plate, matte)
+        self._prev = (comp, plate, matte)
+
+    def _pair(self, p_comp, p_plate, p_matte, comp, plate, matte) -> None:
+        plate8, p_plate8 = _to8(plate), _to8(p_plate)
+        back = _flow(plate8, p_plate8)  # frame k → k-1
+        fwd = _flow(p_plate8, plate8)  # frame k-1 → k
+        trusted = consistent(back, fwd) & (cv2.cornerMinEigenVal(plate8, 5, 3) > _TEXTURE)
+        back, valid = _plate_motion(back, trusted, matte, plate8, p_plate8)
+        # Only pixels inside the matte in both frames and where the plate's motion is known.
+        weight = np.minimum(matte, _remap(p_matte, back)) * valid
+        total = float(weight.sum())
+        self.pairs += 1
+        if total <= 0:
+            return
+        self._comp += float((weight * (comp - _remap(p_comp, back)) ** 2).sum())
+        self._plate += float((weight * (plate - _remap(p_plate, back)) ** 2).sum())
+        self._pixels += total
+
+    def ratio(self) -> float:
+        if not self.pairs or self._pixels <= 0:
+            return 1.0
+        floor = _FLOOR * self._pixels
+        return float((self._comp + floor) / (self._plate + floor))
+
+    def plate_error(self) -> float:
+        """The plate's own mean warping error inside the matte (compressed luminance squared)."""
+        return self._plate / self._pixels if self._pixels else 0.0
+
+
+def flicker_ratio_flow(comps, plates, mattes, work_size: int = WORK_SIZE) -> float:
+    """Flow flicker of whole sequences (iterables of (H, W) luminance and mattes)."""
+    meter = FlowFlickerMeter(work_size)
+    for c, p, m in zip(comps, plates, mattes, strict=True):
+        meter.add(c, p, m)
+    return meter.ratio()
