@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0002_pinned_colour'),
+        ('portal', '0003_plate_pixel_aspect_backfill'),
     ]
 
     operations = [
