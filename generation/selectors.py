@@ -6,7 +6,7 @@ id: a missing one ("no such request") or one on a show the user is not on ("not 
 
 from django.db.models import QuerySet
 
-from generation.models import GenerationRequest, RequestEvent, Variation
+from generation.models import GenerationModel, GenerationRequest, ModelKind, ModelStatus, RequestEvent, Variation
 from portal.errors import NotFound
 from portal.selectors import member_role
 
@@ -37,3 +37,9 @@ AUDIT_SKIP = ("variation.progress", "variation.frame", "release.progress", "requ
 def audit_events(request_id: int) -> QuerySet[RequestEvent]:
     return (RequestEvent.objects.filter(request_id=request_id).exclude(type__in=AUDIT_SKIP)
             .select_related("actor").order_by("seq"))
+
+
+def show_upscaler(show_id: int) -> GenerationModel | None:
+    """The show's upscaler for the finishing stage: the newest upscaler approved for the show, or None."""
+    return (GenerationModel.objects.filter(kind=ModelKind.UPSCALER, status=ModelStatus.APPROVED,
+                                           approved_shows=show_id).order_by("-pk").first())

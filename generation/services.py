@@ -274,3 +274,9 @@ def model_register(*, name: str, kind: str, path: str, manifest_hash: str) -> Ge
         model.approved_shows.clear()
         model.refresh_from_db()
     return model
+
+
+def plate_grain_record(*, plate, profile: dict) -> None:
+    """Store a plate's measured grain profile (the engine's GrainProfile.to_dict; the empty one for no grain)."""
+    type(plate).objects.filter(pk=plate.pk).update(grain_profile=profile)
+    plate.grain_profile = profile

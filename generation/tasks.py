@@ -7,7 +7,7 @@ import socket
 from celery import shared_task
 from django.conf import settings
 
-from generation import services
+from generation import selectors, services
 from generation.engine import task_kinds
 from generation.engine.inpaint import Cancelled
 from generation.engine.variation import VariationSpec
@@ -26,7 +26,8 @@ def _spec_for(variation: Variation) -> VariationSpec:
     return VariationSpec(
         plate_pattern=request.plate.path_pattern, matte_pattern=request.matte_pattern or None,
         rect=tuple(request.rect) if request.rect else None, first=request.first_frame, last=request.last_frame,
-        model_path=request.model.path if request.model_id else "", seed=variation.seed, steps=request.steps, out_dir=variation.work_dir,
+        model_path=request.model.path if request.model_id else "", seed=variation.seed, steps=request.steps,
+        out_dir=variation.work_dir, **_finishing(variation),
         task=request.task, strength=task_kinds.resolve_strength(request.task, request.strength), prompt=request.prompt,
         working_space=show.working_space, plate_colourspace=request.plate.colourspace,
         pixel_aspect=request.plate.pixel_aspect,
@@ -39,6 +40,41 @@ def _spec_for(variation: Variation) -> VariationSpec:
             # Fixed per request, so the same request, seed, model and device give bit-identical files.
             "DateTime": request.created_at.strftime("%Y:%m:%d %H:%M:%S"),
         })
+
+
+def _finishing(variation: Variation) -> dict:
+    """The finishing stage's inputs: the show's approved upscaler (on by default when there is one; the upscale
+    task's own model is its upscaler) and the plate's grain profile, measured on first use and kept."""
+    request = variation.request
+    upscaler = selectors.show_upscaler(request.show.pk)
+    if request.task == "upscale":
+        upscaler = None  # the request's model is the upscaler
+    return {"upscaler_path": upscaler.path if upscaler else "", "grain_profile": _plate_grain(request.plate)}
+
+
+def _plate_grain(plate) -> dict:
+    if plate.grain_profile is None:
+        from generation.engine.grain import measure_plate
+
+        services.plate_grain_record(plate=plate, profile=measure_plate(
+            plate.path_pattern, plate.first_frame, plate.last_frame,
+            colourspace=plate.colourspace, working_space=plate.shot.sequence.show.working_space,
+            config_name=show_colour(plate.shot.sequence.show).config).to_dict())
+    return plate.grain_profile
+
+
+def _params(variation: Variation) -> dict:
+    """The runner's ``params=``: the request's own inputs; a task whose region is an element names it as
+    ``{"variation": id}`` (a variation of the same shot), given to the runner as its EXR sequence."""
+    request = variation.request
+    params = dict(request.params or {})
+    if task_kinds.task_info(request.task).region == "element":
+        params.pop("element", None)  # a path is never taken from a request: only a variation of this shot
+        source = Variation.objects.filter(pk=params.pop("variation", None), request__shot=request.shot).first()
+        if source is None or not source.exr_pattern:
+            raise ValueError("an upscale names a finished variation of the same shot as params['variation']")
+        params["element"] = source.exr_pattern
+    return {"params": params} if params else {}
 
 
 def runner(task: str):
@@ -80,7 +116,11 @@ def generate_variation(self, variation_id: int) -> None:
     def on_progress(stage: str, done: int, total: int) -> None:
         services.variation_progress(variation=variation, stage=stage, done=done, total=total)
 
-    params = {"params": variation.request.params} if variation.request.params else {}
+    try:
+        params = _params(variation)
+    except Exception as exc:  # noqa: BLE001
+        services.variation_fail(variation=variation, error=str(exc))
+        return
     try:
         result = run(_spec_for(variation), on_progress=on_progress, on_frame=on_frame,
                      should_cancel=lambda: services.variation_is_cancelled(variation_id), **params)

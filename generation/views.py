@@ -7,8 +7,9 @@ from pathlib import Path
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from generation import proxies, selectors, services
+from generation import crops, proxies, selectors, services
 from generation.engine import task_kinds
+from generation.grain_chart import grain_chart
 from generation.models import GenerationModel, ModelStatus, Task, Variation, coverage_text
 from portal.errors import NotFound, PortalError
 from portal.models import CAN_REQUEST, Role
@@ -24,7 +25,8 @@ def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
     pending = GenerationModel.objects.filter(status=ModelStatus.PENDING) if role == Role.SUPERVISOR else []
     requests = shot.requests.select_related("requested_by", "model", "derived_from__request").order_by("-created_at")
     return render(request, "generation/shot.html", {
-        "shot": shot, "show": show, "role": role, "plates": shot.plates.all(), "requests": requests,
+        "shot": shot, "show": show, "role": role, "requests": requests,
+        "plates": [(plate, grain_chart(plate.grain_profile)) for plate in shot.plates.all()],
         "models": models, "pending_models": pending, "can_request": role in CAN_REQUEST, "tasks": Task.choices,
         "model_optional": any(not info.needs_model for info in task_kinds.TASKS.values()),
         "form": _request_form(request, shot)})
@@ -167,3 +169,31 @@ def plate_proxy(request: HttpRequest, request_id: int, frame: int) -> HttpRespon
     path = proxies.plate_proxy(gen_request, frame, display=request.GET.get("display", ""),
                                view=request.GET.get("view", ""))
     return _proxy_response(path)
+
+
+def _optional_int(value: str | None, name: str) -> int | None:
+    return None if value in (None, "") else _int(value, name)
+
+
+@page
+def variation_crop(request: HttpRequest, variation_id: int) -> HttpResponse:
+    """The 1:1 crop review: the plate beside the element over it, full resolution (?frame=&x=&y=&size=)."""
+    variation = selectors.variation_for_member(request.user, variation_id)
+    gen_request = variation.request
+    size = _int(request.GET.get("size") or "256", "size")
+    x, y = crops.crop_box(variation, _optional_int(request.GET.get("x"), "x"), _optional_int(request.GET.get("y"), "y"),
+                          size)
+    frame = _optional_int(request.GET.get("frame"), "frame") or gen_request.first_frame
+    return render(request, "generation/crop.html", {
+        "variation": variation, "shot": gen_request.shot, "show": gen_request.shot.sequence.show, "frame": frame,
+        "x": x, "y": y, "size": size, "sizes": crops.SIZES, "first": gen_request.first_frame,
+        "last": gen_request.last_frame})
+
+
+@page
+def variation_crop_image(request: HttpRequest, variation_id: int, which: str, frame: int) -> HttpResponse:
+    variation = selectors.variation_for_member(request.user, variation_id)
+    size = _int(request.GET.get("size") or "256", "size")
+    x, y = crops.crop_box(variation, _optional_int(request.GET.get("x"), "x"), _optional_int(request.GET.get("y"), "y"),
+                          size)
+    return _proxy_response(crops.crop_jpeg(variation, frame, which, x, y, size))

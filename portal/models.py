@@ -134,6 +134,8 @@ class Plate(models.Model):
     pixel_aspect = models.FloatField(default=1.0, help_text="PixelAspectRatio: 2.0 for a 2:1 anamorphic squeeze")
     missing_frames = models.JSONField(default=list)
     matte_pattern = models.CharField(max_length=1000, blank=True, help_text="A default matte for the plate")
+    grain_profile = models.JSONField(null=True, blank=True,
+                                     help_text="The plate's grain (engine grain.GrainProfile.to_dict); null: not measured")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,6 +30,9 @@ urlpatterns = [
     path("variations/<int:variation_id>/notes", review_views.note, name="note"),
     path("media/variations/<int:variation_id>/proxy/<int:frame>.jpg", generation_views.variation_proxy,
          name="variation-proxy"),
+    path("variations/<int:variation_id>/crop", generation_views.variation_crop, name="variation-crop"),
+    path("media/variations/<int:variation_id>/crop/<slug:which>/<int:frame>.jpg", generation_views.variation_crop_image,
+         name="variation-crop-image"),
     path("media/requests/<int:request_id>/plate/<int:frame>.jpg", generation_views.plate_proxy, name="plate-proxy"),
     # The JSON API for pipeline clients (token) and scripts.
     path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),

@@ -80,6 +80,13 @@ TASKS: dict[str, TaskInfo] = {
         "Time of day", ("inpainting", "img2img"), "img2img", 0.45, (0.2, 0.8), "centre", 0.05, False, look="grade",
         refusals=(("show_model", "a show model ignores prompts, so it cannot be steered to a time of day"),),
     ),
+    # An element (params["element"]) brought to the plate's resolution by the show upscaler, regrained with the
+    # plate's grain: one result per seed, so a compositor signs it off without a director's pick.
+    "upscale": TaskInfo(
+        "Show-grain upscale", ("upscaler",), "upscale", 1.0, (1.0, 1.0), "centre", 0.0, False, look="upscale",
+        needs_pick=False, region="element", runner="generation.engine.upscale_task:upscale_element",
+        refusals=tuple((kind, "only the show upscaler upscales") for kind in ("show_model", "inpainting", "img2img")),
+    ),
 }
 DEPTH_CHANNELS = ("Z", "depth.Z", "depth")  # looked for in this order
 

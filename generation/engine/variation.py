@@ -5,8 +5,9 @@ frame's header once) → camera track (:mod:`camera`: a 3×3 per frame, estimate
 anything moving) → a "card" holding the union of every frame's matte seen from frame 0 (refused when the
 motion needs more than the model can make) → denoise at the model's size, everything any frame will
 sample generated (show model: masked denoising; SD inpainting / img2img directory: its diffusers
-pipeline) → each frame samples the card through the inverse of its matrix via the task's look →
-element EXR + in-context proxy per frame, with coverage and flow flicker (:mod:`qc`) measured on the way.
+pipeline) → finishing (:mod:`upscale_finish`: the card upscaled by the show upscaler) → each frame
+samples the card through the inverse of its matrix via the task's look (regrained with the plate's
+grain) → element EXR + in-context proxy per frame, with coverage and flow flicker (:mod:`qc`) measured on the way.
 
 The parts, in the order they run:
 
@@ -47,6 +48,7 @@ from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
 from generation.engine.track import MOTION_CHANNELS, camera_track, luma
+from generation.engine.upscale_finish import Finishing
 
 if TYPE_CHECKING:
     import torch
@@ -93,8 +95,11 @@ def generate_variation(
         with _timed(timings, "denoise"):
             sample = denoise(known, mask, lambda i, n: progress("denoise", i, n), should_cancel)
             look = make_look(plan, card, sample, known, depth_ref)
+        with _timed(timings, "finish"):
+            finishing = Finishing(spec.upscaler_path, spec.grain_profile, spec.seed, str(device))
+            look = finishing.card(look)
         with _timed(timings, "frames"):
-            carry = _Carry(plan, card, look, track, mask[0, 0].numpy())
+            carry = _Carry(plan, card, look, track, mask[0, 0].numpy(), finishing)
             flicker, coverage, window = carry.run(outputs, progress, on_frame, should_cancel)
     return VariationResult(
         frames=plan.frames,
@@ -142,8 +147,11 @@ class _Carry:
     coverage (how much of the matte sampled generated card pixels) counted per frame, and flow flicker
     measured in order on its own thread where the element can be (the card's footprint)."""
 
-    def __init__(self, plan: VariationPlan, card: Card, look: Look, track: Track, generated: np.ndarray) -> None:
-        self.plan, self.card, self.look, self.track, self.generated = plan, card, look, track, generated
+    def __init__(
+        self, plan: VariationPlan, card: Card, look: Look, track: Track, generated: np.ndarray, finishing: Finishing
+    ) -> None:
+        self.plan, self.card, self.look, self.track = plan, card, look, track
+        self.generated, self.finishing = generated, finishing
         display = plan.display
         self.origin = Window(0, 0, display.width, display.height)
         region = card.footprint(track).intersect(self.origin) or self.origin
@@ -156,6 +164,7 @@ class _Carry:
     def run(self, outputs: Outputs, progress, on_frame, should_cancel) -> tuple[float, float, Window | None]:
         plan = self.plan
         extra = {"parallel_track:depth_channel": plan.depth_name} if plan.depth_name else {}
+        extra |= self.finishing.attributes()
         attributes = provenance_attributes(plan.spec, plan.model, plan.strength, extra)
         writer = FrameWriter(plan.spec, outputs, plan.display, attributes)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="variation-flicker") as self.meter_pool:
@@ -184,6 +193,7 @@ class _Carry:
             motion = self.track.matrices[k]
             generated = self.look.region(plate, depth, motion, box)
             self.coverage.add(matte[bs], card_coverage(self.generated, self.card, motion, box))
+            generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
             np.multiply(generated, alpha, out=generated)
             element[bs + (slice(0, 3),)] = generated
             element[bs + (slice(3, 4),)] = alpha
