@@ -56,10 +56,10 @@ class VariationSpec:
     attributes: dict[str, str] = field(default_factory=dict)
     strength: float | None = None  # img2img tasks; None = the task's default (task_kinds.TASKS)
     guidance_scale: float = 7.5  # SD backends only (classifier-free guidance; 1 switches it off)
-    upscaler_path: str = ""  # finishing stage: the show's approved upscaler ("" = none; see upscale_finish)
-    grain_profile: dict | None = None  # finishing stage: the plate's grain (GrainProfile.to_dict; None = none)
     track_file: str | None = None  # a 2D track that overrides the camera estimate (camera.read_track_file)
     holdout_pattern: str | None = None  # mattes (####) of things that move on their own, kept out of the track
+    upscaler_path: str = ""  # finishing stage: the show's approved upscaler ("" = none; see upscale_finish)
+    grain_profile: dict | None = None  # finishing stage: the plate's grain (GrainProfile.to_dict; None = none)
 
     def plate_colour(self) -> dict:
         """What :func:`frames.read_channels` needs to read the plate's R, G, B into the working space."""

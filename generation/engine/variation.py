@@ -5,9 +5,9 @@ frame's header once) → camera track (:mod:`camera`: a 3×3 per frame, estimate
 anything moving) → a "card" holding the union of every frame's matte seen from frame 0 (refused when the
 motion needs more than the model can make) → denoise at the model's size, everything any frame will
 sample generated (show model: masked denoising; SD inpainting / img2img directory: its diffusers
-pipeline) → finishing (:mod:`upscale_finish`: the card upscaled by the show upscaler) → each frame samples the
-card through the inverse of its matrix via the task's look (regrained with the plate's grain) →
-element EXR + in-context proxy per frame, with coverage and flow flicker (:mod:`qc`) measured on the way.
+pipeline) → finishing (:mod:`upscale_finish`: the card upscaled by the show upscaler) → each frame
+samples the card through the inverse of its matrix via the task's look (regrained with the plate's
+grain) → element EXR + in-context proxy per frame, with coverage and flow flicker (:mod:`qc`) measured on the way.
 
 The parts, in the order they run:
 
@@ -147,10 +147,11 @@ class _Carry:
     coverage (how much of the matte sampled generated card pixels) counted per frame, and flow flicker
     measured in order on its own thread where the element can be (the card's footprint)."""
 
-    def __init__(self, plan: VariationPlan, card: Card, look: Look, track: Track, generated: np.ndarray,
-                 finishing: Finishing) -> None:
-        self.plan, self.card, self.look, self.track, self.generated = plan, card, look, track, generated
-        self.finishing = finishing  # the look's card may be upscaled; coverage is counted on the model's card
+    def __init__(
+        self, plan: VariationPlan, card: Card, look: Look, track: Track, generated: np.ndarray, finishing: Finishing
+    ) -> None:
+        self.plan, self.card, self.look, self.track = plan, card, look, track
+        self.generated, self.finishing = generated, finishing
         display = plan.display
         self.origin = Window(0, 0, display.width, display.height)
         region = card.footprint(track).intersect(self.origin) or self.origin
@@ -191,8 +192,8 @@ class _Carry:
             alpha = matte[bs][..., None]
             motion = self.track.matrices[k]
             generated = self.look.region(plate, depth, motion, box)
-            generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
             self.coverage.add(matte[bs], card_coverage(self.generated, self.card, motion, box))
+            generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
             np.multiply(generated, alpha, out=generated)
             element[bs + (slice(0, 3),)] = generated
             element[bs + (slice(3, 4),)] = alpha
