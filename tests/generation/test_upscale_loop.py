@@ -12,6 +12,8 @@ from generation.engine.upscale import read_upscaler_card
 from generation.models import ModelKind
 from portal import worker
 from portal.errors import Forbidden
+from review import services as review
+from review.models import Release
 from tests.generation.engine.test_upscale import write_sintel_plates
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,6 +75,13 @@ def test_the_upscale_task_finishes_a_variation_and_an_unapproved_upscaler_is_ref
     header = _header(variation)
     assert header.getattribute("parallel_track:task") == "upscale"
     assert header.getattribute("parallel_track:source_element") == "element.####.exr"
+    signoff = review.signoff_approve(user=compositor, request=request, variation=variation)  # no pick needed
+    worker.drain_embedded()
+    release = Release.objects.get(signoff=signoff)
+    assert release.status == "done", release.error
+    released = oiio.ImageInput.open(frame_path(release.path_pattern, 1001)).spec()
+    assert released.getattribute("parallel_track:upscaler_manifest_sha256") == upscaler.manifest_hash
+    assert len(released.getattribute("parallel_track:grain_profile_sha256")) == 64
 
 
 def test_an_upscale_of_a_path_instead_of_a_variation_fails_clearly(compositor, supervisor, shot, upscaler):
