@@ -46,6 +46,15 @@ def model_check_usable(*, model: GenerationModel, show_id: int, task: str | None
             raise PortalError(str(exc), code="model_kind") from None
 
 
+def _check_element(*, shot: Shot, params: dict) -> None:
+    """A task on an element names a finished variation of the same shot (``params["variation"]``), never a path."""
+    source = params.get("variation")
+    if "element" in params or not isinstance(source, int) or isinstance(source, bool) or not Variation.objects.filter(
+            pk=source, request__shot=shot).exclude(exr_pattern="").exists():
+        raise PortalError("name the element as params {\"variation\": <id>}: a finished variation of this shot",
+                          code="params")
+
+
 def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tuple[str, list | None]:
     if rect is not None:
         if len(rect) != 4 or not all(isinstance(v, int) for v in rect):
@@ -91,6 +100,8 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         raise PortalError("params must be an object of the task's inputs", code="params")
     if info.region == "matte" or matte_pattern or rect is not None:
         matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
+    if info.region == "element":
+        _check_element(shot=shot, params=params or {})
     if base_seed is None:
         base_seed = int.from_bytes(os.urandom(4), "little")
     request = GenerationRequest.objects.create(

@@ -9,9 +9,9 @@ from generation import services
 from generation.engine import grain, upscale_training
 from generation.engine.sequence import frame_path
 from generation.engine.upscale import read_upscaler_card
-from generation.models import ModelKind
+from generation.models import GenerationRequest, ModelKind
 from portal import worker
-from portal.errors import Forbidden
+from portal.errors import Forbidden, PortalError
 from review import services as review
 from review.models import Release
 from tests.generation.engine.test_upscale import write_sintel_plates
@@ -84,15 +84,14 @@ def test_the_upscale_task_finishes_a_variation_and_an_unapproved_upscaler_is_ref
     assert len(released.getattribute("parallel_track:grain_profile_sha256")) == 64
 
 
-def test_an_upscale_of_a_path_instead_of_a_variation_fails_clearly(compositor, supervisor, shot, upscaler):
+def test_an_upscale_of_a_path_or_of_nothing_is_refused(compositor, supervisor, shot, upscaler):
     services.model_approve(user=supervisor, model=upscaler, show_id=shot.sequence.show_id)
     upscaler.refresh_from_db()
-    request = services.request_create(user=compositor, shot=shot, model=upscaler, first_frame=1001,
-                                      last_frame=1002, count=1, task="upscale",
-                                      params={"element": "/etc/passwd.####.exr"})
-    worker.drain_embedded()
-    variation = request.variations.get()
-    assert variation.status == "failed" and "finished variation of the same shot" in variation.error
+    for params in ({"element": "/etc/passwd.####.exr"}, {}, {"variation": 999999}, {"variation": "1"}):
+        with pytest.raises(PortalError, match="a finished variation of this shot"):
+            services.request_create(user=compositor, shot=shot, model=upscaler, first_frame=1001, last_frame=1002,
+                                    count=1, task="upscale", params=params)
+    assert not GenerationRequest.objects.exists()
 
 
 def test_the_shot_page_charts_the_plates_grain(client, compositor, shot, show_model):
