@@ -1,0 +1,300 @@
+"""AI-assisted roto: the artist's key frames in, a matte for every frame of the shot out.
+
+How a pass makes a frame's matte (all at the shot's proxy size except the last step):
+1. flow: the two key frames around the frame are carried to it by dense optical flow (OpenCV DIS), forward
+   from the key before and backward from the key after, each with a trust map (forward/backward consistency,
+   so occluded and revealed pixels are not trusted; trust also fades a little per step);
+2. fusion: the two carried mattes are blended per pixel by trust and nearness in time;
+3. the shot's model: a tiny CNN trained on those two key frames (see :mod:`roto_model`) mends the fused matte
+   from the plate's colour where flow drifted;
+4. the edge pass: a guided filter at full resolution gives soft, sub-pixel edges on a narrow band.
+
+Corrections stick: a frame between key frames a and b depends on a, b and the plate only, so adding or fixing
+key frame k recomputes exactly the frames between k's neighbouring key frames (:func:`frames_affected`);
+frames before the first key (after the last) depend on that key alone. Locked frames keep the matte they had.
+Everything is seeded per segment: the same inputs give the same mattes, in any order of computing.
+
+Mattes are float32 (H, W) 0..1 at the plate's full size; frame numbers are the plate's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from generation.engine.roto_edge import refine_edges
+from generation.engine.roto_flow import ShotFlow, propagate
+from generation.engine.roto_model import TrainingFrame, mend, train_mender
+
+ROUND_TRIPS = (4, 8, 16)  # frames out and back: short, medium and long drift for the model to learn from
+DEFAULT_PROXY_LONG_SIDE = 854  # DAVIS' 480p: flow and the model are affordable there on two CPU cores
+
+
+class RotoError(ValueError):
+    """A key frame (or request) the roto engine refuses; the message says which frame and why."""
+
+
+def analysis_image(plate: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 image for flow and the model from a plate frame.
+
+    uint8 plates (display-referred footage such as DAVIS JPEGs) pass through. Float plates are scene-linear
+    RGB: they are compressed with ``x / (1 + x)`` and a 1/2.2 power so shadows keep their texture; this is an
+    analysis encoding, not a view (it never reaches anyone's eyes).
+    """
+    plate = np.asarray(plate)
+    if plate.ndim != 3 or plate.shape[2] < 3:
+        raise RotoError(f"a plate frame must be (H, W, 3) RGB, got shape {plate.shape}")
+    rgb = plate[..., :3]
+    if rgb.dtype == np.uint8:
+        return np.ascontiguousarray(rgb)
+    linear = np.maximum(np.nan_to_num(rgb.astype(np.float32)), 0.0)
+    encoded = (linear / (1.0 + linear)) ** (1 / 2.2) * 2.0  # 0.18 grey lands near mid-range
+    return np.clip(encoded * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def frames_affected(keys: Iterable[int], k: int, frames: range) -> range:
+    """Frames a pass recomputes when key frame ``k`` is added or changed, given the other ``keys``.
+
+    Everything strictly between k's neighbouring key frames (or the shot's ends), k itself included.
+    """
+    others = sorted(set(keys) - {k})
+    before = [f for f in others if f < k]
+    after = [f for f in others if f > k]
+    start = before[-1] + 1 if before else frames.start
+    stop = after[0] if after else frames.stop
+    return range(start, stop)
+
+
+def _digest(matte: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(matte, np.float32).tobytes()).hexdigest()
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], area: bool) -> np.ndarray:
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
+
+
+@dataclass
+class RotoOptions:
+    """How a pass works; the defaults are what the roto bench measured best."""
+
+    model: bool = True  # mend flow with the shot's CNN (False: flow and fusion only)
+    edges: bool = True  # the full-resolution guided-filter edge pass
+    train_steps: int = 150
+    model_long_side: int = 854  # the model sees context, not detail (the edge pass brings detail back)
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class RotoShot:
+    """A shot to roto: its plate frames, the flow through them (computed once) and each pass's mattes.
+
+    ``plates``: a sequence (list, or anything with ``len`` and ``[i]``) of (H, W, 3) frames, uint8 display
+    footage or float32 scene-linear RGB, all the same size; ``first_frame``: the plate's first frame number.
+    ``progress(done, total, stage)`` is called as flow and passes advance.
+    """
+
+    plates: Sequence[np.ndarray]
+    first_frame: int = 0
+    proxy_long_side: int = DEFAULT_PROXY_LONG_SIDE
+    options: RotoOptions = field(default_factory=RotoOptions)
+    progress: Callable[[int, int, str], None] | None = None
+    mattes: dict[int, np.ndarray] = field(default_factory=dict, init=False)
+    _segments: dict[tuple, dict[int, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.plates) < 1:
+            raise RotoError("a roto shot needs at least one plate frame")
+        first = np.asarray(self.plates[0])
+        self.size = first.shape[:2]
+        h, w = self.size
+        scale = min(1.0, self.proxy_long_side / max(h, w))
+        self.proxy_size = (max(8, round(h * scale)), max(8, round(w * scale)))
+        self.frames = range(self.first_frame, self.first_frame + len(self.plates))
+        self._proxies = [_resize(analysis_image(self._plate(i)), self.proxy_size, True) for i in range(len(self))]
+        self.flow = ShotFlow.compute(self._proxies, lambda d, t: self._report(d, t, "flow"))
+
+    def __len__(self) -> int:
+        return len(self.plates)
+
+    def _plate(self, index: int) -> np.ndarray:
+        plate = np.asarray(self.plates[index])
+        if plate.shape[:2] != self.size:
+            raise RotoError(f"plate frame {self.first_frame + index} is {plate.shape[:2]}, the shot is {self.size}")
+        return plate
+
+    def _report(self, done: int, total: int, stage: str) -> None:
+        if self.progress:
+            self.progress(done, total, stage)
+
+    # -- key frames -------------------------------------------------------------------------------------------
+
+    def check_keyframe(self, frame: int, matte: np.ndarray) -> np.ndarray:
+        """The key frame as float32 (H, W) 0..1, or :class:`RotoError` saying what is wrong with it."""
+        if not isinstance(frame, int | np.integer) or frame not in self.frames:
+            raise RotoError(
+                f"key frame {frame} is outside the shot's frames {self.frames.start}-{self.frames.stop - 1}"
+            )
+        m = np.asarray(matte)
+        if m.ndim == 3 and m.shape[2] == 1:
+            m = m[..., 0]
+        if m.ndim != 2:
+            raise RotoError(f"key frame {frame} is not a matte: shape {m.shape}, expected one channel (H, W)")
+        if m.shape != self.size:
+            raise RotoError(
+                f"key frame {frame} is {m.shape[1]}x{m.shape[0]}, the plate is {self.size[1]}x{self.size[0]}"
+            )
+        if not np.issubdtype(m.dtype, np.floating) and m.dtype != np.bool_:
+            raise RotoError(f"key frame {frame} is {m.dtype}; give a float matte 0..1")
+        m = m.astype(np.float32)
+        if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+            raise RotoError(f"key frame {frame} is not a matte: values must be finite and within 0..1")
+        if m.max() < 0.5:
+            raise RotoError(f"key frame {frame} is empty: nothing in it reaches 0.5")
+        return m
+
+    # -- passes -----------------------------------------------------------------------------------------------
+
+    def pass_(self, keyframes: Mapping[int, np.ndarray], locked: Iterable[int] = ()) -> dict[int, np.ndarray]:
+        """A matte for every frame from ``keyframes`` (frame → matte); frames in ``locked`` keep their last matte.
+
+        Only segments whose bounding key frames changed since an earlier pass are recomputed. Returns
+        {frame: float32 (H, W) 0..1}; the same dict is kept as :attr:`mattes`.
+        """
+        if not keyframes:
+            raise RotoError("a roto pass needs at least one key frame")
+        keys = {int(f): self.check_keyframe(int(f), m) for f, m in keyframes.items()}
+        locked = {int(f) for f in locked}
+        unknown = sorted(f for f in locked if f not in self.mattes and f not in keys)
+        if unknown:
+            raise RotoError(f"frames {unknown} are locked but have no matte from an earlier pass")
+        out: dict[int, np.ndarray] = {}
+        order = sorted(keys)
+        bounds = [None, *order, None]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            out.update(self._segment(a, b, keys, locked))
+        for f in order:
+            out[f] = keys[f]
+        for f in locked - set(keys):  # a key frame is the artist's own matte: it always wins
+            out[f] = self.mattes[f]
+        self.mattes = dict(sorted(out.items()))
+        return self.mattes
+
+    def _segment(self, a: int | None, b: int | None, keys: Mapping[int, np.ndarray], locked: set[int]):
+        start = self.frames.start if a is None else a + 1
+        stop = self.frames.stop if b is None else b
+        wanted = [f for f in range(start, stop) if f not in locked]
+        if not wanted:
+            return {}
+        tag = (a, b, None if a is None else _digest(keys[a]), None if b is None else _digest(keys[b]))
+        cached = self._segments.get(tag)
+        if cached is None or any(f not in cached for f in wanted):
+            cached = self._compute_segment(a, b, keys, range(start, stop))
+            self._segments[tag] = cached
+        return {f: cached[f] for f in wanted}
+
+    def _proxy_matte(self, matte: np.ndarray) -> np.ndarray:
+        return _resize(matte.astype(np.float32), self.proxy_size, True)
+
+    def _carry(self, a: int | None, b: int | None, keys: Mapping[int, np.ndarray], span: range):
+        """Per frame of ``span``: [(matte, trust, nearness)] carried from key a forward and key b backward.
+
+        Mattes and trust are proxy-size float32; nearness is the frame's distance in time to the *other* key,
+        so the nearer key weighs more.
+        """
+        carried: dict[int, list] = {f: [] for f in span}
+        i0 = self.frames.start
+        if a is not None:
+            mattes, trusts = propagate(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0)
+            for f, m, t in zip(span, mattes, trusts, strict=True):
+                carried[f].append((m, t, span.stop - f if b is not None else 1))
+        if b is not None:
+            mattes, trusts = propagate(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0)
+            for f, m, t in zip(reversed(span), mattes, trusts, strict=True):
+                carried[f].append((m, t, f - span.start + 1 if a is not None else 1))
+        return carried
+
+    def _compute_segment(self, a, b, keys, span: range) -> dict[int, np.ndarray]:
+        carried = self._carry(a, b, keys, span)
+        model = self._train(a, b, keys) if self.options.model else None
+        out = {}
+        for n, f in enumerate(span):
+            fused, trust = fuse(carried[f])
+            if model is not None:
+                small = self._model_image(f)
+                size = small.shape[:2]
+                mended = mend(model, small, _resize(fused, size, True), _resize(trust, size, True), self.options.device)
+                fused = _resize(mended, self.proxy_size, False)
+            out[f] = self._finish(f, fused)
+            self._report(n + 1, len(span), "matte")
+        return out
+
+    def _train(self, a, b, keys):
+        """The segment's model, trained on its bounding key frames and what flow does to them.
+
+        Drift examples with a known answer: the other key frame carried across the segment, and each key's
+        own matte carried out and back again over growing distances (round trips inside the segment).
+        """
+        ends = [f for f in (a, b) if f is not None]
+        frames = []
+        for f in ends:
+            other = b if f == a else a
+            matte = self._proxy_matte(keys[f])
+            carried = [] if other is None else [self._carried_to(keys[other], other, f)]
+            away = 1 if f == a else -1
+            for distance in ROUND_TRIPS:
+                turn = f + away * distance
+                inside = turn in self.frames and (other is None or (turn - other) * away < 0)
+                if inside:
+                    out, out_trust = self._carried_to(matte, f, turn, proxy=True)
+                    back, back_trust = self._carried_to(out, turn, f, proxy=True)
+                    carried.append((back, back_trust * out_trust))
+            size = self._model_image(f).shape[:2]
+            small = [(_resize(m, size, True), _resize(t, size, True)) for m, t in carried]
+            frames.append(TrainingFrame(self._model_image(f), _resize(matte, size, True), small))
+        seed = self.options.seed * 1_000_003 + sum(ends) * 7919 + len(ends)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # determinism and a fair share of a small machine
+        try:
+            return train_mender(frames, seed=seed, steps=self.options.train_steps, device=self.options.device)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _model_image(self, frame: int) -> np.ndarray:
+        h, w = self.proxy_size
+        scale = min(1.0, self.options.model_long_side / max(h, w))
+        return _resize(self._proxies[frame - self.frames.start], (round(h * scale), round(w * scale)), True)
+
+    def _carried_to(self, matte: np.ndarray, source: int, target: int, proxy: bool = False):
+        """(matte, trust) at proxy size carried by flow from frame ``source`` to frame ``target``."""
+        i0 = self.frames.start
+        start = matte if proxy else self._proxy_matte(matte)
+        mattes, trusts = propagate(self.flow, start, source - i0, target - i0 + (1 if target > source else -1))
+        return mattes[-1], trusts[-1]
+
+    def _finish(self, frame: int, proxy_matte: np.ndarray) -> np.ndarray:
+        if not self.options.edges:
+            return _resize(proxy_matte, self.size, False)
+        plate01 = analysis_image(self._plate(frame - self.frames.start)).astype(np.float32) / 255.0
+        return refine_edges(plate01, proxy_matte)
+
+
+def fuse(carried: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Blend carried (matte, trust, nearness) per pixel by trust × nearness; returns (matte, trust 0..1).
+
+    Where no carrier is trusted the plain mean is used (so the model still sees a guess) with trust 0.
+    """
+    mattes = np.stack([m for m, _, _ in carried])
+    trusts = np.stack([t for _, t, _ in carried]).astype(np.float32)
+    weights = trusts * np.array([n for _, _, n in carried], np.float32)[:, None, None]
+    total = weights.sum(0)
+    blended = np.where(total > 1e-6, (weights * mattes).sum(0) / np.maximum(total, 1e-6), mattes.mean(0))
+    return blended.astype(np.float32), trusts.max(0)

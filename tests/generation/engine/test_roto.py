@@ -1,0 +1,143 @@
+"""Roto engine: corrections that stick, locked frames, determinism and refused key frames, on real footage."""
+
+import subprocess
+import sys
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from generation.engine.roto import RotoError, RotoOptions, RotoShot, frames_affected
+from generation.engine.roto_edge import refine_edges
+from tests.realdata import testdata as real_footage
+
+FIRST = 1001  # plate frame numbers, not indices
+COUNT = 12
+CROP = (slice(150, 310), slice(300, 540))  # blackswan's swan and the water around it, 240x160
+
+
+def _read(path) -> np.ndarray:
+    return oiio.ImageBuf(str(path)).get_pixels(oiio.UINT8)
+
+
+@pytest.fixture(scope="module")
+def swan():
+    folder = real_footage("davis16", "blackswan")
+    plates = [_read(folder / "frames" / f"{i:05d}.jpg")[CROP] for i in range(COUNT)]
+    mattes = [(_read(folder / "masks" / f"{i:05d}.png")[CROP][..., 0] > 127).astype(np.float32) for i in range(COUNT)]
+    return plates, {FIRST + i: m for i, m in enumerate(mattes)}
+
+
+def _shot(plates, **options) -> RotoShot:
+    return RotoShot(plates, first_frame=FIRST, options=RotoOptions(train_steps=15, **options))
+
+
+@pytest.fixture(scope="module")
+def shot(swan):
+    return _shot(swan[0])
+
+
+def _keys(truth, *frames):
+    return {f: truth[f] for f in frames}
+
+
+def test_a_pass_gives_a_matte_for_every_frame_close_to_the_truth(shot, swan):
+    _, truth = swan
+    mattes = shot.pass_(_keys(truth, FIRST, FIRST + COUNT - 1))
+    assert sorted(mattes) == list(range(FIRST, FIRST + COUNT))
+    for f, m in mattes.items():
+        assert m.shape == truth[f].shape and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+        iou = np.logical_and(m >= 0.5, truth[f] > 0.5).sum() / np.logical_or(m >= 0.5, truth[f] > 0.5).sum()
+        assert iou > 0.8, f"frame {f}: IoU {iou:.2f}"
+
+
+def test_frames_affected_are_those_between_the_neighbouring_key_frames():
+    frames = range(FIRST, FIRST + COUNT)
+    assert frames_affected([1001, 1005, 1012], 1008, frames) == range(1006, 1012)
+    assert frames_affected([1005, 1012], 1002, frames) == range(1001, 1005)
+    assert frames_affected([1001, 1005], 1008, frames) == range(1006, 1013)
+
+
+def test_a_key_frame_added_at_k_changes_only_frames_between_its_neighbours(shot, swan, monkeypatch):
+    _, truth = swan
+    before = {f: m.copy() for f, m in shot.pass_(_keys(truth, 1001, 1005, 1012)).items()}
+    computed = []
+    original = shot._compute_segment
+    monkeypatch.setattr(
+        shot, "_compute_segment", lambda a, b, k, span: computed.append(span) or original(a, b, k, span)
+    )
+    after = shot.pass_(_keys(truth, 1001, 1005, 1008, 1012))
+    affected = frames_affected([1001, 1005, 1012], 1008, shot.frames)
+    assert sorted(f for span in computed for f in span) == [f for f in affected if f != 1008]
+    for f in shot.frames:
+        if f not in affected:
+            assert np.array_equal(after[f], before[f]), f"frame {f} changed though 1008 is not its neighbour"
+    assert np.array_equal(after[1008], truth[1008])
+    assert any(not np.array_equal(after[f], before[f]) for f in affected if f != 1008)
+
+
+def test_a_locked_frame_survives_later_passes(shot, swan):
+    _, truth = swan
+    first = {f: m.copy() for f, m in shot.pass_(_keys(truth, 1001, 1012)).items()}
+    second = shot.pass_(_keys(truth, 1001, 1006, 1012), locked={1003})
+    third = shot.pass_(_keys(truth, 1001, 1004, 1012), locked={1003})
+    assert np.array_equal(second[1003], first[1003]) and np.array_equal(third[1003], first[1003])
+    assert not np.array_equal(second[1002], first[1002]), "the unlocked neighbour should have been recomputed"
+
+
+def test_a_lock_without_an_earlier_matte_is_refused(swan):
+    plates, truth = swan
+    with pytest.raises(RotoError, match="locked but have no matte"):
+        _shot(plates[:4]).pass_(_keys(truth, 1001), locked={1003})
+
+
+def test_the_same_inputs_give_the_same_mattes(swan):
+    plates, truth = swan
+    keys = _keys(truth, 1001, 1007, 1012)
+    one = _shot(plates[:COUNT]).pass_(keys)
+    two = _shot(plates[:COUNT]).pass_(dict(reversed(keys.items())))
+    assert all(np.array_equal(one[f], two[f]) for f in one)
+
+
+@pytest.mark.parametrize(
+    ("frame", "matte", "message"),
+    [
+        (1001, np.ones((10, 10), np.float32), "is 10x10, the plate is 240x160"),
+        (1001, np.zeros((160, 240), np.float32), "is empty"),
+        (1000, np.ones((160, 240), np.float32), "outside the shot's frames 1001-1012"),
+        (1013, np.ones((160, 240), np.float32), "outside the shot's frames 1001-1012"),
+        (1001, np.ones((160, 240, 3), np.float32), "not a matte: shape"),
+        (1001, np.full((160, 240), 2.0, np.float32), "within 0..1"),
+        (1001, np.full((160, 240), np.nan, np.float32), "finite"),
+        (1001, np.full((160, 240), 255, np.uint8), "uint8; give a float matte"),
+    ],
+)
+def test_bad_key_frames_are_refused_with_a_clear_message(shot, swan, frame, matte, message):
+    _, truth = swan
+    keys = _keys(truth, 1012) | {frame: matte}
+    before = dict(shot.mattes)
+    with pytest.raises(RotoError, match=message):
+        shot.pass_(keys)
+    assert shot.mattes.keys() == before.keys() and all(shot.mattes[f] is before[f] for f in before)
+
+
+def test_plates_of_another_size_are_refused(swan):
+    plates, _ = swan
+    with pytest.raises(RotoError, match="plate frame 1002"):
+        RotoShot([plates[0], plates[1][:50]], first_frame=FIRST)
+
+
+def test_the_edge_pass_softens_only_a_narrow_band(swan):
+    plates, truth = swan
+    hard = truth[1001]
+    soft = refine_edges(plates[0].astype(np.float32) / 255, hard, radius=2)
+    changed = soft != hard
+    assert ((soft > 0.05) & (soft < 0.95)).sum() > 0.3 * (hard[:, 1:] != hard[:, :-1]).sum(), "edges stay hard"
+    inside = np.argwhere(hard > 0.5)
+    centre = inside[len(inside) // 2]
+    assert not changed[tuple(centre)], "the middle of the matte must stay as the coarse matte said"
+
+
+def test_the_roto_engine_imports_without_django():
+    code = "import sys, generation.engine.roto; assert 'django' not in sys.modules, 'django imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
