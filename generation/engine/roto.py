@@ -5,8 +5,10 @@ How a pass makes a frame's matte (all at the shot's proxy size except the last s
    from the key before and backward from the key after, each with a trust map (forward/backward consistency,
    so occluded and revealed pixels are not trusted; trust also fades a little per step);
 2. fusion: the two carried mattes are blended per pixel by trust and nearness in time;
-3. the shot's model: a tiny CNN trained on those two key frames (see :mod:`roto_model`) mends the fused matte
-   from the plate's colour where flow drifted;
+3. the shot's model, learned from the two key frames: a local colour model (:mod:`roto_colour`) decides the
+   pixels near the edge that flow does not trust. A tiny CNN that mends the carried matte
+   (:mod:`roto_model`, ``RotoOptions.model``) is there too, off by default: the bench did not show it
+   paying for its time;
 4. the edge pass: a guided filter at full resolution gives soft, sub-pixel edges on a narrow band.
 
 Corrections stick: a frame between key frames a and b depends on a, b and the plate only, so adding or fixing
@@ -27,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from generation.engine.roto_colour import colour_mend, colour_model
 from generation.engine.roto_edge import refine_edges
 from generation.engine.roto_flow import ShotFlow, propagate
 from generation.engine.roto_model import TrainingFrame, mend, train_mender
@@ -85,7 +88,10 @@ def _resize(image: np.ndarray, size: tuple[int, int], area: bool) -> np.ndarray:
 class RotoOptions:
     """How a pass works; the defaults are what the roto bench measured best."""
 
-    model: bool = True  # mend flow with the shot's CNN (False: flow and fusion only)
+    # Mend flow with the shot's CNN. Off by default: on the DAVIS bench it moved J&F by -0.03..+0.02 per
+    # sequence for 5-10x the time of a pass (python -m tests.bench.roto --model measures it again).
+    model: bool = False
+    colour: bool = True  # the segment's colour model speaks where flow is not trusted (bench: +0.03..0.11 J)
     edges: bool = True  # the full-resolution guided-filter edge pass
     train_steps: int = 150
     model_long_side: int = 854  # the model sees context, not detail (the edge pass brings detail back)
@@ -225,9 +231,12 @@ class RotoShot:
     def _compute_segment(self, a, b, keys, span: range) -> dict[int, np.ndarray]:
         carried = self._carry(a, b, keys, span)
         model = self._train(a, b, keys) if self.options.model else None
+        table = self._colour_table(a, b, keys) if self.options.colour else None
         out = {}
         for n, f in enumerate(span):
             fused, trust = fuse(carried[f])
+            if table is not None:
+                fused = colour_mend(table, self._proxies[f - self.frames.start], fused, trust)
             if model is not None:
                 small = self._model_image(f)
                 size = small.shape[:2]
@@ -267,6 +276,11 @@ class RotoShot:
             return train_mender(frames, seed=seed, steps=self.options.train_steps, device=self.options.device)
         finally:
             torch.set_num_threads(threads)
+
+    def _colour_table(self, a, b, keys) -> np.ndarray:
+        ends = [f for f in (a, b) if f is not None]
+        images = [self._proxies[f - self.frames.start] for f in ends]
+        return colour_model(images, [self._proxy_matte(keys[f]) for f in ends])
 
     def _model_image(self, frame: int) -> np.ndarray:
         h, w = self.proxy_size

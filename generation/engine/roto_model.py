@@ -147,8 +147,26 @@ def train_mender(
     return model.eval()
 
 
+MEND_REACH = 1 / 16  # of the frame's long side: how far from the carried edge the model may move it
+
+
 @torch.no_grad()
 def mend(model: MatteMender, image8: np.ndarray, carried: np.ndarray, trust: np.ndarray, device: str = "cpu"):
-    """The model's matte (H, W) float32 0..1 for one frame."""
-    x = torch.from_numpy(features(image8, carried, trust))[None].to(device)
-    return torch.sigmoid(model(x))[0, 0].cpu().numpy().astype(np.float32)
+    """The model's matte (H, W) float32 0..1 for one frame (image8 uint8 (H, W, 3), carried and trust (H, W)).
+
+    The model runs on the box around the carried matte's edge (grown by :data:`MEND_REACH`): drift moves
+    edges by a few pixels, and a frame's far corners cost time without anything to mend. Outside the box the
+    carried matte is kept; a frame with no edge at all is returned as carried.
+    """
+    h, w = carried.shape
+    reach = max(8, round(max(h, w) * MEND_REACH))
+    ys, xs = np.nonzero(np.abs(carried - 0.5) < 0.45)
+    if ys.size == 0:
+        return carried.astype(np.float32)
+    y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + reach + 1)
+    x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + reach + 1)
+    box = (slice(y0, y1), slice(x0, x1))
+    x = torch.from_numpy(features(image8[box], carried[box], trust[box]))[None].to(device)
+    out = carried.astype(np.float32).copy()
+    out[box] = torch.sigmoid(model(x))[0, 0].cpu().numpy()
+    return out

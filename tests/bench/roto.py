@@ -213,13 +213,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", type=Path, help="folder of <seq>/frames, <seq>/masks (default: DAVIS 2016)")
     parser.add_argument("--quick", action="store_true", help="two sequences, 24 frames each, 2K on 6 frames")
     parser.add_argument("--cap", type=int, default=40, help="most key frames the simulated artist adds")
-    parser.add_argument("--no-model", action="store_true", help="flow + fusion + edges only (ablation)")
+    parser.add_argument("--model", action="store_true", help="with the shot's mending CNN (ablation)")
     parser.add_argument("--no-edges", action="store_true", help="without the edge pass (ablation)")
     args = parser.parse_args(argv)
     data = args.data or (find_testdata() or Path("missing")) / "davis16"
     if not data.is_dir():
         raise SystemExit(f"no sequences at {data}; give --data DIR or set PT_TESTDATA")
-    options = RotoOptions(model=not args.no_model, edges=not args.no_edges)
+    options = RotoOptions(model=args.model, edges=not args.no_edges)
     names = sorted(p.name for p in data.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
     names = names[:2] if args.quick else names
     limit = 24 if args.quick else None
@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "data": str(data),
         "cap": args.cap,
+        "options": vars(options),
         "sequences": per_sequence,
         "mean": mean,
         "goals": {"jf_first_last": ">= 0.85", "keyframes_vs_interpolation": "<= 0.45", "keyframes_vs_flow": "<= 0.75"},
