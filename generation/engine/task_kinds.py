@@ -12,10 +12,20 @@ Two modes:
 
 A show model is unconditional (it ignores the prompt), so it cannot be steered towards a time of day:
 ``time_of_day`` needs a prompt-driven model (an SD inpainting or image-to-image directory).
+
+Adding a task (roto, upscale, ...): a row in :data:`TASKS`. Its ``runner`` names the engine function
+that makes a variation of it, ``"module:function"`` with the call signature and result of
+:func:`generation.engine.variation.generate_variation` (the contract is in :mod:`generation.engine.spec`;
+the shared frame loop, outputs cleanup and provenance are in :mod:`generation.engine.frame_writer`).
+A task whose card is an element, haze or grade keeps the default runner and names its ``look``.
+The request, review, release and metrics code reads only these fields; :func:`load_runner` finds the
+runner by name, importing its module only when asked (this module stays free of torch).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # Model kinds a show may register, in the order a page lists them.
@@ -45,6 +55,7 @@ class TaskInfo:
     needs_pick: bool = True  # a director's pick comes before sign-off (False: a compositor signs off directly)
     region: str = "matte"  # what says where: "matte" (a matte sequence or a rect), "keyframes", "element"
     runner: str = "generation.engine.variation:generate_variation"  # "module:function" the worker calls
+    refusals: tuple[tuple[str, str], ...] = ()  # (model kind, why it cannot do this task), said when refused
 
     @property
     def needs_model(self) -> bool:
@@ -66,7 +77,8 @@ TASKS: dict[str, TaskInfo] = {
         look="haze",
     ),
     "time_of_day": TaskInfo(
-        "Time of day", ("inpainting", "img2img"), "img2img", 0.45, (0.2, 0.8), "centre", 0.05, False, look="grade"
+        "Time of day", ("inpainting", "img2img"), "img2img", 0.45, (0.2, 0.8), "centre", 0.05, False, look="grade",
+        refusals=(("show_model", "a show model ignores prompts, so it cannot be steered to a time of day"),),
     ),
 }
 DEPTH_CHANNELS = ("Z", "depth.Z", "depth")  # looked for in this order
@@ -86,11 +98,7 @@ def check_model_kind(task: str, kind: str, model_name: str = "the model") -> Non
     """Refuse a model kind that cannot do ``task``, saying which kinds can."""
     info = task_info(task)
     if kind not in info.kinds:
-        why = (
-            " (a show model ignores prompts, so it cannot be steered to a time of day)"
-            if (task == "time_of_day" and kind == "show_model")
-            else ""
-        )
+        why = next((f" ({reason})" for refused, reason in info.refusals if refused == kind), "")
         raise TaskError(
             f"{model_name} is a {kind} model and cannot do {info.label.lower()}{why}; "
             f"that needs a model of kind {' or '.join(info.kinds)}"
@@ -110,3 +118,13 @@ def resolve_strength(task: str, strength: float | None) -> float:
             raise TaskError(f"{info.label.lower()} generates the whole region: strength is {low}, not {strength}")
         raise TaskError(f"strength for {info.label.lower()} must be {low}–{high}, got {strength}")
     return float(strength)
+
+
+def load_runner(task: str) -> Callable:
+    """The engine function that makes a variation of ``task`` (its row's ``runner``), imported on first use."""
+    info = task_info(task)
+    module_name, _, function = info.runner.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise TaskError(f"{info.label.lower()}: runner {info.runner!r} cannot be loaded ({exc})") from exc

@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from generation.engine import colour, frames
+from generation.engine.card import Card, card_geometry
 from generation.engine.frames import Window
+from generation.engine.looks import Haze
 from generation.engine.registry import ModelError, load_show_model
 from generation.engine.sequence import frame_path
-from generation.engine.variation import _card_geometry, _Look, depth_channel, generate_variation
+from generation.engine.variation import depth_channel, generate_variation
 
 from .test_variation import _spec as variation_spec
 
@@ -66,15 +68,6 @@ def test_each_task_changes_the_region_and_nothing_else(
     assert spec.getattribute("parallel_track:depth_channel") == ("Z" if task == "atmosphere" else None)
 
 
-def test_img2img_tasks_are_deterministic_to_the_byte(depth_plate, tiny_sd_dir, tmp_path):
-    a = generate_variation(_spec(depth_plate, tiny_sd_dir, tmp_path / "a", "time_of_day"))
-    b = generate_variation(_spec(depth_plate, tiny_sd_dir, tmp_path / "b", "time_of_day"))
-    for frame in FRAMES:
-        assert (
-            Path(frame_path(a.exr_pattern, frame)).read_bytes() == Path(frame_path(b.exr_pattern, frame)).read_bytes()
-        )
-
-
 def test_time_of_day_is_refused_for_a_show_model_before_anything_is_written(depth_plate, tiny_model_dir, tmp_path):
     with pytest.raises(ModelError, match="ignores prompts"):
         generate_variation(_spec(depth_plate, tiny_model_dir, tmp_path / "never", "time_of_day"))
@@ -113,10 +106,11 @@ def test_atmosphere_hazes_the_distance_and_leaves_the_foreground(depth_plate, ti
 
 
 def test_haze_transmittance_follows_depth():
-    look = _Look("haze", np.zeros((2, 2, 3), np.float32), strength=0.5, depth_ref=100.0)
+    card = Card(0, 0, 2, 2, 2, 2)
+    look = Haze(card, np.zeros((2, 2, 3), np.float32), strength=0.5, depth_ref=100.0)
     t = look.transmittance(np.array([[0.0, 100.0, 200.0, np.inf, np.nan, -5.0]], np.float32), (1, 6))[0, :, 0]
     np.testing.assert_allclose(t, [1.0, 0.5, 0.25, 0.0, 0.0, 1.0], atol=1e-6)
-    flat = _Look("haze", np.zeros((2, 2, 3), np.float32), strength=0.3).transmittance(None, (2, 2))
+    flat = Haze(card, np.zeros((2, 2, 3), np.float32), strength=0.3).transmittance(None, (2, 2))
     np.testing.assert_allclose(flat, 0.7)
 
 
@@ -155,8 +149,8 @@ def test_the_depth_channel_is_found_by_name(channels, found):
 
 def test_a_sky_card_sits_on_the_skyline_and_other_cards_on_the_region():
     bbox, track = Window(100, 200, 400, 50), [(0.0, 0.0), (3.0, 0.0)]
-    sky = _card_geometry(bbox, track, (32, 64), "bottom", 0.03)
-    region = _card_geometry(bbox, track, (32, 64), "centre", 0.15)
+    sky = card_geometry(bbox, track, (32, 64), "bottom", 0.03)
+    region = card_geometry(bbox, track, (32, 64), "centre", 0.15)
     assert sky.y + sky.height == pytest.approx(bbox.y + bbox.height + 0.03 * 403 + 2, abs=2)
     assert region.y + region.height / 2 == pytest.approx(bbox.y + bbox.height / 2, abs=1)
     assert region.width > sky.width  # more of the surrounding plate as context

@@ -1,0 +1,196 @@
+"""What every task runner shares when it delivers frames: the outputs it may take away again, the
+provenance every EXR carries, and the frame loop that reads ahead and writes behind.
+
+A runner (see :mod:`spec`) uses them as :func:`variation.generate_variation` does::
+
+    with Outputs(spec.out_dir) as outputs:          # a failure removes exactly what this call made
+        ...
+        writer = FrameWriter(spec, outputs, display, provenance_attributes(spec, model, strength))
+        writer.run(frame_list, read, make, progress=..., on_frame=..., should_cancel=...)
+
+``read(frame)`` runs on a pool two frames ahead; ``make(k, frame, read_result)`` runs in order on the
+calling thread and returns the frame's :class:`Delivered` pixels; the EXR and its proxy are written
+behind on the pool, and ``on_frame`` is called in frame order once both exist.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from generation.engine import colour, frames
+from generation.engine.frames import Window
+from generation.engine.inpaint import Cancelled
+from generation.engine.registry import ModelCard
+from generation.engine.sequence import ELEMENT_NAME, PROXY_NAME, frame_path
+from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationSpec
+
+READ_AHEAD = 2  # frames read before they are needed
+WRITE_BEHIND = 2  # frames whose files may still be being written
+
+
+class Outputs:
+    """Files and directories this call creates, so a failure can take exactly those away.
+
+    As a context manager it removes them when the block raises anything (Cancelled included) and re-raises."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.exr_dir = os.path.join(out_dir, "exr")
+        self.proxy_dir = os.path.join(out_dir, "proxy")
+        self.exr_pattern = os.path.join(self.exr_dir, ELEMENT_NAME)
+        self.proxy_pattern = os.path.join(self.proxy_dir, PROXY_NAME)
+        self.dirs: list[str] = []
+        self.files: list[str] = []
+        self._out_dir = out_dir
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            self.remove()
+
+    def make_dirs(self) -> None:
+        for path in (self._out_dir, self.exr_dir, self.proxy_dir):
+            if not os.path.isdir(path):
+                os.makedirs(path)
+                self.dirs.append(path)
+
+    def remove(self) -> None:
+        for path in self.files:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+        for path in reversed(self.dirs):
+            try:
+                os.rmdir(path)  # only if empty: never take away what someone else put there
+            except OSError:
+                pass
+
+
+def provenance_attributes(
+    spec: VariationSpec, model: ModelCard | None, strength: float, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The EXR header attributes: the spec's own (request, shot, DateTime ...), then what made the pixels
+    (``model`` None: a task that needs no model, and none is named)."""
+    attributes: dict[str, Any] = dict(spec.attributes)
+    attributes.update(
+        {
+            "parallel_track:seed": str(spec.seed),
+            "parallel_track:steps": int(spec.steps),
+            "parallel_track:task": spec.task,
+            "parallel_track:prompt": spec.prompt,
+        }
+    )
+    if model is not None:
+        attributes["parallel_track:model"] = model.name
+        attributes["parallel_track:model_manifest_sha256"] = model.manifest_hash
+    attributes["parallel_track:working_space"] = spec.working_space
+    attributes["parallel_track:strength"] = f"{strength:g}"
+    attributes.update(extra or {})
+    return attributes
+
+
+@dataclass
+class Delivered:
+    """One frame's pixels: ``element`` is what the EXR holds ((H, W, C) float16 over the display window,
+    e.g. premultiplied RGBA), ``proxy_rgb`` what the proxy shows ((H, W, 3) float32 working space, e.g. the
+    element over the plate), ``data_window`` the EXR's data window (absolute pixel coordinates) and
+    ``channel_names`` the element's channels (a roto matte delivers ``("A",)``)."""
+
+    element: np.ndarray
+    proxy_rgb: np.ndarray
+    data_window: Window
+    channel_names: tuple[str, ...] = ("R", "G", "B", "A")
+
+
+def write_frame(
+    exr_path: str, proxy_path: str, delivered: Delivered, display: Window, attributes: dict, spec: VariationSpec
+) -> None:
+    """The frame's EXR and its proxy JPEG (through the spec's display and view)."""
+    frames.write_exr(
+        exr_path,
+        delivered.element,
+        display_window=display,
+        data_window=delivered.data_window,
+        channel_names=delivered.channel_names,
+        attributes=attributes,
+    )
+    proxy = colour.make_proxy(
+        delivered.proxy_rgb,
+        width=spec.proxy_width,
+        src=spec.working_space,
+        display=spec.display,
+        view=spec.view,
+        config_name=spec.config_name,
+    )
+    frames.write_jpeg(proxy_path, proxy)
+
+
+class FrameWriter:
+    """The frame loop: reads run ahead and writes run behind on a small pool while the caller's thread
+    makes each frame; on any error nothing is left running, so cleanup sees every file."""
+
+    def __init__(self, spec: VariationSpec, outputs: Outputs, display: Window, attributes: dict) -> None:
+        self.spec, self.outputs, self.display, self.attributes = spec, outputs, display, attributes
+
+    def run(
+        self,
+        frame_list: list[int],
+        read: Callable[[int], Any],
+        make: Callable[[int, int, Any], Delivered],
+        *,
+        progress: ProgressFn,
+        on_frame: FrameFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> None:
+        """Read, make and write every frame of ``frame_list`` in order; progress stage "frames"."""
+        self.outputs.make_dirs()
+        n = len(frame_list)
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="variation-io")
+        reads: dict[int, Future] = {}
+        writes: deque[tuple[int, str, str, Future]] = deque()
+        done = 0
+
+        def finish_oldest() -> None:
+            nonlocal done
+            frame, exr_path, proxy_path, future = writes.popleft()
+            future.result()
+            done += 1
+            if on_frame is not None:
+                on_frame(frame, exr_path, proxy_path)
+            progress("frames", done, n)
+
+        try:
+            for frame in frame_list[:READ_AHEAD]:
+                reads[frame] = pool.submit(read, frame)
+            for k, frame in enumerate(frame_list):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled(f"cancelled before frame {frame}")
+                pixels = reads.pop(frame).result()
+                if k + READ_AHEAD < n:
+                    nxt = frame_list[k + READ_AHEAD]
+                    reads[nxt] = pool.submit(read, nxt)
+                delivered = make(k, frame, pixels)
+                writes.append((frame, *self._submit_write(pool, frame, delivered)))
+                while len(writes) > WRITE_BEHIND or (writes and writes[0][3].done()):
+                    finish_oldest()
+            while writes:
+                finish_oldest()
+        finally:
+            # No write may land after a failure's cleanup, so wait for whatever is running.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_write(self, pool: ThreadPoolExecutor, frame: int, delivered: Delivered) -> tuple[str, str, Future]:
+        exr_path = frame_path(self.outputs.exr_pattern, frame)
+        proxy_path = frame_path(self.outputs.proxy_pattern, frame)
+        self.outputs.files += [exr_path, proxy_path]
+        future = pool.submit(write_frame, exr_path, proxy_path, delivered, self.display, self.attributes, self.spec)
+        return exr_path, proxy_path, future
