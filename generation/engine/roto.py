@@ -22,7 +22,7 @@ Mattes are float32 (H, W) 0..1 at the plate's full size; frame numbers are the p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -175,24 +175,52 @@ class RotoShot:
         Only segments whose bounding key frames changed since an earlier pass are recomputed. Returns
         {frame: float32 (H, W) 0..1}; the same dict is kept as :attr:`mattes`.
         """
+        return dict(self.iter_pass(keyframes, locked))
+
+    def iter_pass(
+        self, keyframes: Mapping[int, np.ndarray], locked: Iterable[int] = ()
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """:meth:`pass_` frame by frame, in frame order, each segment computed when its first frame is due
+        (so mattes can stream out while the rest of the shot computes). Key frames are checked first."""
         if not keyframes:
             raise RotoError("a roto pass needs at least one key frame")
         keys = {int(f): self.check_keyframe(int(f), m) for f, m in keyframes.items()}
-        locked = {int(f) for f in locked}
-        unknown = sorted(f for f in locked if f not in self.mattes and f not in keys)
+        locked = {int(f) for f in locked} - set(keys)  # a key frame is the artist's own matte: it always wins
+        unknown = sorted(f for f in locked if f not in self.mattes)
         if unknown:
             raise RotoError(f"frames {unknown} are locked but have no matte from an earlier pass")
-        out: dict[int, np.ndarray] = {}
+        previous, self.mattes = self.mattes, {}
         order = sorted(keys)
         bounds = [None, *order, None]
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            out.update(self._segment(a, b, keys, locked))
-        for f in order:
-            out[f] = keys[f]
-        for f in locked - set(keys):  # a key frame is the artist's own matte: it always wins
-            out[f] = self.mattes[f]
-        self.mattes = dict(sorted(out.items()))
-        return self.mattes
+            segment = self._segment(a, b, keys, locked)
+            start = self.frames.start if a is None else a
+            stop = self.frames.stop if b is None else b
+            for f in range(start, stop):
+                matte = keys[f] if f in keys else previous[f] if f in locked else segment[f]
+                self.mattes[f] = matte
+                yield f, matte
+
+    def flicker_ratio(self, mattes: Mapping[int, np.ndarray]) -> float:
+        """How much the mattes boil: their flow-warping error between neighbouring frames over the plate's own
+        in the same place (Lai et al. 2018, as the variations' QC figure; 1 = as steady as the plate).
+
+        Measured at proxy size on pixels the flow trusts near the matte's edge; 0 when there is nothing to measure.
+        """
+        ours = plate = 0.0
+        i0 = self.frames.start
+        for f in sorted(mattes):
+            if f + 1 not in mattes:
+                continue
+            t = f - i0
+            m0, m1 = self._proxy_matte(mattes[f]), self._proxy_matte(mattes[f + 1])
+            carried, trust = self.flow.step(m0, np.ones_like(m0), t, 1)
+            near = (trust > 0.5) & (np.abs(cv2.GaussianBlur(m1, (0, 0), 3) - 0.5) < 0.45)
+            grey0, grey1 = (self._proxies[t + k].astype(np.float32).mean(-1) / 255 for k in (0, 1))
+            warped, _ = self.flow.step(grey0, np.ones_like(grey0), t, 1)
+            ours += float(np.abs(carried - m1)[near].sum())
+            plate += float(np.abs(warped - grey1)[near].sum())
+        return ours / plate if plate > 0 else 0.0
 
     def _segment(self, a: int | None, b: int | None, keys: Mapping[int, np.ndarray], locked: set[int]):
         start = self.frames.start if a is None else a + 1
