@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 import torch
 
-from generation.engine.roto_colour import colour_mend, colour_model
+from generation.engine.roto_colour import colour_mend, colour_model, reliability
 from generation.engine.roto_edge import refine_edges
-from generation.engine.roto_flow import ShotFlow, propagate
+from generation.engine.roto_flow import STEP_TRUST, ShotFlow, propagate
 from generation.engine.roto_model import TrainingFrame, mend, train_mender
 
 ROUND_TRIPS = (4, 8, 16)  # frames out and back: short, medium and long drift for the model to learn from
@@ -239,21 +239,21 @@ class RotoShot:
         return _resize(matte.astype(np.float32), self.proxy_size, True)
 
     def _carry(self, a: int | None, b: int | None, keys: Mapping[int, np.ndarray], span: range):
-        """Per frame of ``span``: [(matte, trust, nearness)] carried from key a forward and key b backward.
+        """Per frame of ``span``: [(matte, trust, nearness, steps)] carried from key a forward and key b backward.
 
         Mattes and trust are proxy-size float32; nearness is the frame's distance in time to the *other* key,
-        so the nearer key weighs more.
+        so the nearer key weighs more; steps is how many frames the matte travelled.
         """
         carried: dict[int, list] = {f: [] for f in span}
         i0 = self.frames.start
         if a is not None:
             mattes, trusts = propagate(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0)
             for f, m, t in zip(span, mattes, trusts, strict=True):
-                carried[f].append((m, t, span.stop - f if b is not None else 1))
+                carried[f].append((m, t, span.stop - f if b is not None else 1, f - a))
         if b is not None:
             mattes, trusts = propagate(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0)
             for f, m, t in zip(reversed(span), mattes, trusts, strict=True):
-                carried[f].append((m, t, f - span.start + 1 if a is not None else 1))
+                carried[f].append((m, t, f - span.start + 1 if a is not None else 1, b - f))
         return carried
 
     def _compute_segment(self, a, b, keys, span: range) -> dict[int, np.ndarray]:
@@ -262,9 +262,9 @@ class RotoShot:
         table = self._colour_table(a, b, keys) if self.options.colour else None
         out = {}
         for n, f in enumerate(span):
-            fused, trust = fuse(carried[f])
+            fused, trust, seen = fuse(carried[f])
             if table is not None:
-                fused = colour_mend(table, self._proxies[f - self.frames.start], fused, trust)
+                fused = colour_mend(table[0], self._proxies[f - self.frames.start], fused, seen, table[1])
             if model is not None:
                 small = self._model_image(f)
                 size = small.shape[:2]
@@ -305,10 +305,19 @@ class RotoShot:
         finally:
             torch.set_num_threads(threads)
 
-    def _colour_table(self, a, b, keys) -> np.ndarray:
+    def _colour_table(self, a, b, keys) -> tuple[np.ndarray, float]:
+        """The segment's colour model from its key frames, and how reliable it proved on them."""
         ends = [f for f in (a, b) if f is not None]
         images = [self._proxies[f - self.frames.start] for f in ends]
-        return colour_model(images, [self._proxy_matte(keys[f]) for f in ends])
+        mattes = [self._proxy_matte(keys[f]) for f in ends]
+        if len(ends) == 2:  # each key frame judges the model learned from the other
+            crossed = [
+                reliability(colour_model([images[i]], [mattes[i]]), images[1 - i], mattes[1 - i]) for i in (0, 1)
+            ]
+            score = min(crossed)
+        else:
+            score = reliability(colour_model(images, mattes), images[0], mattes[0])
+        return colour_model(images, mattes), score
 
     def _model_image(self, frame: int) -> np.ndarray:
         h, w = self.proxy_size
@@ -329,14 +338,19 @@ class RotoShot:
         return refine_edges(plate01, proxy_matte)
 
 
-def fuse(carried: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Blend carried (matte, trust, nearness) per pixel by trust × nearness; returns (matte, trust 0..1).
+def fuse(carried: Sequence[tuple[np.ndarray, np.ndarray, float, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blend carried (matte, trust, nearness, steps) per pixel by trust × nearness.
 
-    Where no carrier is trusted the plain mean is used (so the model still sees a guess) with trust 0.
+    Returns float32 (H, W) arrays: the matte; its trust (0..1, fading with distance); and ``seen``, 1 where
+    some carrier came all the way without failing a consistency test (occlusion only, no fading): the colour
+    model speaks where that is 0, not merely where a key frame is far away.
+    Where no carrier is trusted the plain mean is used (so a later stage still sees a guess) with trust 0.
     """
-    mattes = np.stack([m for m, _, _ in carried])
-    trusts = np.stack([t for _, t, _ in carried]).astype(np.float32)
-    weights = trusts * np.array([n for _, _, n in carried], np.float32)[:, None, None]
+    mattes = np.stack([c[0] for c in carried])
+    trusts = np.stack([c[1] for c in carried]).astype(np.float32)
+    weights = trusts * np.array([c[2] for c in carried], np.float32)[:, None, None]
     total = weights.sum(0)
     blended = np.where(total > 1e-6, (weights * mattes).sum(0) / np.maximum(total, 1e-6), mattes.mean(0))
-    return blended.astype(np.float32), trusts.max(0)
+    fading = np.array([STEP_TRUST ** c[3] for c in carried], np.float32)[:, None, None]
+    seen = np.clip((trusts / fading).max(0), 0, 1)
+    return blended.astype(np.float32), trusts.max(0), seen

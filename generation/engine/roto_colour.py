@@ -42,10 +42,40 @@ def colour_model(images8: Sequence[np.ndarray], mattes: Sequence[np.ndarray]) ->
     return (p_in / (p_in + p_out)).astype(np.float32)
 
 
-def colour_mend(table: np.ndarray, image8: np.ndarray, matte: np.ndarray, trust: np.ndarray) -> np.ndarray:
-    """``matte`` (H, W) with the colour model's say mixed in by distrust, on the band around its edge."""
+def band(matte: np.ndarray) -> np.ndarray:
+    """Boolean (H, W): within :data:`BAND` of the matte's 0.5 edge."""
     hard = (matte >= 0.5).astype(np.uint8)
     disk = _disk(max(2, round(max(hard.shape) * BAND)))
-    band = cv2.dilate(hard, disk) != cv2.erode(hard, disk)
-    weight = np.where(band, 1.0 - trust, 0.0).astype(np.float32)
-    return (1 - weight) * matte + weight * table[_bins(image8)]
+    return cv2.dilate(hard, disk) != cv2.erode(hard, disk)
+
+
+def reliability(table: np.ndarray, image8: np.ndarray, matte: np.ndarray) -> float:
+    """How well the colour model tells inside from outside on a key frame's band: 0 (a coin) .. 1 (always).
+
+    Measured on a key frame the model did not learn from where there is one, so a shot whose object wears its
+    surroundings' colours (a dark car on its own shadow) keeps the colour model quiet.
+    """
+    near = band(matte)
+    if not near.any():
+        return 0.0
+    said = table[_bins(image8)][near] >= 0.5
+    truth = matte[near] >= 0.5
+    inside, outside = truth.mean(), 1 - truth.mean()
+    if min(inside, outside) == 0:
+        return 0.0
+    # Balanced accuracy, so a band that is mostly outside cannot score by saying "outside" everywhere.
+    balanced = 0.5 * ((said & truth).sum() / truth.sum() + (~said & ~truth).sum() / (~truth).sum())
+    return float(np.clip(2 * balanced - 1, 0, 1))
+
+
+def colour_mend(
+    table: np.ndarray, image8: np.ndarray, matte: np.ndarray, seen: np.ndarray, trust_in_colour: float = 1.0
+) -> np.ndarray:
+    """``matte`` (H, W) with the colour model's say mixed in on the band around its edge.
+
+    The colour model speaks where flow lost sight of the pixel (``1 - seen``), as loudly as its colour is
+    decided (``|2p - 1|``) and as the model proved reliable (``trust_in_colour``, see :func:`reliability`).
+    """
+    p = table[_bins(image8)]
+    weight = np.where(band(matte), (1.0 - seen) * np.abs(2 * p - 1) * trust_in_colour, 0.0).astype(np.float32)
+    return (1 - weight) * matte + weight * p
