@@ -16,8 +16,14 @@ def _box(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """He et al.'s colour guided filter: ``source`` (H, W) float32 filtered by ``guide`` (H, W, 3) float32 0..1."""
+def guided_filter(
+    guide: np.ndarray, source: np.ndarray, radius: int, eps: float, where: np.ndarray | None = None
+) -> np.ndarray:
+    """He et al.'s colour guided filter: ``source`` (H, W) float32 filtered by ``guide`` (H, W, 3) float32 0..1.
+
+    ``where`` (optional boolean (H, W)): only those pixels are wanted; the per-window linear fit is then solved
+    only within ``radius`` of them (exact there), which is what makes a narrow band cheap.
+    """
     guide = guide.astype(np.float32)
     p = source.astype(np.float32)
     mean_i = _box(guide, radius)
@@ -28,7 +34,13 @@ def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float
     outer = guide[..., :, None] * guide[..., None, :]
     var_i = _box(outer.reshape(*guide.shape[:2], 9), radius).reshape(*guide.shape[:2], 3, 3)
     var_i = var_i - mean_i[..., :, None] * mean_i[..., None, :] + eps * np.eye(3, dtype=np.float32)
-    a = np.linalg.solve(var_i, cov_ip[..., None])[..., 0]
+    a = np.zeros_like(guide)
+    if where is None:
+        a = np.linalg.solve(var_i, cov_ip[..., None])[..., 0]
+    else:
+        kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+        need = cv2.dilate(where.astype(np.uint8), kernel) > 0
+        a[need] = np.linalg.solve(var_i[need], cov_ip[need][..., None])[..., 0]
     b = mean_p - np.sum(a * mean_i, axis=-1)
     mean_a = _box(a, radius)
     mean_b = _box(b, radius)
@@ -63,8 +75,8 @@ def refine_edges(plate01: np.ndarray, matte: np.ndarray, *, radius: int | None =
     pad = 2 * radius + 1
     y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
     x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
-    soft = guided_filter(plate01[y0:y1, x0:x1], matte[y0:y1, x0:x1], radius, eps)
-    out = matte.astype(np.float32).copy()
     inner = band[y0:y1, x0:x1]
+    soft = guided_filter(plate01[y0:y1, x0:x1], matte[y0:y1, x0:x1], radius, eps, where=inner)
+    out = matte.astype(np.float32).copy()
     out[y0:y1, x0:x1][inner] = soft[inner]
     return np.clip(out, 0.0, 1.0)

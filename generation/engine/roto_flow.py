@@ -9,6 +9,7 @@ ECCV 2010): a pixel whose round trip does not come home was hidden or revealed b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,8 +34,10 @@ def grey(image8: np.ndarray) -> np.ndarray:
     return np.clip(image8.astype(np.float32) @ weights + 0.5, 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=4)
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    xs = np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))
+    ys = np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))
     return xs, ys
 
 
@@ -50,8 +53,9 @@ def consistency(there: np.ndarray, back: np.ndarray) -> np.ndarray:
     """Float32 (H, W) 1 where ``back`` (frame B → A) and ``there`` (A → B) agree at B's pixels, else 0."""
     there_at = warp(there.astype(np.float32), back)
     back = back.astype(np.float32)
-    err = np.sum((there_at + back) ** 2, axis=-1)
-    bound = _CONSISTENCY_RATIO * (np.sum(there_at**2, axis=-1) + np.sum(back**2, axis=-1)) + _CONSISTENCY_FLOOR
+    tx, ty, bx, by = there_at[..., 0], there_at[..., 1], back[..., 0], back[..., 1]
+    err = (tx + bx) ** 2 + (ty + by) ** 2
+    bound = _CONSISTENCY_RATIO * (tx * tx + ty * ty + bx * bx + by * by) + _CONSISTENCY_FLOOR
     return (err <= bound).astype(np.float32)
 
 
