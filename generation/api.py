@@ -8,11 +8,9 @@ from rest_framework.views import APIView
 from generation import selectors, services
 from generation.engine import task_kinds
 from generation.models import GenerationModel, GenerationRequest, ModelStatus, Task, Variation
-from portal.access import require_member
 from portal.api import id_filter, query_id
-from portal.api_errors import PortalAutoSchema
-from portal.errors import NotFound, PortalError
-from portal.models import Shot
+from portal.errors import PortalError
+from portal.selectors import shot_for_member
 
 _INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
 
@@ -29,23 +27,24 @@ class VariationSerializer(serializers.ModelSerializer):
 class RequestSerializer(serializers.ModelSerializer):
     variations = VariationSerializer(many=True, read_only=True)
     shot_code = serializers.CharField(source="shot.code", read_only=True)
-    model_name = serializers.CharField(source="model.name", read_only=True)
+    model_name = serializers.CharField(read_only=True)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True)
 
     class Meta:
         model = GenerationRequest
         fields = ["id", "shot", "shot_code", "task", "first_frame", "last_frame", "matte_pattern", "rect",
-                  "prompt", "count", "model", "model_name", "steps", "strength", "base_seed", "status", "requested_by",
-                  "created_at", "settled_at", "last_seq", "variations"]
+                  "prompt", "count", "model", "model_name", "steps", "strength", "params", "base_seed", "status",
+                  "requested_by", "created_at", "settled_at", "last_seq", "variations"]
 
 
 class RequestCreateSerializer(serializers.Serializer):
     shot = serializers.IntegerField(min_value=1, max_value=2**62)
-    model = serializers.IntegerField(min_value=1, max_value=2**62)
+    model = serializers.IntegerField(min_value=1, max_value=2**62, required=False, allow_null=True, default=None,
+                                     help_text="Empty only for a task that needs no model")
     first_frame = serializers.IntegerField(**_INT32)
     last_frame = serializers.IntegerField(**_INT32)
     count = serializers.IntegerField(min_value=1, max_value=services.MAX_VARIATIONS, default=4)
-    task = serializers.ChoiceField(choices=Task.choices, default=Task.SKY_REPLACEMENT)
+    task = serializers.ChoiceField(choices=Task.choices, default=services.DEFAULT_TASK)
     matte_pattern = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     rect = serializers.ListField(child=serializers.IntegerField(**_INT32), min_length=4, max_length=4,
                                  required=False, allow_null=True, default=None)
@@ -55,6 +54,7 @@ class RequestCreateSerializer(serializers.Serializer):
     strength = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None,
                                       help_text="Image-to-image tasks (atmosphere, time of day): how far the region "
                                                 "is re-noised; empty for the task's default")
+    params = serializers.DictField(required=False, default=dict, help_text="The task's own inputs, if it takes any")
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -68,16 +68,9 @@ class ModelSerializer(serializers.ModelSerializer):
         return [task for task, info in task_kinds.TASKS.items() if model.kind in info.kinds]
 
 
-def request_for(user, request_id: int) -> GenerationRequest:
-    found = selectors.request_for_page(request_id)
-    require_member(user, found.shot.sequence.show_id)
-    return found
-
-
 class RequestListCreate(generics.ListCreateAPIView):
     """Requests on the caller's shows, newest first (?shot=<id> narrows); POST submits a new one."""
 
-    schema = PortalAutoSchema()
     serializer_class = RequestSerializer
 
     def get_queryset(self):
@@ -96,41 +89,36 @@ class RequestListCreate(generics.ListCreateAPIView):
         form = RequestCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        shot = Shot.objects.select_related("sequence").filter(pk=data["shot"]).first()
-        if shot is None:
-            raise NotFound("no such shot")
-        require_member(request.user, shot.sequence.show_id)
-        model = GenerationModel.objects.filter(pk=data["model"]).first()
-        if model is None:
+        shot, _ = shot_for_member(request.user, data["shot"])
+        model = None if data["model"] is None else GenerationModel.objects.filter(pk=data["model"]).first()
+        if model is None and data["model"] is not None:
             raise PortalError("no such generation model", code="model")
         created = services.request_create(
             user=request.user, shot=shot, model=model, first_frame=data["first_frame"],
             last_frame=data["last_frame"], count=data["count"], task=data["task"],
             matte_pattern=data["matte_pattern"], rect=data["rect"], prompt=data["prompt"], steps=data["steps"],
-            base_seed=data["seed"], strength=data["strength"])
+            base_seed=data["seed"], strength=data["strength"], params=data["params"])
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
 class RequestDetail(generics.RetrieveAPIView):
-    schema = PortalAutoSchema()
     serializer_class = RequestSerializer
 
     def get_object(self):
-        return request_for(self.request.user, self.kwargs["pk"])
+        return selectors.request_for_member(self.request.user, self.kwargs["pk"])
 
 
 class RequestCancel(APIView):
-    schema = PortalAutoSchema()
     @extend_schema(request=None, responses={200: RequestSerializer})
     def post(self, request, pk: int):
-        services.request_cancel(user=request.user, request=request_for(request.user, pk))
-        return Response(RequestSerializer(selectors.request_for_page(pk)).data)
+        found = selectors.request_for_member(request.user, pk)
+        services.request_cancel(user=request.user, request=found)
+        return Response(RequestSerializer(selectors.request_for_member(request.user, pk)).data)
 
 
 class ModelList(generics.ListAPIView):
     """Approved generation models usable on the caller's shows (?show=<code> narrows)."""
 
-    schema = PortalAutoSchema()
     serializer_class = ModelSerializer
 
     def get_queryset(self):

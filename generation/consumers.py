@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from generation.events import events_after, request_group
-from generation.models import GenerationRequest
-from portal.selectors import role_on_show
+from generation.selectors import request_for_member
+from portal.errors import NotFound
 from portal.ws_auth import query_int
 
 FORBIDDEN = 4403
@@ -18,8 +18,11 @@ FORBIDDEN = 4403
 
 @database_sync_to_async
 def _may_view(user, request_id: int) -> bool:
-    show_id = GenerationRequest.objects.filter(pk=request_id).values_list("shot__sequence__show_id", flat=True).first()
-    return show_id is not None and role_on_show(user, show_id) is not None
+    try:
+        request_for_member(user, request_id)
+    except NotFound:
+        return False
+    return True
 
 
 _events_after = database_sync_to_async(events_after)

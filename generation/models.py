@@ -3,14 +3,13 @@
 from django.conf import settings
 from django.db import models
 
+from generation.engine.task_kinds import MODEL_KINDS, TASKS
 from portal.models import Plate, Shot, Show
 
-
-class ModelKind(models.TextChoices):
-    SHOW_MODEL = "show_model", "Show model"
-    INPAINTING = "inpainting", "Inpainting"
-    IMG2IMG = "img2img", "Image-to-image"
-    UPSCALER = "upscaler", "Upscaler"
+# Built from the engine's tables (engine/task_kinds.py), the one place a task or a model kind is added. The
+# fields below carry no `choices`, so a new task or kind needs no migration; services and the API check them.
+ModelKind = models.TextChoices("ModelKind", [(kind.upper(), (kind, label)) for kind, label in MODEL_KINDS.items()])
+Task = models.TextChoices("Task", [(task.upper(), (task, info.label)) for task, info in TASKS.items()])
 
 
 class ModelStatus(models.TextChoices):
@@ -21,7 +20,7 @@ class ModelStatus(models.TextChoices):
 
 class GenerationModel(models.Model):
     name = models.CharField(max_length=200, unique=True)
-    kind = models.CharField(max_length=16, choices=ModelKind.choices)
+    kind = models.CharField(max_length=16)
     path = models.CharField(max_length=1000, help_text="A local diffusers-format directory")
     status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.PENDING)
     approved_shows = models.ManyToManyField(Show, blank=True, related_name="approved_models")
@@ -29,16 +28,12 @@ class GenerationModel(models.Model):
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    @property
+    def kind_label(self) -> str:
+        return MODEL_KINDS.get(self.kind, self.kind)
+
     def __str__(self) -> str:
         return self.name
-
-
-class Task(models.TextChoices):
-    SKY_REPLACEMENT = "sky_replacement", "Sky replacement"
-    SET_EXTENSION = "set_extension", "Set extension"
-    BACKGROUND_FILL = "background_fill", "Foliage / background fill"
-    ATMOSPHERE = "atmosphere", "Atmosphere"
-    TIME_OF_DAY = "time_of_day", "Time of day"
 
 
 class RequestStatus(models.TextChoices):
@@ -55,18 +50,20 @@ class RequestStatus(models.TextChoices):
 class GenerationRequest(models.Model):
     shot = models.ForeignKey(Shot, on_delete=models.CASCADE, related_name="requests")
     plate = models.ForeignKey(Plate, on_delete=models.PROTECT, related_name="requests")
-    task = models.CharField(max_length=32, choices=Task.choices, default=Task.SKY_REPLACEMENT)
+    task = models.CharField(max_length=32, default=next(iter(TASKS)))
     first_frame = models.IntegerField()
     last_frame = models.IntegerField()
     matte_pattern = models.CharField(max_length=1000, blank=True)
     rect = models.JSONField(null=True, blank=True, help_text="[x, y, w, h] in display-window pixels")
     prompt = models.CharField(max_length=500, blank=True)
     count = models.PositiveSmallIntegerField(default=4)
-    model = models.ForeignKey(GenerationModel, on_delete=models.PROTECT, related_name="requests")
+    model = models.ForeignKey(GenerationModel, null=True, blank=True, on_delete=models.PROTECT, related_name="requests",
+                              help_text="Empty for a task that needs no model (TaskInfo.needs_model)")
     base_seed = models.BigIntegerField(default=0)
     steps = models.PositiveSmallIntegerField(default=25)
     strength = models.FloatField(null=True, blank=True,
                                  help_text="Image-to-image tasks: how far the region is re-noised; empty = the task's default")
+    params = models.JSONField(default=dict, blank=True, help_text="The task's own inputs, passed to its runner")
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.QUEUED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -87,6 +84,14 @@ class GenerationRequest(models.Model):
     def show(self) -> Show:
         return self.shot.sequence.show
 
+    @property
+    def task_label(self) -> str:
+        return TASKS[self.task].label if self.task in TASKS else self.task
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name if self.model_id else ""
+
     def frame_list(self) -> list[int]:
         return list(range(self.first_frame, self.last_frame + 1))
 
@@ -100,9 +105,6 @@ class VariationStatus(models.TextChoices):
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
-
-
-SETTLED = {VariationStatus.DONE, VariationStatus.FAILED, VariationStatus.CANCELLED}
 
 
 class Variation(models.Model):

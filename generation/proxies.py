@@ -5,7 +5,9 @@ who switches to another display/view (or asks for the element alone, or the plat
 here from the EXRs: the element over the plate frame, through the same proxy path as the engine
 (``colour.make_proxy``). Renders are cached beside the engine's proxies, under
 ``<work_dir>/proxy/<display>--<view>/``; a display/view string only reaches the file system after it was
-found in the config's own list, and then only as a slug.
+found in the config's own list, and then only as a slug. The plate is read into the show's working space
+from its own colour space (through the show's pinned config), and an anamorphic plate's proxies are
+desqueezed (its PixelAspectRatio), like the engine's.
 """
 
 import re
@@ -86,9 +88,11 @@ def _shrink(pixels: np.ndarray, width: int) -> np.ndarray:
     return pixels.reshape(h // k, k, width, k, c).mean(axis=(1, 3), dtype=np.float32)
 
 
-def _render(target: Path, pixels: np.ndarray, colour_settings: ShowColour, dv: DisplayView) -> Path:
-    proxy = colour.make_proxy(_shrink(pixels, PROXY_WIDTH), width=PROXY_WIDTH, src=colour_settings.working_space, display=dv.display,
-                              view=dv.view, config_name=colour_settings.config)
+def _render(target: Path, pixels: np.ndarray, colour_settings: ShowColour, dv: DisplayView,
+            pixel_aspect: float) -> Path:
+    proxy = colour.make_proxy(_shrink(pixels, PROXY_WIDTH), width=PROXY_WIDTH, src=colour_settings.working_space,
+                              display=dv.display, view=dv.view, config_name=colour_settings.config,
+                              pixel_aspect=pixel_aspect)
     target.parent.mkdir(parents=True, exist_ok=True)
     frames.write_jpeg(target, proxy)
     return target
@@ -101,8 +105,10 @@ def _plate_path(request: GenerationRequest, frame: int) -> Path:
     return path
 
 
-def _plate_rgb(path: Path) -> np.ndarray:
-    return frames.read_channels(path, ("R", "G", "B"))
+def _plate_rgb(request: GenerationRequest, path: Path, colour_settings: ShowColour) -> np.ndarray:
+    """The plate frame's RGB in the working space, whatever colour space the plate was shot in."""
+    return frames.read_channels(path, ("R", "G", "B"), colourspace=request.plate.colourspace,
+                                working_space=colour_settings.working_space, config_name=colour_settings.config)
 
 
 def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str = "", view: str = "") -> Path:
@@ -130,13 +136,13 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
         if _fresh(target, [element_path]):
             return target
         element, _ = frames.read_rgba(element_path)
-        return _render(target, element[..., :3], show, dv)
+        return _render(target, element[..., :3], show, dv, request.plate.pixel_aspect)
     plate_path = _plate_path(request, frame)
     if _fresh(target, [element_path, plate_path]):
         return target
     element, _ = frames.read_rgba(element_path)
-    comp = element[..., :3] + _plate_rgb(plate_path) * (1.0 - element[..., 3:])  # premultiplied over
-    return _render(target, comp, show, dv)
+    comp = element[..., :3] + _plate_rgb(request, plate_path, show) * (1.0 - element[..., 3:])  # premultiplied over
+    return _render(target, comp, show, dv, request.plate.pixel_aspect)
 
 
 def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", view: str = "") -> Path:
@@ -152,4 +158,4 @@ def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", vi
     target = folder / f"plate.{frame:04d}.jpg"
     if _fresh(target, [plate_path]):
         return target
-    return _render(target, _plate_rgb(plate_path), show, dv)
+    return _render(target, _plate_rgb(request, plate_path, show), show, dv, request.plate.pixel_aspect)

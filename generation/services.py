@@ -5,28 +5,21 @@ import shutil
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from generation import events
+from generation import events, lifecycle
 from generation.engine import task_kinds
 from generation.engine.task_kinds import TaskError, check_model_kind
-from generation.models import (
-    SETTLED,
-    GenerationModel,
-    GenerationRequest,
-    ModelStatus,
-    RequestStatus,
-    Task,
-    Variation,
-    VariationStatus,
-)
+from generation.models import GenerationModel, GenerationRequest, ModelStatus, Variation, VariationStatus
 from portal import worker
 from portal.access import require_role
-from portal.errors import Conflict, Forbidden, PortalError
+from portal.errors import Forbidden, PortalError
 from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot
 from portal.paths import checked_pattern
 
+DEFAULT_TASK = next(iter(task_kinds.TASKS))  # the first the engine lists (the page's default too)
 MAX_VARIATIONS = 24
 MAX_STEPS = 200
 
@@ -63,14 +56,15 @@ def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tup
 
 
 @transaction.atomic
-def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int, last_frame: int,
-                   count: int = 4, task: str = Task.SKY_REPLACEMENT, plate: Plate | None = None,
+def request_create(*, user: User, shot: Shot, model: GenerationModel | None, first_frame: int, last_frame: int,
+                   count: int = 4, task: str = DEFAULT_TASK, plate: Plate | None = None,
                    matte_pattern: str = "", rect: list | None = None, prompt: str = "", steps: int = 25,
                    base_seed: int | None = None, derived_from: Variation | None = None,
-                   strength: float | None = None) -> GenerationRequest:
-    """Create a request and its variations, and queue one generation task per variation.
+                   strength: float | None = None, params: dict | None = None) -> GenerationRequest:
+    """Create a request and its variations, and queue one task per variation (the task's runner does it).
 
     ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
+    ``model``: None for a task that needs none (``TaskInfo.needs_model``). ``params``: the task's own inputs.
     """
     show_id = shot.sequence.show_id
     require_role(user, show_id, CAN_REQUEST, "request variations")
@@ -79,33 +73,30 @@ def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int
     plate = plate or shot.plates.order_by("pk").first()
     if plate is None or plate.shot_id != shot.pk:
         raise PortalError(f"shot {shot.code} has no plate to generate on", code="no_plate")
-    if task not in Task.values:
-        raise PortalError(f"unknown task {task!r}; known: {', '.join(Task.values)}", code="task")
-    if not (plate.first_frame <= first_frame <= last_frame <= plate.last_frame):
-        raise PortalError(f"frames {first_frame}-{last_frame} are outside the plate's range "
-                          f"{plate.first_frame}-{plate.last_frame}", code="frame_range")
-    if not 1 <= count <= MAX_VARIATIONS:
-        raise PortalError(f"ask for 1 to {MAX_VARIATIONS} variations", code="count")
-    if not 1 <= steps <= MAX_STEPS:
-        raise PortalError(f"steps must be 1 to {MAX_STEPS}", code="steps")
-    model_check_usable(model=model, show_id=show_id, task=task)
+    info = _task(task)
+    _check_numbers(plate=plate, first_frame=first_frame, last_frame=last_frame, count=count, steps=steps)
+    _check_model(model=model, show_id=show_id, task=task, info=info)
     try:
         strength = task_kinds.resolve_strength(task, strength) if strength is not None else None
     except task_kinds.TaskError as exc:
         raise PortalError(str(exc), code="strength") from None
-    matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
+    if not isinstance(params if params is not None else {}, dict):
+        raise PortalError("params must be an object of the task's inputs", code="params")
+    if info.region == "matte" or matte_pattern or rect is not None:
+        matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
     if base_seed is None:
         base_seed = int.from_bytes(os.urandom(4), "little")
     request = GenerationRequest.objects.create(
         shot=shot, plate=plate, task=task, first_frame=first_frame, last_frame=last_frame,
         matte_pattern=matte_pattern, rect=rect, prompt=prompt[:500], count=count, model=model,
-        base_seed=base_seed, steps=steps, strength=strength, requested_by=user, derived_from=derived_from)
+        base_seed=base_seed, steps=steps, strength=strength, params=params or {}, requested_by=user,
+        derived_from=derived_from)
     Variation.objects.bulk_create(
         Variation(request=request, index=i, seed=(base_seed + 7919 * i) % 2**63, work_dir=str(_work_dir(request, i)))
         for i in range(count))
     events.event_append(request_id=request.pk, type="request.created", actor=user, payload={
         "shot": shot.code, "task": task, "frames": [first_frame, last_frame], "count": count,
-        "model": model.name, "prompt": request.prompt, "strength": strength, "by": user.username})
+        "model": request.model_name, "prompt": request.prompt, "strength": strength, "by": user.username})
     if derived_from is not None:  # the origin's viewers see the iteration appear
         events.event_append(request_id=derived_from.request_id, type="request.iterated", actor=user, payload={
             "request": request.pk, "variation": derived_from.pk, "label": derived_from.label, "by": user.username})
@@ -114,26 +105,55 @@ def request_create(*, user, shot: Shot, model: GenerationModel, first_frame: int
     return request
 
 
+def task_needs_model(task: str) -> bool:
+    return task not in task_kinds.TASKS or task_kinds.TASKS[task].needs_model
+
+
+def _task(task: str) -> task_kinds.TaskInfo:
+    try:
+        return task_kinds.task_info(task)
+    except TaskError as exc:
+        raise PortalError(str(exc), code="task") from None
+
+
+def _check_numbers(*, plate: Plate, first_frame: int, last_frame: int, count: int, steps: int) -> None:
+    if not (plate.first_frame <= first_frame <= last_frame <= plate.last_frame):
+        raise PortalError(f"frames {first_frame}-{last_frame} are outside the plate's range "
+                          f"{plate.first_frame}-{plate.last_frame}", code="frame_range")
+    if not 1 <= count <= MAX_VARIATIONS:
+        raise PortalError(f"ask for 1 to {MAX_VARIATIONS} variations", code="count")
+    if not 1 <= steps <= MAX_STEPS:
+        raise PortalError(f"steps must be 1 to {MAX_STEPS}", code="steps")
+
+
+def _check_model(*, model: GenerationModel | None, show_id: int, task: str, info: task_kinds.TaskInfo) -> None:
+    if not info.needs_model:
+        if model is not None:
+            raise PortalError(f"{info.label.lower()} needs no generation model", code="model")
+        return
+    if model is None:
+        raise PortalError(f"{info.label.lower()} needs a generation model", code="model")
+    model_check_usable(model=model, show_id=show_id, task=task)
+
+
 def _work_dir(request: GenerationRequest, index: int) -> Path:
-    show = request.shot.sequence.show.code
-    return Path(settings.WORK_ROOT) / show / request.shot.code / f"request-{request.pk}" / f"v{index + 1:02d}"
+    return Path(settings.WORK_ROOT) / request.show.code / request.shot.code / f"request-{request.pk}" / f"v{index + 1:02d}"
 
 
 def variation_claim(*, variation_id: int, worker_name: str) -> Variation | None:
     """Claim a queued variation (or re-claim one whose worker died). None when it has settled already."""
-    claimed = Variation.objects.filter(pk=variation_id, status__in=[VariationStatus.QUEUED, VariationStatus.RUNNING]
-                                       ).update(status=VariationStatus.RUNNING, claimed_by=worker_name,
-                                                started_at=timezone.now(), progress=0.0, frames_done=0, error="")
-    if not claimed:
+    variation = Variation.objects.only("pk", "index", "request_id", "status").filter(pk=variation_id).first()
+    if variation is None:
         return None
-    variation = Variation.objects.select_related("request__shot__sequence__show", "request__model",
-                                                 "request__plate").get(pk=variation_id)
     with transaction.atomic():
-        GenerationRequest.objects.filter(pk=variation.request_id, status=RequestStatus.QUEUED).update(
-            status=RequestStatus.RUNNING)
-        events.event_append(request_id=variation.request_id, type="variation.started",
-                            payload={"variation": variation.pk, "index": variation.index, "worker": worker_name})
-    return variation
+        if not lifecycle.variation_move(variation, "claim", quiet=True, payload={"worker": worker_name},
+                                        claimed_by=worker_name, started_at=timezone.now(), progress=0.0,
+                                        frames_done=0, error=""):
+            return None
+        lifecycle.request_try_move(variation.request_id, "start")
+    # Read what the worker runs only once the claim is made (a model changed meanwhile is seen).
+    return Variation.objects.select_related("request__shot__sequence__show", "request__model",
+                                            "request__plate").get(pk=variation_id)
 
 
 _STAGES = {"track": (0.0, 0.1), "denoise": (0.1, 0.4), "frames": (0.5, 0.5)}
@@ -162,54 +182,44 @@ def variation_is_cancelled(variation_id: int) -> bool:
 @transaction.atomic
 def variation_finish(*, variation: Variation, exr_pattern: str, proxy_pattern: str, compute_seconds: float,
                      flicker_ratio: float, element_window: dict) -> None:
-    updated = Variation.objects.filter(pk=variation.pk, status=VariationStatus.RUNNING).update(
-        status=VariationStatus.DONE, progress=1.0, exr_pattern=exr_pattern, proxy_pattern=proxy_pattern,
-        gpu_seconds=compute_seconds, flicker_ratio=flicker_ratio, element_window=element_window,
-        finished_at=timezone.now())
-    if not updated:
-        return
-    threshold = variation.request.shot.sequence.show.flicker_threshold
-    events.event_append(request_id=variation.request_id, type="variation.done", payload={
-        "variation": variation.pk, "index": variation.index, "compute_seconds": round(compute_seconds, 3),
-        "flicker_ratio": round(flicker_ratio, 4), "flicker_flagged": flicker_ratio > threshold})
-    _settle_request_if_done(variation.request_id)
+    threshold = variation.request.show.flicker_threshold
+    payload = {"compute_seconds": round(compute_seconds, 3), "flicker_ratio": round(flicker_ratio, 4),
+               "flicker_flagged": flicker_ratio > threshold}
+    if lifecycle.variation_move(variation, "finish", quiet=True, payload=payload, progress=1.0,
+                                exr_pattern=exr_pattern, proxy_pattern=proxy_pattern, gpu_seconds=compute_seconds,
+                                flicker_ratio=flicker_ratio, element_window=element_window,
+                                finished_at=timezone.now()):
+        _settle_request_if_done(variation.request_id)
 
 
 @transaction.atomic
 def variation_fail(*, variation: Variation, error: str) -> None:
-    updated = Variation.objects.filter(pk=variation.pk, status__in=[VariationStatus.RUNNING,
-                                                                    VariationStatus.QUEUED]).update(
-        status=VariationStatus.FAILED, error=error[:2000], finished_at=timezone.now())
-    if updated:
-        events.event_append(request_id=variation.request_id, type="variation.failed",
-                            payload={"variation": variation.pk, "index": variation.index, "error": error[:500]})
+    if lifecycle.variation_move(variation, "fail", quiet=True, payload={"error": error[:500]}, error=error[:2000],
+                                finished_at=timezone.now()):
         _settle_request_if_done(variation.request_id)
 
 
 def _settle_request_if_done(request_id: int) -> None:
-    if Variation.objects.filter(request_id=request_id).exclude(status__in=SETTLED).exists():
+    if Variation.objects.filter(request_id=request_id).exclude(status__in=lifecycle.SETTLED).exists():
         return
     done = Variation.objects.filter(request_id=request_id, status=VariationStatus.DONE).count()
-    status = RequestStatus.REVIEW if done else RequestStatus.FAILED
-    settled = GenerationRequest.objects.filter(
-        pk=request_id, status__in=[RequestStatus.QUEUED, RequestStatus.RUNNING]).update(
-        status=status, settled_at=timezone.now())
-    if settled:
-        events.event_append(request_id=request_id, type="request.settled", payload={"status": status, "done": done})
+    move = "settle" if done else "fail"
+    status = lifecycle.REQUEST_MOVES[move].target
+    lifecycle.request_try_move(request_id, move, payload={"status": status, "done": done},
+                               settled_at=timezone.now())
 
 
 @transaction.atomic
-def variation_cancel(*, user, variation: Variation) -> None:
+def variation_cancel(*, user: User, variation: Variation) -> None:
     """Cancel a variation; its worker stops within one denoising step and removes its partial files."""
-    require_role(user, variation.request.shot.sequence.show_id, CAN_REQUEST, "cancel variations")
-    updated = Variation.objects.filter(pk=variation.pk, status__in=[VariationStatus.QUEUED,
-                                                                    VariationStatus.RUNNING]).update(
-        status=VariationStatus.CANCELLED, cancelled_by=user, finished_at=timezone.now())
-    if not updated:
-        raise Conflict(f"{variation.label} has already finished", code="settled")
-    events.event_append(request_id=variation.request_id, type="variation.cancelled", actor=user,
-                        payload={"variation": variation.pk, "index": variation.index, "by": user.username})
+    require_role(user, variation.request.show.pk, CAN_REQUEST, "cancel variations")
+    _cancel(user, variation)
     _settle_request_if_done(variation.request_id)
+
+
+def _cancel(user: User, variation: Variation) -> None:
+    lifecycle.variation_move(variation, "cancel", actor=user, payload={"by": user.username}, cancelled_by=user,
+                             finished_at=timezone.now())
 
 
 def variation_remove_files(variation: Variation) -> None:
@@ -220,20 +230,20 @@ def variation_remove_files(variation: Variation) -> None:
 
 
 @transaction.atomic
-def request_cancel(*, user, request: GenerationRequest) -> int:
-    require_role(user, request.shot.sequence.show_id, CAN_REQUEST, "cancel requests")
-    cancelled = 0
-    for variation in request.variations.filter(status__in=[VariationStatus.QUEUED, VariationStatus.RUNNING]):
-        variation_cancel(user=user, variation=variation)
-        cancelled += 1
-    GenerationRequest.objects.filter(pk=request.pk, status__in=[RequestStatus.QUEUED, RequestStatus.RUNNING,
-                                                                RequestStatus.REVIEW, RequestStatus.FAILED]
-                                     ).update(status=RequestStatus.CANCELLED, settled_at=timezone.now())
-    return cancelled
+def request_cancel(*, user: User, request: GenerationRequest) -> int:
+    """Cancel a request that has not been signed off: its running variations stop, and it is cancelled
+    (``request.cancelled``). A signed-off, released or cancelled request is refused (409)."""
+    require_role(user, request.show.pk, CAN_REQUEST, "cancel requests")
+    with lifecycle.request_moving(request, "cancel", actor=user, settled_at=timezone.now()) as moved:
+        running = list(request.variations.filter(status__in=lifecycle.VARIATION_MOVES["cancel"].sources))
+        for variation in running:
+            _cancel(user, variation)
+        moved.payload = {"by": user.username, "variations": len(running)}
+    return len(running)
 
 
 @transaction.atomic
-def model_approve(*, user, model: GenerationModel, show_id: int) -> None:
+def model_approve(*, user: User, model: GenerationModel, show_id: int) -> None:
     """A supervisor of the show approves a model for use on it."""
     require_role(user, show_id, CAN_APPROVE_MODELS, "approve models")
     GenerationModel.objects.filter(pk=model.pk).update(status=ModelStatus.APPROVED, approved_by=user)

@@ -1,5 +1,6 @@
 """Celery adapters: load by id, claim, run the engine, record through services."""
 
+import importlib
 import logging
 import socket
 
@@ -10,7 +11,6 @@ from generation import services
 from generation.engine import task_kinds
 from generation.engine.inpaint import Cancelled
 from generation.engine.variation import VariationSpec
-from generation.engine.variation import generate_variation as engine_generate
 from generation.models import Variation
 from portal.colour import show_colour
 
@@ -21,22 +21,38 @@ def _spec_for(variation: Variation) -> VariationSpec:
     """The engine's spec: the request's task with its parameters (strength: the request's, or the task's
     default), plate, region, model, seed and the show's colour."""
     request = variation.request
-    show = request.shot.sequence.show
+    show = request.show
     colour = show_colour(show)
     return VariationSpec(
         plate_pattern=request.plate.path_pattern, matte_pattern=request.matte_pattern or None,
         rect=tuple(request.rect) if request.rect else None, first=request.first_frame, last=request.last_frame,
-        model_path=request.model.path, seed=variation.seed, steps=request.steps, out_dir=variation.work_dir,
+        model_path=request.model.path if request.model_id else "", seed=variation.seed, steps=request.steps, out_dir=variation.work_dir,
         task=request.task, strength=task_kinds.resolve_strength(request.task, request.strength), prompt=request.prompt,
-        working_space=show.working_space,
+        working_space=show.working_space, plate_colourspace=request.plate.colourspace,
+        pixel_aspect=request.plate.pixel_aspect,
         config_name=colour.config, display=colour.display, view=colour.view, device=settings.PT_DEVICE,
         attributes={
             "parallel_track:request": str(request.pk), "parallel_track:variation": variation.label,
             "parallel_track:shot": request.shot.code, "parallel_track:show": show.code,
+            "parallel_track:ocio_config": colour.config, "parallel_track:plate_colourspace": request.plate.colourspace,
             "parallel_track:generated": "raw material, not final",
             # Fixed per request, so the same request, seed, model and device give bit-identical files.
             "DateTime": request.created_at.strftime("%Y:%m:%d %H:%M:%S"),
         })
+
+
+def runner(task: str):
+    """The engine function that does ``task`` (``TaskInfo.runner``, "module:function"), imported on the worker.
+    It is called as ``runner(spec, on_progress=, on_frame=, should_cancel=)``, plus ``params=`` (the
+    request's own inputs) when the request has any, and returns the variation's patterns and figures."""
+    module, _, function = task_kinds.task_info(task).runner.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _usable(variation: Variation) -> None:
+    request = variation.request
+    if task_kinds.task_info(request.task).needs_model:
+        services.model_check_usable(model=request.model, show_id=request.show.pk, task=request.task)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=2, default_retry_delay=5)
@@ -46,8 +62,8 @@ def generate_variation(self, variation_id: int) -> None:
     if variation is None:
         return  # settled already: a duplicate delivery
     try:
-        services.model_check_usable(model=variation.request.model, show_id=variation.request.shot.sequence.show_id,
-                                    task=variation.request.task)
+        _usable(variation)
+        run = runner(variation.request.task)
     except Exception as exc:  # noqa: BLE001
         services.variation_fail(variation=variation, error=str(exc))
         return
@@ -61,9 +77,10 @@ def generate_variation(self, variation_id: int) -> None:
     def on_progress(stage: str, done: int, total: int) -> None:
         services.variation_progress(variation=variation, stage=stage, done=done, total=total)
 
+    params = {"params": variation.request.params} if variation.request.params else {}
     try:
-        result = engine_generate(_spec_for(variation), on_progress=on_progress, on_frame=on_frame,
-                                 should_cancel=lambda: services.variation_is_cancelled(variation_id))
+        result = run(_spec_for(variation), on_progress=on_progress, on_frame=on_frame,
+                     should_cancel=lambda: services.variation_is_cancelled(variation_id), **params)
     except Cancelled:
         services.variation_remove_files(variation)
         return

@@ -1,21 +1,54 @@
-"""Request pages: create a request from a shot, watch it, cancel it; the proxies it streams."""
+"""Generation pages: a shot (its plates, models and requests, the form that asks for variations), a new
+request, cancel, the audit trail, and the proxies a request streams. The review room is review's."""
 
 import csv
 from pathlib import Path
 
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
 from generation import proxies, selectors, services
-from generation.models import GenerationModel, GenerationRequest, Variation
-from portal.access import require_member
-from portal.colour import show_colour
+from generation.models import GenerationModel, ModelStatus, Task, Variation
 from portal.errors import NotFound, PortalError
-from portal.models import CAN_PICK, CAN_REQUEST, CAN_SIGN_OFF
-from portal.views import portal_errors, shot_for
-from review.services import current_pick
+from portal.models import CAN_REQUEST, Role
+from portal.pages import action, page
+from portal.selectors import shot_for_member
+
+
+@page
+def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
+    shot, role = shot_for_member(request.user, shot_id)
+    show = shot.sequence.show
+    models = GenerationModel.objects.filter(status=ModelStatus.APPROVED, approved_shows=show)
+    pending = GenerationModel.objects.filter(status=ModelStatus.PENDING) if role == Role.SUPERVISOR else []
+    requests = shot.requests.select_related("requested_by", "model", "derived_from__request").order_by("-created_at")
+    return render(request, "generation/shot.html", {
+        "shot": shot, "show": show, "role": role, "plates": shot.plates.all(), "requests": requests,
+        "models": models, "pending_models": pending, "can_request": role in CAN_REQUEST, "tasks": Task.choices,
+        "form": _request_form(request, shot)})
+
+
+def _request_form(request: HttpRequest, shot) -> dict:
+    """The "Ask for variations" form's values: the shot's defaults, or "iterate from here" (?from=<variation>),
+    which copies the variation's request (same plate range, region, model, prompt, task) and its seed;
+    ?rect=x,y,w,h (drawn on the review page) replaces the region."""
+    form = {"task": services.DEFAULT_TASK, "model": None, "first_frame": shot.first_frame,
+            "last_frame": shot.last_frame, "count": 4, "steps": 25, "matte_pattern": "", "rect": "", "prompt": "",
+            "base_seed": "", "strength": "", "origin": None}
+    origin_id = request.GET.get("from", "")
+    origin = (Variation.objects.select_related("request").filter(pk=int(origin_id), request__shot=shot).first()
+              if origin_id.isdigit() else None)
+    if origin is not None:
+        source = origin.request
+        form.update(task=source.task, model=source.model_id, first_frame=source.first_frame,
+                    last_frame=source.last_frame, count=source.count, steps=source.steps,
+                    matte_pattern=source.matte_pattern, rect=" ".join(map(str, source.rect or [])),
+                    prompt=source.prompt, base_seed=origin.seed, origin=origin,
+                    strength="" if source.strength is None else f"{source.strength:g}")
+    drawn = request.GET.get("rect", "").replace(",", " ").split()
+    if len(drawn) == 4 and all(v.isdigit() for v in drawn):
+        form.update(rect=" ".join(drawn), matte_pattern="")
+    return form
 
 
 def _int(value: str | None, name: str) -> int:
@@ -34,20 +67,19 @@ def _rect(text: str) -> list[int] | None:
     return [_int(p, "rect") for p in parts]
 
 
-@login_required
-@require_POST
-@portal_errors
+@action
 def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
-    shot, _ = shot_for(request.user, shot_id)
-    model = GenerationModel.objects.filter(pk=_int(request.POST.get("model"), "model")).first()
-    if model is None:
+    shot, _ = shot_for_member(request.user, shot_id)
+    chosen = request.POST.get("model", "").strip()
+    model = GenerationModel.objects.filter(pk=_int(chosen, "model")).first() if chosen else None
+    if model is None and (chosen or services.task_needs_model(request.POST.get("task", services.DEFAULT_TASK))):
         raise PortalError("choose a generation model", code="model")
     seed = request.POST.get("base_seed", "").strip()
     created = services.request_create(
         base_seed=_int(seed, "base_seed") if seed else None, derived_from=_derived_from(request),
         user=request.user, shot=shot, model=model, first_frame=_int(request.POST.get("first_frame"), "first_frame"),
         last_frame=_int(request.POST.get("last_frame"), "last_frame"), count=_int(request.POST.get("count"), "count"),
-        task=request.POST.get("task", "sky_replacement"), matte_pattern=request.POST.get("matte_pattern", ""),
+        task=request.POST.get("task", services.DEFAULT_TASK), matte_pattern=request.POST.get("matte_pattern", ""),
         rect=_rect(request.POST.get("rect", "")), prompt=request.POST.get("prompt", ""),
         steps=_int(request.POST.get("steps") or "25", "steps"), strength=_strength(request.POST.get("strength", "")))
     return redirect("request-detail", request_id=created.pk)
@@ -68,20 +100,16 @@ def _derived_from(request: HttpRequest) -> Variation | None:
     text = request.POST.get("derived_from", "").strip()
     if not text:
         return None
-    variation = Variation.objects.select_related("request__shot__sequence").filter(
-        pk=_int(text, "derived_from")).first()
-    if variation is None:
-        raise PortalError("the variation to iterate from does not exist", code="derived_from")
-    require_member(request.user, variation.request.shot.sequence.show_id)
-    return variation
+    try:
+        return selectors.variation_for_member(request.user, _int(text, "derived_from"))
+    except NotFound:
+        raise PortalError("the variation to iterate from does not exist", code="derived_from") from None
 
 
-@login_required
-@require_POST
-@portal_errors
+@action
 def model_approve(request: HttpRequest, shot_id: int, model_id: int) -> HttpResponse:
     """A supervisor approves a pending model for the shot's show (the service checks the role)."""
-    shot, _ = shot_for(request.user, shot_id)
+    shot, _ = shot_for_member(request.user, shot_id)
     model = GenerationModel.objects.filter(pk=model_id).first()
     if model is None:
         raise NotFound("no such model")
@@ -89,41 +117,17 @@ def model_approve(request: HttpRequest, shot_id: int, model_id: int) -> HttpResp
     return redirect("shot-detail", shot_id=shot_id)
 
 
-@login_required
-@portal_errors
-def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
-    gen_request = selectors.request_for_page(request_id)
-    role = require_member(request.user, gen_request.shot.sequence.show_id)
-    show = gen_request.shot.sequence.show
-    colour_settings = show_colour(show)
-    origin = (Variation.objects.select_related("request").filter(pk=gen_request.derived_from_id).first()
-              if gen_request.derived_from_id else None)
-    return render(request, "generation/request.html", {
-        "req": gen_request, "shot": gen_request.shot, "show": show, "role": role,
-        "variations": gen_request.variations.all(), "pick": current_pick(gen_request.pk),
-        "can_pick": role in CAN_PICK, "can_sign_off": role in CAN_SIGN_OFF, "can_request": role in CAN_REQUEST,
-        "origin": origin, "iterations": GenerationRequest.objects.filter(derived_from__request=gen_request)
-        .select_related("derived_from", "requested_by").order_by("created_at"),
-        "display_views": [dv.as_dict() for dv in proxies.display_views(colour_settings)],
-        "show_display": colour_settings.display, "show_view": colour_settings.view})
-
-
-@login_required
-@require_POST
-@portal_errors
+@action
 def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
-    gen_request = selectors.request_for_page(request_id)
-    require_member(request.user, gen_request.shot.sequence.show_id)
+    gen_request = selectors.request_for_member(request.user, request_id)
     services.request_cancel(user=request.user, request=gen_request)
     return redirect("request-detail", request_id=request_id)
 
 
-@login_required
-@portal_errors
+@page
 def request_audit_csv(request: HttpRequest, request_id: int) -> HttpResponse:
     """The request's audit trail: every event with who and when, oldest first."""
-    gen_request = selectors.request_for_page(request_id)
-    require_member(request.user, gen_request.shot.sequence.show_id)
+    selectors.request_for_member(request.user, request_id)
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="request-{request_id}-audit.csv"'
     writer = csv.writer(response)
@@ -144,26 +148,19 @@ def _proxy_response(path: Path) -> HttpResponse:
     return response
 
 
-@login_required
-@portal_errors
+@page
 def variation_proxy(request: HttpRequest, variation_id: int, frame: int) -> HttpResponse:
     """A variation's proxy at a frame: ?kind=incontext|element, ?display=&view= from the show's config."""
-    variation = Variation.objects.select_related("request__shot__sequence__show", "request__plate").filter(
-        pk=variation_id).first()
-    if variation is None:
-        raise NotFound("no such variation")
-    require_member(request.user, variation.request.shot.sequence.show_id)
+    variation = selectors.variation_for_member(request.user, variation_id)
     path = proxies.variation_proxy(variation, frame, kind=request.GET.get("kind", "incontext"),
                                    display=request.GET.get("display", ""), view=request.GET.get("view", ""))
     return _proxy_response(path)
 
 
-@login_required
-@portal_errors
+@page
 def plate_proxy(request: HttpRequest, request_id: int, frame: int) -> HttpResponse:
     """The request's plate at a frame, in the show's display/view or ?display=&view=."""
-    gen_request = selectors.request_for_page(request_id)
-    require_member(request.user, gen_request.shot.sequence.show_id)
+    gen_request = selectors.request_for_member(request.user, request_id)
     path = proxies.plate_proxy(gen_request, frame, display=request.GET.get("display", ""),
                                view=request.GET.get("view", ""))
     return _proxy_response(path)

@@ -1,16 +1,13 @@
 """Role checks on a show, shared by services, views, the API and consumers."""
 
-from portal.errors import Forbidden, NotFound
+from portal.errors import Forbidden
 from portal.models import Role
-from portal.selectors import role_on_show
+from portal.selectors import member_role
 
 
 def require_member(user, show_id: int) -> Role:
     """The user's role on the show; outsiders learn nothing, not even that the show exists."""
-    role = role_on_show(user, show_id)
-    if role is None:
-        raise NotFound("not found")
-    return role
+    return member_role(user, show_id)
 
 
 def require_role(user, show_id: int, allowed: set[Role], action: str) -> Role:

@@ -3,10 +3,9 @@
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, serializers
 
-from portal.access import require_member
-from portal.api_errors import PortalAutoSchema
-from portal.errors import NotFound, PortalError
+from portal.errors import PortalError
 from portal.models import Membership, Plate, Shot, Show
+from portal.selectors import shot_for_member, show_for_member
 
 MAX_ID = 2**63 - 1  # the database's largest primary key
 
@@ -54,7 +53,6 @@ class ShotSerializer(serializers.ModelSerializer):
 
 
 class ShowList(generics.ListAPIView):
-    schema = PortalAutoSchema()
     serializer_class = ShowSerializer
 
     def get_queryset(self):
@@ -68,26 +66,16 @@ class ShowList(generics.ListAPIView):
 class ShotList(generics.ListAPIView):
     """The shots of one show."""
 
-    schema = PortalAutoSchema()
     serializer_class = ShotSerializer
 
     def get_queryset(self):
-        show = Show.objects.filter(code=self.kwargs["show_code"]).first()
-        if show is None:
-            raise NotFound("not found")
-        require_member(self.request.user, show.pk)
+        show, _ = show_for_member(self.request.user, self.kwargs["show_code"])
         return (Shot.objects.filter(sequence__show=show).select_related("sequence__show")
                 .prefetch_related("plates").order_by("sequence__code", "code"))
 
 
 class ShotDetail(generics.RetrieveAPIView):
-    schema = PortalAutoSchema()
     serializer_class = ShotSerializer
-    queryset = Shot.objects.select_related("sequence__show").prefetch_related("plates")
 
     def get_object(self):
-        shot = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
-        if shot is None:
-            raise NotFound("not found")
-        require_member(self.request.user, shot.sequence.show_id)
-        return shot
+        return shot_for_member(self.request.user, self.kwargs["pk"])[0]

@@ -1,7 +1,10 @@
 """The show catalogue (show → sequence → shot → plate) and who may do what on a show."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from generation.engine import colour
 
 
 class Role(models.TextChoices):
@@ -18,10 +21,19 @@ CAN_SIGN_OFF = {Role.COMPOSITOR}
 CAN_APPROVE_MODELS = {Role.SUPERVISOR}
 
 
+def default_ocio_config() -> str:
+    """A new show's OCIO config: $OCIO or the studio default, pinned to the versioned name it means today."""
+    return colour.pinned_config_name(settings.PT_OCIO_CONFIG)
+
+
 class Show(models.Model):
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=200)
-    ocio_config = models.CharField(max_length=500, blank=True, help_text="Blank: $OCIO or the studio default")
+    # Pinned per show: proxies, generation and releases all read this one config, and its name goes into
+    # every element's provenance, so neither $OCIO nor a library update changes a show's colour.
+    ocio_config = models.CharField(max_length=500, default=default_ocio_config,
+                                   help_text="A versioned config: ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3 "
+                                             "or a config file (not ocio://…-latest)")
     working_space = models.CharField(max_length=100, default="ACEScg")
     display = models.CharField(max_length=100, blank=True)
     view = models.CharField(max_length=100, blank=True)
@@ -40,6 +52,24 @@ class Show(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        """The config loads and is versioned; the working space, display and view are the config's."""
+        if not colour.is_pinned(self.ocio_config):
+            pinned = colour.pinned_config_name(self.ocio_config)
+            raise ValidationError({"ocio_config": f"{self.ocio_config!r} changes with the OCIO library; name a "
+                                                  f"versioned config, e.g. {pinned}"})
+        try:
+            colour.checked_colourspace(self.working_space, self.ocio_config)
+            views = colour.displays_and_views(self.ocio_config)
+        except colour.ColourError as error:
+            raise ValidationError(str(error)) from None
+        display = self.display or colour.default_display_view(self.ocio_config)[0]
+        if display not in views:
+            raise ValidationError({"display": f"unknown display {display!r}; valid: {', '.join(views)}"})
+        if self.view and self.view not in views[display]:
+            raise ValidationError({"view": f"unknown view {self.view!r} for {display!r}; "
+                                           f"valid: {', '.join(views[display])}"})
 
 
 class Membership(models.Model):
@@ -100,7 +130,8 @@ class Plate(models.Model):
     display_window = models.JSONField()
     data_window = models.JSONField()
     channels = models.JSONField()
-    colourspace = models.CharField(max_length=100, default="ACEScg")
+    colourspace = models.CharField(max_length=100, default="ACEScg", help_text="As the show's OCIO config names it")
+    pixel_aspect = models.FloatField(default=1.0, help_text="PixelAspectRatio: 2.0 for a 2:1 anamorphic squeeze")
     missing_frames = models.JSONField(default=list)
     matte_pattern = models.CharField(max_length=1000, blank=True, help_text="A default matte for the plate")
     created_at = models.DateTimeField(auto_now_add=True)

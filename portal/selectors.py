@@ -1,7 +1,12 @@
-"""Reads of the catalogue that views, consumers and the API share."""
+"""Reads of the catalogue that views, consumers and the API share.
 
-from django.db.models import Prefetch, QuerySet
+The ``*_for_member`` selectors are the one way a front door loads a show or a shot by what a user typed: an
+outsider, like a missing row, gets ``NotFound`` (a 404 that says nothing of the show).
+"""
 
+from django.db.models import Prefetch
+
+from portal.errors import NotFound
 from portal.models import Membership, Role, Sequence, Shot, Show
 
 
@@ -12,10 +17,12 @@ def role_on_show(user, show_id: int) -> Role | None:
     return Role(role) if role else None
 
 
-def shows_for(user) -> QuerySet[Show]:
-    if not user.is_authenticated:
-        return Show.objects.none()
-    return Show.objects.filter(memberships__user=user).distinct()
+def member_role(user, show_id: int | None) -> Role:
+    """The user's role on the show; outsiders learn nothing, not even that the show exists."""
+    role = role_on_show(user, show_id) if show_id is not None else None
+    if role is None:
+        raise NotFound("not found")
+    return role
 
 
 def catalogue_for(user) -> list[tuple[Show, str]]:
@@ -27,5 +34,13 @@ def catalogue_for(user) -> list[tuple[Show, str]]:
     return [(show, roles[show.pk]) for show in shows]
 
 
-def shot_with_show(shot_id: int) -> Shot | None:
-    return Shot.objects.select_related("sequence__show").filter(pk=shot_id).first()
+def show_for_member(user, code: str) -> tuple[Show, Role]:
+    show = Show.objects.filter(code=code).first()
+    return show, member_role(user, show.pk if show else None)
+
+
+def shot_for_member(user, shot_id: int) -> tuple[Shot, Role]:
+    shot = Shot.objects.select_related("sequence__show").prefetch_related("plates").filter(pk=shot_id).first()
+    if shot is None:
+        raise NotFound("no such shot")
+    return shot, member_role(user, shot.sequence.show_id)

@@ -2,9 +2,11 @@
 
 from django.db import transaction
 
+from generation.engine import colour
 from generation.engine.frames import FrameError, scan_sequence
 from portal.errors import PortalError
 from portal.models import Plate, Sequence, Shot, Show
+from portal.paths import checked_code, checked_plate_pattern
 
 
 def plate_ingest(*, show: Show, sequence_code: str, shot_code: str, pattern: str, first: int | None = None,
@@ -13,8 +15,11 @@ def plate_ingest(*, show: Show, sequence_code: str, shot_code: str, pattern: str
     """Register an EXR sequence after reading every frame's header (and pixels) through OpenImageIO.
 
     Nothing is written unless every present frame reads cleanly; missing frames refuse the plate unless
-    `allow_missing`, and are then recorded on it.
+    `allow_missing`, and are then recorded on it. Paths are stored absolute and normalised inside the
+    plate roots; codes must be slugs; the colour space must be one of the show's OCIO config.
     """
+    pattern, colourspace = _checked_plate_inputs(show, sequence_code, shot_code, name, pattern, colourspace)
+    matte_pattern = checked_plate_pattern(matte_pattern) if matte_pattern else ""
     try:
         scan = scan_sequence(pattern, first, last, verify_pixels=True)
     except FrameError as exc:
@@ -41,7 +46,20 @@ def plate_ingest(*, show: Show, sequence_code: str, shot_code: str, pattern: str
             shot=shot, name=name, path_pattern=pattern, first_frame=scan.first, last_frame=scan.last,
             display_window=scan.display_window.as_dict(), data_window=scan.data_window.as_dict(),
             channels=list(scan.channels), colourspace=colourspace, missing_frames=scan.missing,
-            matte_pattern=matte_pattern)
+            matte_pattern=matte_pattern, pixel_aspect=scan.pixel_aspect)
+
+
+def _checked_plate_inputs(show: Show, sequence_code: str, shot_code: str, name: str, pattern: str,
+                          colourspace: str) -> tuple[str, str]:
+    """The plate's stored pattern and colour space (the config's own name), after checking every input."""
+    checked_code("sequence", sequence_code, 32)
+    checked_code("shot", shot_code, 64)
+    checked_code("plate name", name, 64)
+    try:
+        colourspace = colour.checked_colourspace(colourspace, show.ocio_config)
+    except colour.ColourError as exc:
+        raise PortalError(f"plate colour space: {exc} (in {show.ocio_config})", code="colourspace") from exc
+    return checked_plate_pattern(pattern), colourspace
 
 
 def _ranges(frames: list[int]) -> str:

@@ -183,8 +183,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Colour: the studio default config unless $OCIO names another (resolved in generation.engine.colour).
-PT_OCIO_CONFIG = os.getenv("OCIO", "ocio://studio-config-latest")
+# Colour: a new show's OCIO config, pinned on the show to its versioned name (portal.models.default_ocio_config):
+# $OCIO, else the engine's DEFAULT_CONFIG (a versioned built-in that DCCs on OCIO >= 2.3 load; never *-latest).
+PT_OCIO_CONFIG = os.getenv("OCIO", "ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3")
 PT_DEVICE = os.getenv("PT_DEVICE", "")  # "" = CUDA when present, else CPU
 
 LOGGING = {

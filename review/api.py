@@ -5,14 +5,12 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from generation.api import request_for
 from generation.models import Variation
-from portal.access import require_member
+from generation.selectors import request_for_member, variation_for_member
 from portal.api import id_filter, query_id
-from portal.api_errors import PortalAutoSchema
-from portal.errors import NotFound
+from portal.errors import PortalError
 from review import services
-from review.models import Pick, Release, SignOff
+from review.models import Pick, Release, SignOff, SignOffDecision
 
 
 class NoteInput(serializers.Serializer):
@@ -46,45 +44,51 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 
 class VariationPick(APIView):
-    schema = PortalAutoSchema()
     @extend_schema(request=NoteInput, responses={201: PickSerializer})
     def post(self, request, pk: int):
-        variation = Variation.objects.select_related("request__shot__sequence").filter(pk=pk).first()
-        if variation is None:
-            raise NotFound("no such variation")
-        require_member(request.user, variation.request.shot.sequence.show_id)
+        variation = variation_for_member(request.user, pk)
         form = NoteInput(data=request.data)
         form.is_valid(raise_exception=True)
         pick = services.pick_make(user=request.user, variation=variation, note=form.validated_data["note"])
         return Response(PickSerializer(pick).data, status=201)
 
 
-class RequestSignOff(APIView):
-    schema = PortalAutoSchema()
-    @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
+class DecisionInput(NoteInput):
+    variation = serializers.IntegerField(min_value=1, max_value=2**62, required=False, allow_null=True,
+                                         default=None, help_text="The variation decided on, for a task without a "
+                                                                 "pick; otherwise the pick's, if given")
+
+
+class _Decision(APIView):
+    """A compositor's decision on a request's pick: ``decision`` is what the subclass's endpoint decides."""
+
+    decision = SignOffDecision.APPROVED
+
+    @extend_schema(request=DecisionInput, responses={201: SignOffSerializer})
     def post(self, request, pk: int):
-        form = NoteInput(data=request.data)
+        form = DecisionInput(data=request.data)
         form.is_valid(raise_exception=True)
-        signoff = services.signoff_approve(user=request.user, request=request_for(request.user, pk),
-                                           note=form.validated_data["note"])
+        gen_request = request_for_member(request.user, pk)
+        named = form.validated_data["variation"]
+        variation = None if named is None else Variation.objects.filter(pk=named, request=gen_request).first()
+        if named is not None and variation is None:
+            raise PortalError("no such variation on this request", code="variation")
+        signoff = services.signoff_decide(user=request.user, request=gen_request, decision=self.decision,
+                                          note=form.validated_data["note"], variation=variation)
         return Response(SignOffSerializer(signoff).data, status=201)
 
 
-class RequestSendBack(APIView):
-    schema = PortalAutoSchema()
-    @extend_schema(request=NoteInput, responses={201: SignOffSerializer})
-    def post(self, request, pk: int):
-        form = NoteInput(data=request.data)
-        form.is_valid(raise_exception=True)
-        signoff = services.signoff_send_back(user=request.user, request=request_for(request.user, pk),
-                                             note=form.validated_data["note"])
-        return Response(SignOffSerializer(signoff).data, status=201)
+class RequestSignOff(_Decision):
+    decision = SignOffDecision.APPROVED
+
+
+class RequestSendBack(_Decision):
+    decision = SignOffDecision.SENT_BACK
 
 
 class ReleaseList(generics.ListAPIView):
     """Releases on the caller's shows (?request=<id> or ?shot=<id> narrows)."""
 
-    schema = PortalAutoSchema()
     serializer_class = ReleaseSerializer
 
     def get_queryset(self):

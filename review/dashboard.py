@@ -6,7 +6,6 @@ Every member of a show sees it (producers included); outsiders get 404, like eve
 import csv
 import math
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
@@ -15,10 +14,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.access import require_member
-from portal.errors import NotFound
-from portal.models import Shot, Show
-from portal.views import portal_errors
+from portal.models import Shot
+from portal.pages import page
+from portal.selectors import show_for_member
 from review.metrics import Figures, ShowMetrics, TrendPoint, scope_from_params, show_metrics
 
 # The table, its CSV and its headers: (Figures attribute, column header, kind of value).
@@ -47,16 +45,8 @@ COLUMNS = [
 ]
 
 
-def _show_for(user, show_code: str) -> Show:
-    show = Show.objects.filter(code=show_code).first()
-    if show is None:
-        raise NotFound("not found")
-    require_member(user, show.pk)
-    return show
-
-
 def _metrics(request, show_code: str) -> ShowMetrics:
-    show = _show_for(request.user, show_code)
+    show = show_for_member(request.user, show_code)[0]
     return show_metrics(scope_from_params(show, request.GET))
 
 
@@ -182,8 +172,7 @@ def _summary(totals: Figures) -> list[tuple[str, str]]:
     ]
 
 
-@login_required
-@portal_errors
+@page
 def dashboard(request: HttpRequest, show_code: str) -> HttpResponse:
     metrics = _metrics(request, show_code)
     show = metrics.scope.show
@@ -196,8 +185,7 @@ def dashboard(request: HttpRequest, show_code: str) -> HttpResponse:
         "query": request.GET.urlencode()})
 
 
-@login_required
-@portal_errors
+@page
 def dashboard_csv(request: HttpRequest, show_code: str) -> HttpResponse:
     metrics = _metrics(request, show_code)
     scope = metrics.scope

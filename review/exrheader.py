@@ -1,4 +1,4 @@
-"""Add string attributes to an OpenEXR file's header without re-encoding its pixels.
+"""Add attributes to an OpenEXR file's header without re-encoding its pixels.
 
 A released frame is the variation's element with the provenance added to its header. Decoding and
 re-compressing 2K frames only to add a few strings costs more than the copy itself, so for single-part,
@@ -17,6 +17,9 @@ import hashlib
 import mmap
 import os
 import struct
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 MAGIC = b"\x76\x2f\x31\x01"
@@ -30,6 +33,69 @@ _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, er
 
 class UnsupportedExr(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A header attribute of an OpenEXR type other than ``string``: its type name and its values."""
+
+    kind: str  # "chromaticities", "rational", "timecode" or "float"
+    values: tuple
+
+    def encode(self) -> bytes:
+        return struct.pack(_FORMATS[self.kind], *self.values)
+
+
+_FORMATS = {"chromaticities": "<8f", "rational": "<iI", "timecode": "<II", "float": "<f"}
+
+
+def chromaticities(xy: tuple[float, ...]) -> Typed:
+    """CIE xy of red, green, blue and white (8 floats)."""
+    return Typed("chromaticities", tuple(float(v) for v in xy))
+
+
+def rational(value: Fraction) -> Typed:
+    return Typed("rational", (value.numerator, value.denominator))
+
+
+def fps_fraction(fps: Decimal | float | int) -> Fraction:
+    """Frames per second as the rational a pipeline expects: 24/1, and 24000/1001 for 23.976 (NTSC rates)."""
+    exact = Fraction(Decimal(str(fps)))
+    if exact <= 0:
+        raise ValueError(f"frames per second must be positive, got {fps}")
+    ntsc = Fraction(round(exact * Fraction(1001, 1000)) * 1000, 1001)
+    if exact.denominator != 1 and abs(exact - ntsc) < Fraction(1, 500):
+        return ntsc
+    return exact.limit_denominator(1001)
+
+
+_TC_FLAGS = 0x40 | 0x80 | 0x8000 | 0x800000 | 0x40000000 | 0x80000000  # drop frame, colour frame, field, bgf0-2
+
+
+def _bcd(value: int) -> int:
+    return (value // 10) << 4 | value % 10
+
+
+def _unbcd(value: int) -> int:
+    return (value >> 4) * 10 + (value & 0xF)
+
+
+def advance_timecode(time_and_flags: int, frames: int, rate: int) -> int:
+    """SMPTE 12M time-and-flags (OpenEXR's ``timeCode``) ``frames`` later at ``rate`` frames per second
+    (nominal: 30 for 29.97); drop-frame counting when its flag is set; flags kept, wraps at 24 h."""
+    hours, minutes = _unbcd(time_and_flags >> 24 & 0x3F), _unbcd(time_and_flags >> 16 & 0x7F)
+    seconds, frame = _unbcd(time_and_flags >> 8 & 0x7F), _unbcd(time_and_flags & 0x3F)
+    drop = 2 * (rate // 30) if time_and_flags & 0x40 and rate % 30 == 0 else 0
+    total_minutes = hours * 60 + minutes
+    count = (total_minutes * 60 + seconds) * rate + frame - drop * (total_minutes - total_minutes // 10)
+    count = (count + frames) % ((24 * 3600 * rate) - drop * (24 * 60 - 24 * 6))
+    if drop:  # the frame number back to a drop-frame label (SMPTE: two labels per minute skipped, not every tenth)
+        per_ten = 600 * rate - 9 * drop
+        tens, rest = divmod(count, per_ten)
+        count += 9 * drop * tens + (drop * ((rest - drop) // (60 * rate - drop)) if rest > drop else 0)
+    frame, seconds_total = count % rate, count // rate
+    seconds, minutes, hours = seconds_total % 60, seconds_total // 60 % 60, seconds_total // 3600
+    return (time_and_flags & _TC_FLAGS) | _bcd(hours) << 24 | _bcd(minutes) << 16 | _bcd(seconds) << 8 | _bcd(frame)
 
 
 class _ShortHeader(UnsupportedExr):
@@ -162,10 +228,17 @@ def start_writeback(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def copy_with_attributes(source: str | Path, target: str | Path, attributes: dict[str, str], *,
+def _encode_value(name: str, value: str | Typed) -> bytes:
+    if isinstance(value, Typed):
+        return _encode(name.encode(), value.kind.encode(), value.encode())
+    return _encode(name.encode(), b"string", str(value).encode())
+
+
+def copy_with_attributes(source: str | Path, target: str | Path, attributes: dict[str, str | Typed], *,
                          writeback: bool = False) -> str:
-    """Copy `source` to a new file `target` with string `attributes` set in its header (replacing same-named
-    ones); with `writeback`, the new file's writing to disk starts at once (see `start_writeback`).
+    """Copy `source` to a new file `target` with `attributes` set in its header (replacing same-named ones):
+    strings, or `Typed` values (chromaticities, rationals, timecodes, floats); with `writeback`, the new file's
+    writing to disk starts at once (see `start_writeback`).
 
     Returns the sha256 of the written file, computed on the way through (no second read for the manifest).
     """
@@ -180,7 +253,7 @@ def copy_with_attributes(source: str | Path, target: str | Path, attributes: dic
             flags |= _LONG_NAMES
         new_header = head[:4] + struct.pack("<I", flags) + b"".join(
             _encode(*a) for a in old if a[0] not in replaced) + b"".join(
-            _encode(name.encode(), b"string", str(value).encode()) for name, value in attributes.items()) + b"\x00"
+            _encode_value(name, value) for name, value in attributes.items()) + b"\x00"
         delta = len(new_header) - header_end
         prefix = new_header + struct.pack(f"<{len(offsets)}Q", *(o + delta for o in offsets))
         chunks = header_end + 8 * len(offsets)  # the chunks (and anything else) follow verbatim

@@ -39,7 +39,8 @@ class SignOffDecision(models.TextChoices):
 
 
 class SignOff(models.Model):
-    pick = models.ForeignKey(Pick, on_delete=models.PROTECT, related_name="signoffs")
+    # Empty for a task signed off without a pick (TaskInfo.needs_pick False: roto).
+    pick = models.ForeignKey(Pick, on_delete=models.PROTECT, null=True, blank=True, related_name="signoffs")
     variation = models.ForeignKey(Variation, on_delete=models.PROTECT, related_name="signoffs")
     decision = models.CharField(max_length=16, choices=SignOffDecision.choices)
     note = models.TextField(blank=True)

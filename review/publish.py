@@ -4,6 +4,10 @@ Pure Python over OpenImageIO (no Django): paths and dictionaries in, files out. 
 under its final name only when every frame, the checksum manifest, the provenance sidecar and the Nuke
 snippet are complete; until then everything lives in a hidden sibling folder on the same filesystem. Every
 file's data is on disk (fdatasync) before that rename, and the rename itself before `publish` returns.
+
+Every frame's header carries what the pipeline reads, beside the provenance: the working space's
+`chromaticities` (AP1 for ACEScg), `framesPerSecond` (the show's fps as a rational), the plate's `timeCode`
+(its own frame's, else the first frame's advanced), its `pixelAspectRatio`, the OCIO config and working space.
 """
 
 import json
@@ -12,12 +16,23 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import OpenImageIO as oiio
 
+from generation.engine import colour, frames
 from generation.engine.sequence import frame_path
-from review.exrheader import UnsupportedExr, copy_with_attributes, sha256_of
+from review.exrheader import (
+    Typed,
+    UnsupportedExr,
+    advance_timecode,
+    chromaticities,
+    copy_with_attributes,
+    fps_fraction,
+    rational,
+    sha256_of,
+)
 
 MANIFEST = "manifest.sha256"
 PROVENANCE = "provenance.json"
@@ -33,8 +48,11 @@ class PublishPlan:
     target_pattern: str  # inside the final version folder (absolute)
     frames: list[int]
     attributes: dict[str, str]  # provenance written into every frame's header
-    colourspace: str
+    colourspace: str  # the working space the element is in
     release_id: int
+    ocio_config: str = ""  # the show's pinned config ("": none recorded, no chromaticities)
+    fps: Decimal | float | None = None  # the show's
+    plate_pattern: str = ""  # the plate the element was made on: its timeCode, pixel aspect and display window
 
     @property
     def version_dir(self) -> Path:
@@ -66,10 +84,11 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
     try:
         staging.mkdir(parents=True)
         names = [Path(frame_path(plan.target_pattern, frame)).name for frame in plan.frames]
+        header = _PipelineHeader(plan)
 
         def write(index: int) -> str:
             source = frame_path(plan.source_pattern, plan.frames[index])
-            return _write_frame(source, staging / names[index], plan.attributes)
+            return _write_frame(source, staging / names[index], header.attributes(plan.frames[index], source))
 
         lines = []
         # The kernel copy and the hashing release the GIL: a frame per core keeps the cores busy.
@@ -87,8 +106,8 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
                 raise
         _write_text(staging / MANIFEST, "".join(lines))
         _write_text(staging / PROVENANCE, json.dumps(
-            {**plan.attributes, "release_id": plan.release_id, "frames": [plan.frames[0], plan.frames[-1]],
-             "path": plan.target_pattern}, indent=2, sort_keys=True))
+            {**{k: v for k, v in header.common.items() if isinstance(v, str)}, "release_id": plan.release_id,
+             "frames": [plan.frames[0], plan.frames[-1]], "path": plan.target_pattern}, indent=2, sort_keys=True))
         _write_text(staging / f"{Path(plan.target_pattern).name.split('.')[0]}.nk", nuke_read_snippet(plan))
         _fsync(staging)
         os.rename(staging, final)
@@ -102,7 +121,66 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
     return final
 
 
-def _write_frame(source: str, target: Path, attributes: dict[str, str]) -> str:
+class _PipelineHeader:
+    """The header attributes of each released frame: the provenance plus what the pipeline reads."""
+
+    def __init__(self, plan: PublishPlan) -> None:
+        self.plan = plan
+        self.common: dict[str, str | Typed] = dict(plan.attributes)
+        self.common["parallel_track:working_space"] = plan.colourspace
+        if plan.ocio_config:
+            self.common["parallel_track:ocio_config"] = plan.ocio_config
+            try:
+                xy = colour.chromaticities(plan.colourspace, plan.ocio_config)
+            except colour.ColourError as exc:
+                raise PublishError(f"working space: {exc}") from exc
+            if xy is not None:
+                self.common["chromaticities"] = chromaticities(xy)
+        self.rate = None
+        if plan.fps is not None:
+            fps = fps_fraction(plan.fps)
+            self.common["framesPerSecond"] = rational(fps)
+            self.rate = max(1, round(fps))
+        self.first = self._plate(plan.frames[0]) if plan.plate_pattern else None
+
+    def _plate(self, frame: int) -> frames.FrameHeader | None:
+        path = frame_path(self.plan.plate_pattern, frame)
+        try:
+            return frames.read_header(path, frame=frame, verify_pixels=False) if os.path.isfile(path) else None
+        except frames.FrameError as exc:
+            raise PublishError(f"plate: {exc}") from exc
+
+    def attributes(self, frame: int, source: str) -> dict[str, str | Typed]:
+        out = dict(self.common)
+        if not self.plan.plate_pattern:
+            return out
+        plate = self._plate(frame) or self.first
+        if plate is None:
+            raise PublishError(f"{frame_path(self.plan.plate_pattern, frame)}: the plate frame is missing")
+        try:
+            element = frames.read_header(source, verify_pixels=False)
+        except frames.FrameError as exc:
+            raise PublishError(f"element: {exc}") from exc
+        if element.display_window != plate.display_window:
+            raise PublishError(f"{os.path.basename(source)}: display window {element.display_window.as_dict()} "
+                               f"is not the plate's {plate.display_window.as_dict()}")
+        out["pixelAspectRatio"] = Typed("float", (plate.pixel_aspect,))
+        timecode = self._timecode(frame, plate)
+        if timecode is not None:
+            out["timeCode"] = Typed("timecode", timecode)
+        return out
+
+    def _timecode(self, frame: int, plate: frames.FrameHeader) -> tuple[int, int] | None:
+        """The plate frame's own timecode; else the first frame's, advanced (a plate that carries one only there)."""
+        if plate.frame == frame and plate.timecode is not None:
+            return plate.timecode
+        first = self.first.timecode if self.first is not None else None
+        if first is None or self.rate is None:
+            return first
+        return advance_timecode(first[0], frame - self.plan.frames[0], self.rate), first[1]
+
+
+def _write_frame(source: str, target: Path, attributes: dict[str, str | Typed]) -> str:
     """The element frame with the provenance in its header (pixels copied, not re-encoded); its sha256."""
     _check_element(source)
     try:
@@ -126,11 +204,22 @@ def _check_element(source: str) -> None:
         image.close()
 
 
-def _rewrite_frame(source: str, target: Path, attributes: dict[str, str]) -> None:
+# OpenImageIO's names and types for the typed EXR attributes (the fallback path writes through it).
+_OIIO_ATTRIBUTES = {"chromaticities": ("chromaticities", oiio.TypeDesc("float[8]")),
+                    "framesPerSecond": ("framesPerSecond", oiio.TypeRational),  # OpenEXR's name; OIIO's is not
+                    "timeCode": ("smpte:TimeCode", oiio.TypeTimeCode),
+                    "pixelAspectRatio": ("PixelAspectRatio", oiio.TypeFloat)}
+
+
+def _rewrite_frame(source: str, target: Path, attributes: dict[str, str | Typed]) -> None:
     buf = oiio.ImageBuf(source)
     spec = buf.specmod()
     for key, value in attributes.items():
-        spec.attribute(key, str(value))
+        if isinstance(value, Typed):
+            name, kind = _OIIO_ATTRIBUTES[key]
+            spec.attribute(name, kind, value.values if len(value.values) > 1 else value.values[0])
+        else:
+            spec.attribute(key, str(value))
     buf.set_write_format(oiio.HALF)
     if not buf.write(str(target)):
         err = buf.geterror()

@@ -1,11 +1,13 @@
 """Picks, notes, sign-off and release: the only place review state changes."""
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from generation import events
-from generation.models import GenerationRequest, RequestStatus, Variation, VariationStatus
+from generation import events, lifecycle
+from generation.engine.task_kinds import task_info
+from generation.models import GenerationRequest, Variation, VariationStatus
 from portal import worker
 from portal.access import require_member, require_role
 from portal.errors import Conflict, PortalError
@@ -17,43 +19,39 @@ def current_pick(request_id: int) -> Pick | None:
     return Pick.objects.filter(request_id=request_id).select_related("variation", "picked_by").first()
 
 
-@transaction.atomic
-def pick_make(*, user, variation: Variation, note: str = "") -> Pick:
-    """Pick one variation of a request; an earlier pick stays on record and is superseded."""
+def pick_make(*, user: User, variation: Variation, note: str = "") -> Pick:
+    """Pick one variation of a request; an earlier pick stays on record and is superseded. A request signed
+    off (or cancelled) in the meantime is never overwritten: the pick is refused with a 409."""
     request = variation.request
-    require_role(user, request.shot.sequence.show_id, CAN_PICK, "pick variations")
+    require_role(user, request.show.pk, CAN_PICK, "pick variations")
     if variation.status != VariationStatus.DONE:
         raise Conflict(f"{variation.label} is {variation.status}; only a finished variation can be picked",
                        code="not_done")
-    request.refresh_from_db(fields=["status"])
-    if request.status in (RequestStatus.SIGNED_OFF, RequestStatus.RELEASED, RequestStatus.CANCELLED):
-        raise Conflict(f"the request is {request.get_status_display().lower()}; picks are closed", code="closed")
-    pick = Pick.objects.create(request=request, variation=variation, note=note, picked_by=user)
-    GenerationRequest.objects.filter(pk=request.pk).update(status=RequestStatus.PICKED)
-    events.event_append(request_id=request.pk, type="pick.made", actor=user, payload={
-        "pick": pick.pk, "variation": variation.pk, "index": variation.index, "label": variation.label,
-        "by": user.username, "note": note})
+    with lifecycle.request_moving(request, "pick", actor=user) as moved:
+        pick = Pick.objects.create(request=request, variation=variation, note=note, picked_by=user)
+        moved.payload = {"pick": pick.pk, "variation": variation.pk, "index": variation.index,
+                         "label": variation.label, "by": user.username, "note": note}
     return pick
 
 
-@transaction.atomic
-def pick_reject_all(*, user, request: GenerationRequest, note: str) -> Pick:
-    require_role(user, request.shot.sequence.show_id, CAN_PICK, "reject variations")
+def pick_reject_all(*, user: User, request: GenerationRequest, note: str) -> Pick:
+    """Every variation rejected: the request goes back to review (refused once signed off, released or
+    cancelled)."""
+    require_role(user, request.show.pk, CAN_PICK, "reject variations")
     if not note.strip():
         raise PortalError("say why every variation is rejected", code="note_required")
-    pick = Pick.objects.create(request=request, variation=None, rejected_all=True, note=note, picked_by=user)
-    GenerationRequest.objects.filter(pk=request.pk, status__in=[RequestStatus.REVIEW, RequestStatus.PICKED]).update(
-        status=RequestStatus.REVIEW)
-    events.event_append(request_id=request.pk, type="pick.rejected_all", actor=user,
-                        payload={"pick": pick.pk, "by": user.username, "note": note})
+    with lifecycle.request_moving(request, "reject_all", actor=user) as moved:
+        pick = Pick.objects.create(request=request, variation=None, rejected_all=True, note=note, picked_by=user)
+        moved.payload = {"pick": pick.pk, "by": user.username, "note": note}
     return pick
 
 
 @transaction.atomic
-def note_add(*, user, variation: Variation, text: str, frame: int | None = None, shape: object = None) -> Note:
+def note_add(*, user: User, variation: Variation, text: str, frame: int | None = None,
+             shape: object = None) -> Note:
     """A note on a variation, at a frame of the request's range, with an optional shape drawn over the plate's
     display window (checked and clamped by `note_shape_checked`)."""
-    require_member(user, variation.request.shot.sequence.show_id)
+    require_member(user, variation.request.show.pk)
     if not text.strip():
         raise PortalError("a note needs text", code="note_required")
     window = variation.request.plate.display_window
@@ -67,51 +65,58 @@ def note_add(*, user, variation: Variation, text: str, frame: int | None = None,
     return note
 
 
-def _picked_variation(request: GenerationRequest) -> Pick:
+def _decided_variation(request: GenerationRequest, variation: Variation | None) -> tuple[Pick | None, Variation]:
+    """What a sign-off decides on: the current pick's variation, or (a task without a pick) the variation the
+    compositor names, which must be a finished one of this request."""
+    if not task_info(request.task).needs_pick:
+        if variation is None or variation.request_id != request.pk:
+            raise PortalError("name the variation of this request to decide on", code="variation")
+        if variation.status != VariationStatus.DONE:
+            raise Conflict(f"{variation.label} is {variation.status}; only a finished variation can be signed off",
+                           code="not_done")
+        return None, variation
     pick = current_pick(request.pk)
     if pick is None or pick.variation_id is None:
         raise Conflict("nothing is picked on this request; only a picked variation can be signed off",
                        code="not_picked")
-    return pick
+    if variation is not None and variation.pk != pick.variation_id:
+        raise Conflict(f"{variation.label} is not the pick ({pick.variation.label})", code="not_picked")
+    return pick, pick.variation
 
 
-@transaction.atomic
-def signoff_approve(*, user, request: GenerationRequest, note: str = "") -> SignOff:
-    """A compositor approves the picked variation; its release to the pipeline is queued."""
-    require_role(user, request.shot.sequence.show_id, CAN_SIGN_OFF, "sign off")
-    pick = _picked_variation(request)
-    claimed = GenerationRequest.objects.filter(pk=request.pk, status=RequestStatus.PICKED).update(
-        status=RequestStatus.SIGNED_OFF)
-    if not claimed:
-        raise Conflict("only a picked request can be signed off", code="not_picked")
-    signoff = SignOff.objects.create(pick=pick, variation=pick.variation, decision=SignOffDecision.APPROVED,
-                                     note=note, signed_by=user)
-    events.event_append(request_id=request.pk, type="signoff.approved", actor=user, payload={
-        "signoff": signoff.pk, "variation": pick.variation_id, "label": pick.variation.label,
-        "by": user.username, "note": note})
-    release = release_allocate(signoff=signoff)
-    from review.tasks import release_element
-
-    worker.enqueue(release_element, release.pk)
-    return signoff
-
-
-@transaction.atomic
-def signoff_send_back(*, user, request: GenerationRequest, note: str) -> SignOff:
-    """A compositor sends the pick back to review with a note; it cannot be released."""
-    require_role(user, request.shot.sequence.show_id, CAN_SIGN_OFF, "send back")
-    if not note.strip():
+def signoff_decide(*, user: User, request: GenerationRequest, decision: str, note: str = "",
+                   variation: Variation | None = None) -> SignOff:
+    """A compositor approves (the release is queued) or sends back (with a note; never released) the picked
+    variation, or for a task without a pick the variation named. ``decision``: a ``SignOffDecision``."""
+    approve = decision == SignOffDecision.APPROVED
+    require_role(user, request.show.pk, CAN_SIGN_OFF, "sign off" if approve else "send back")
+    if decision not in SignOffDecision.values:
+        raise PortalError(f"decision is one of {', '.join(SignOffDecision.values)}", code="decision")
+    if not approve and not note.strip():
         raise PortalError("say what is wrong when sending back", code="note_required")
-    pick = _picked_variation(request)
-    claimed = GenerationRequest.objects.filter(pk=request.pk, status=RequestStatus.PICKED).update(
-        status=RequestStatus.REVIEW)
-    if not claimed:
-        raise Conflict("only a picked request can be sent back", code="not_picked")
-    signoff = SignOff.objects.create(pick=pick, variation=pick.variation, decision=SignOffDecision.SENT_BACK,
-                                     note=note, signed_by=user)
-    events.event_append(request_id=request.pk, type="signoff.sent_back", actor=user, payload={
-        "signoff": signoff.pk, "variation": pick.variation_id, "by": user.username, "note": note})
+    _decided_variation(request, variation)  # a clear refusal before the move
+    move = lifecycle.decision_move(request, "sign_off" if approve else "send_back")
+    with lifecycle.request_moving(request, move, actor=user) as moved:
+        pick, decided = _decided_variation(request, variation)  # again, under the move: a newer pick counts
+        signoff = SignOff.objects.create(pick=pick, variation=decided, decision=decision, note=note, signed_by=user)
+        moved.payload = {"signoff": signoff.pk, "variation": decided.pk, "by": user.username, "note": note}
+        if approve:
+            moved.payload["label"] = decided.label
+            release = release_allocate(signoff=signoff)
+            worker.enqueue("review.tasks.release_element", release.pk)
     return signoff
+
+
+def signoff_approve(*, user: User, request: GenerationRequest, note: str = "",
+                    variation: Variation | None = None) -> SignOff:
+    return signoff_decide(user=user, request=request, decision=SignOffDecision.APPROVED, note=note,
+                          variation=variation)
+
+
+def signoff_send_back(*, user: User, request: GenerationRequest, note: str,
+                      variation: Variation | None = None) -> SignOff:
+    return signoff_decide(user=user, request=request, decision=SignOffDecision.SENT_BACK, note=note,
+                          variation=variation)
 
 
 def release_allocate(*, signoff: SignOff) -> Release:
@@ -149,9 +154,8 @@ def release_finish(*, release: Release, path_pattern: str, manifest_path: str) -
         released_at=timezone.now(), error="")
     if not updated:
         return
-    request_id = release.signoff.variation.request_id
-    GenerationRequest.objects.filter(pk=request_id).update(status=RequestStatus.RELEASED)
-    events.event_append(request_id=request_id, type="release.done", payload={
+    # A retry of a release whose request was released already (its worker died after the move) moves nothing.
+    lifecycle.request_try_move(release.signoff.variation.request_id, "release", payload={
         "release": release.pk, "version": release.version, "path": path_pattern, "manifest": manifest_path})
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 
+from portal.colour import show_colour
 from review import services
 from review.models import Release, ReleaseStatus, SignOffDecision
 from review.publish import MANIFEST, PublishError, PublishPlan, publish
@@ -12,7 +13,7 @@ from review.publish import MANIFEST, PublishError, PublishPlan, publish
 
 def publish_pattern(release: Release) -> str:
     request = release.signoff.variation.request
-    show = request.shot.sequence.show
+    show = request.show
     return show.publish_template.format(
         publish_root=show.publish_root or str(Path(settings.PUBLISH_ROOT).resolve()), show=show.code,
         sequence=request.shot.sequence.code, shot=request.shot.code, task=request.task, version=release.version)
@@ -23,19 +24,20 @@ def provenance(release: Release) -> dict[str, str]:
     variation = signoff.variation
     request = variation.request
     pick = signoff.pick
+    picked = {"parallel_track:picked_by": pick.picked_by.username,
+              "parallel_track:picked_at": pick.created_at.isoformat()} if pick else {}
     return {
         "parallel_track:generated": "raw material, not final",
-        "parallel_track:show": request.shot.sequence.show.code,
+        "parallel_track:show": request.show.code,
         "parallel_track:shot": request.shot.code,
         "parallel_track:task": request.task,
         "parallel_track:request": str(request.pk),
         "parallel_track:variation": variation.label,
         "parallel_track:seed": str(variation.seed),
-        "parallel_track:model": request.model.name,
-        "parallel_track:model_manifest_sha256": request.model.manifest_hash,
+        "parallel_track:model": request.model_name,
+        "parallel_track:model_manifest_sha256": request.model.manifest_hash if request.model_id else "",
         "parallel_track:prompt": request.prompt,
-        "parallel_track:picked_by": pick.picked_by.username,
-        "parallel_track:picked_at": pick.created_at.isoformat(),
+        **picked,
         "parallel_track:signed_off_by": signoff.signed_by.username,
         "parallel_track:signed_off_at": signoff.created_at.isoformat(),
         "parallel_track:version": str(release.version),
@@ -54,10 +56,12 @@ def release_element(self, release_id: int) -> None:
                                                      "sent back")
         return
     request = release.signoff.variation.request
+    show = request.show
     plan = PublishPlan(
         source_pattern=release.signoff.variation.exr_pattern, target_pattern=publish_pattern(release),
         frames=request.frame_list(), attributes=provenance(release),
-        colourspace=request.shot.sequence.show.working_space, release_id=release.pk)
+        colourspace=show.working_space, release_id=release.pk, ocio_config=show_colour(show).config, fps=show.fps,
+        plate_pattern=request.plate.path_pattern)
     services.release_mark(release=release, status=ReleaseStatus.WRITING)
     step = max(1, len(plan.frames) // 12)
 

@@ -1,26 +1,39 @@
-"""Review actions from the request page: pick, reject all, note, sign off, send back."""
+"""The review room: the request page (the director's player), and its actions: pick, reject all, note, sign
+off, send back."""
 
 import json
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.shortcuts import redirect, render
 
-from generation.models import Variation
-from generation.selectors import request_for_page
+from generation import proxies
+from generation.models import GenerationRequest, Variation
+from generation.selectors import request_for_member, variation_for_member
 from portal.access import require_member
-from portal.errors import NotFound, PortalError
-from portal.views import portal_errors
+from portal.colour import show_colour
+from portal.errors import PortalError
+from portal.models import CAN_PICK, CAN_REQUEST, CAN_SIGN_OFF
+from portal.pages import action, page
 from review import services
+from review.models import SignOffDecision
 
 
-def _variation(user, variation_id: int) -> Variation:
-    variation = Variation.objects.select_related("request__shot__sequence", "request__plate").filter(pk=variation_id).first()
-    if variation is None:
-        raise NotFound("no such variation")
-    require_member(user, variation.request.shot.sequence.show_id)
-    return variation
+@page
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    gen_request = request_for_member(request.user, request_id)
+    role = require_member(request.user, gen_request.show.pk)
+    show = gen_request.show
+    colour_settings = show_colour(show)
+    origin = (Variation.objects.select_related("request").filter(pk=gen_request.derived_from_id).first()
+              if gen_request.derived_from_id else None)
+    return render(request, "review/request.html", {
+        "req": gen_request, "shot": gen_request.shot, "show": show, "role": role,
+        "variations": gen_request.variations.all(), "pick": services.current_pick(gen_request.pk),
+        "can_pick": role in CAN_PICK, "can_sign_off": role in CAN_SIGN_OFF, "can_request": role in CAN_REQUEST,
+        "origin": origin, "iterations": GenerationRequest.objects.filter(derived_from__request=gen_request)
+        .select_related("derived_from", "requested_by").order_by("created_at"),
+        "display_views": [dv.as_dict() for dv in proxies.display_views(colour_settings)],
+        "show_display": colour_settings.display, "show_view": colour_settings.view})
 
 
 def _back(request: HttpRequest, request_id: int) -> HttpResponse:
@@ -29,30 +42,23 @@ def _back(request: HttpRequest, request_id: int) -> HttpResponse:
     return redirect("request-detail", request_id=request_id)
 
 
-@login_required
-@require_POST
-@portal_errors
+@action
 def pick(request: HttpRequest, variation_id: int) -> HttpResponse:
-    variation = _variation(request.user, variation_id)
+    variation = variation_for_member(request.user, variation_id)
     services.pick_make(user=request.user, variation=variation, note=request.POST.get("note", ""))
     return _back(request, variation.request_id)
 
 
-@login_required
-@require_POST
-@portal_errors
+@action
 def reject_all(request: HttpRequest, request_id: int) -> HttpResponse:
-    gen_request = request_for_page(request_id)
-    require_member(request.user, gen_request.shot.sequence.show_id)
+    gen_request = request_for_member(request.user, request_id)
     services.pick_reject_all(user=request.user, request=gen_request, note=request.POST.get("note", ""))
     return _back(request, request_id)
 
 
-@login_required
-@require_POST
-@portal_errors
+@action
 def note(request: HttpRequest, variation_id: int) -> HttpResponse:
-    variation = _variation(request.user, variation_id)
+    variation = variation_for_member(request.user, variation_id)
     frame = request.POST.get("frame", "")
     try:
         shape = json.loads(request.POST.get("shape") or "null")
@@ -63,14 +69,26 @@ def note(request: HttpRequest, variation_id: int) -> HttpResponse:
     return _back(request, variation.request_id)
 
 
-@login_required
-@require_POST
-@portal_errors
+_DECISIONS = {"approve": SignOffDecision.APPROVED, "send_back": SignOffDecision.SENT_BACK}  # the page's buttons
+
+
+@action
 def signoff(request: HttpRequest, request_id: int) -> HttpResponse:
-    gen_request = request_for_page(request_id)
-    require_member(request.user, gen_request.shot.sequence.show_id)
-    if request.POST.get("decision") == "send_back":
-        services.signoff_send_back(user=request.user, request=gen_request, note=request.POST.get("note", ""))
-    else:
-        services.signoff_approve(user=request.user, request=gen_request, note=request.POST.get("note", ""))
+    gen_request = request_for_member(request.user, request_id)
+    decision = _DECISIONS.get(request.POST.get("decision", ""))
+    if decision is None:  # a form without a decision approves nothing
+        raise PortalError(f"say what the sign-off decides: decision is {' or '.join(_DECISIONS)}", code="decision")
+    services.signoff_decide(user=request.user, request=gen_request, decision=decision,
+                            note=request.POST.get("note", ""), variation=_named_variation(request, gen_request))
     return _back(request, request_id)
+
+
+def _named_variation(request: HttpRequest, gen_request) -> Variation | None:
+    """The variation a sign-off names (tasks without a pick); it must belong to the request."""
+    text = request.POST.get("variation", "").strip()
+    if not text:
+        return None
+    variation = Variation.objects.filter(pk=int(text) if text.isdigit() else 0, request=gen_request).first()
+    if variation is None:
+        raise PortalError("no such variation on this request", code="variation")
+    return variation

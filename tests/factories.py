@@ -9,14 +9,14 @@ from generation.events import event_append
 from generation.models import GenerationRequest, Variation, VariationStatus
 
 
-def request_with_done_variations(*, user, shot, model, count: int = 2, frames: tuple[int, int] | None = None
-                                 ) -> GenerationRequest:
+def request_with_done_variations(*, user, shot, model, count: int = 2, frames: tuple[int, int] | None = None,
+                                 task: str = "sky_replacement") -> GenerationRequest:
     """A request whose variations are finished (no files, no tasks queued): for picks, roles and streams."""
     first, last = frames or (shot.first_frame, shot.last_frame)
     plate = shot.plates.first()
     now = timezone.now()
     request = GenerationRequest.objects.create(
-        shot=shot, plate=plate, first_frame=first, last_frame=last, matte_pattern=plate.matte_pattern,
+        shot=shot, plate=plate, task=task, first_frame=first, last_frame=last, matte_pattern=plate.matte_pattern,
         count=count, model=model, base_seed=1, steps=2, requested_by=user, status="review", settled_at=now)
     Variation.objects.bulk_create(
         Variation(request=request, index=i, seed=1 + i, status=VariationStatus.DONE, progress=1.0,

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import numpy as np
 import PyOpenColorIO as ocio
 
 from generation.engine.frames import resize
 
-DEFAULT_CONFIG = "ocio://studio-config-latest"
+# Pinned, not ``*-latest``: OpenImageIO's bundled OCIO 2.5 and PyOpenColorIO 2.6 mean different configs by
+# ``latest`` (ACES 2.0 and 2.1). This one loads in both and in every DCC on OCIO >= 2.3 (VFX Platform CY2024).
+DEFAULT_CONFIG = "ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3"
+_ALIASES = re.compile(r"^ocio://(default|[a-z]+-config-latest)$")
 LUT_SIZE = 65
 # The proxy LUT is indexed by the ACEScct curve applied to the input values; its domain
 # covers linear -0.0069 (ACEScct 0) to ~222 (ACEScct 1.0), i.e. about +10 stops over 18% grey.
@@ -42,6 +46,39 @@ def _load(name: str) -> ocio.Config:
 def load_config(name: str | None = None) -> ocio.Config:
     """The (cached) OCIO config named ``name`` (see :func:`resolve_config_name`)."""
     return _load(resolve_config_name(name))
+
+
+def pinned_config_name(name: str | None = None) -> str:
+    """The versioned name to store for config ``name`` (see :func:`resolve_config_name`).
+
+    A built-in alias (``ocio://default``, ``ocio://studio-config-latest``) becomes the versioned built-in
+    it means in this OCIO build, so a library update cannot change a show's colour; a config file
+    becomes its absolute path. Raises ColourError when the config cannot be loaded.
+    """
+    name = resolve_config_name(name)
+    config = _load(name)
+    if _ALIASES.match(name):
+        return f"ocio://{config.getName()}"
+    if name.startswith("ocio://"):
+        return name
+    return os.path.abspath(name)
+
+
+def is_pinned(name: str) -> bool:
+    """True unless ``name`` is a built-in alias whose meaning changes with the OCIO build."""
+    return bool(name) and not _ALIASES.match(name)
+
+
+def colourspace_names(config_name: str | None = None) -> list[str]:
+    """Every colour space of the config, in config order."""
+    return list(load_config(config_name).getColorSpaceNames())
+
+
+def checked_colourspace(name: str, config_name: str | None = None) -> str:
+    """The config's own name for colour space (or alias) ``name``; ColourError listing the valid ones."""
+    config = load_config(config_name)
+    _check_colourspace(config, name)
+    return config.getColorSpace(name).getName()
 
 
 def displays_and_views(config_name: str | None = None) -> dict[str, list[str]]:
@@ -162,9 +199,12 @@ def _to_uint8(display_rgb: np.ndarray) -> np.ndarray:
     return (np.clip(display_rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def proxy_size(height: int, width: int, proxy_width: int) -> tuple[int, int]:
-    """(h, w) of a proxy ``proxy_width`` wide keeping the aspect ratio."""
-    return max(1, round(height * proxy_width / width)), proxy_width
+def proxy_size(height: int, width: int, proxy_width: int, pixel_aspect: float = 1.0) -> tuple[int, int]:
+    """(h, w) of a proxy ``proxy_width`` wide keeping the picture's aspect ratio: an anamorphic plate
+    (``pixel_aspect`` 2.0: each pixel twice as wide as tall) is desqueezed into square display pixels."""
+    if not (np.isfinite(pixel_aspect) and pixel_aspect > 0):
+        raise ValueError(f"pixel_aspect must be positive, got {pixel_aspect}")
+    return max(1, round(height * proxy_width / (width * pixel_aspect))), proxy_width
 
 
 def make_proxy(
@@ -176,19 +216,64 @@ def make_proxy(
     view: str | None = None,
     config_name: str | None = None,
     exact: bool = False,
+    pixel_aspect: float = 1.0,
 ) -> np.ndarray:
     """A uint8 (h, width, 3) display-referred proxy of scene-linear (H, W, 3|4) ``pixels``.
 
+    ``h`` keeps the picture's aspect (desqueezed when ``pixel_aspect`` is not 1, see :func:`proxy_size`).
     Resizes first (area filter), then applies the display/view (config default when None)
     through a cached 65^3 LUT baked from the exact OCIO processor (within 1 code of it at
-    p99.9), or, with ``exact``, the exact processor itself. Alpha is ignored.
+    p99.9; pixels outside the LUT's domain go through the exact processor), or, with ``exact``,
+    the exact processor itself. Alpha is ignored.
     """
     pixels = _check_pixels(pixels)
     name = resolve_config_name(config_name)
     display, view = _resolve_display_view(display, view, name)
-    h, w = proxy_size(pixels.shape[0], pixels.shape[1], width)
+    h, w = proxy_size(pixels.shape[0], pixels.shape[1], width, pixel_aspect)
     small = resize(pixels[..., :3], w, h)
     if exact:
         return _to_uint8(display_view(small, src=src, display=display, view=view, config_name=name))
-    shaped = np.clip(_cct_encode(small), *_CCT_DOMAIN)
-    return _to_uint8(_apply(_baked_lut(name, src, display, view), shaped))
+    shaped = _cct_encode(small)
+    out = _apply(_baked_lut(name, src, display, view), np.clip(shaped, *_CCT_DOMAIN))
+    # Beyond the LUT's domain (a sun at 1e4, a strongly negative pixel) the view can still change
+    # (ACES 1.0 desaturates towards white far above 222): those few pixels get the exact processor.
+    outside = ((shaped < _CCT_DOMAIN[0]) | (shaped > _CCT_DOMAIN[1])).any(axis=-1)
+    if outside.any():
+        out[outside] = _apply(_cpu(name, src, None, display, view), small[outside])
+    return _to_uint8(out)
+
+
+# CIE xy of red, green, blue and white: what an OpenEXR ``chromaticities`` attribute holds.
+PRIMARIES = {
+    "AP0": (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767),
+    "AP1": (0.713, 0.293, 0.165, 0.83, 0.128, 0.044, 0.32168, 0.33767),
+    "Rec.709": (0.64, 0.33, 0.3, 0.6, 0.15, 0.06, 0.3127, 0.329),
+    "P3-D65": (0.68, 0.32, 0.265, 0.69, 0.15, 0.06, 0.3127, 0.329),
+    "Rec.2020": (0.708, 0.292, 0.17, 0.797, 0.131, 0.046, 0.3127, 0.329),
+}
+# The ACES configs' scene spaces by their gamut; OCIO does not say which primaries a space has
+# (only how to reach the reference), and a white point cannot be recovered from that.
+GAMUTS = {
+    "ACES2065-1": "AP0",
+    "ACEScg": "AP1",
+    "ACEScct": "AP1",
+    "ACEScc": "AP1",
+    "Linear Rec.709 (sRGB)": "Rec.709",
+    "Linear P3-D65": "P3-D65",
+    "Linear Rec.2020": "Rec.2020",
+}
+
+
+def chromaticities(space: str, config_name: str | None = None) -> tuple[float, ...] | None:
+    """The 8 floats of an EXR ``chromaticities`` attribute for colour space ``space`` (name or alias):
+    AP1 for ACEScg; None for a space whose gamut is not in :data:`GAMUTS`."""
+    gamut = GAMUTS.get(checked_colourspace(space, config_name))
+    return PRIMARIES[gamut] if gamut else None
+
+
+def to_working(
+    rgb: np.ndarray, colourspace: str, working_space: str, *, config_name: str | None = None
+) -> np.ndarray:
+    """float32 (..., 3) ``rgb`` from the plate's ``colourspace`` into ``working_space`` (a copy)."""
+    name = resolve_config_name(config_name)
+    return _apply(_cpu(name, colourspace, working_space, None, None), np.asarray(rgb, np.float32))

@@ -130,6 +130,7 @@ def write_frame(
         display=spec.display,
         view=spec.view,
         config_name=spec.config_name,
+        pixel_aspect=spec.pixel_aspect,
     )
     frames.write_jpeg(proxy_path, proxy)
 

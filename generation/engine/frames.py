@@ -1,8 +1,9 @@
 """OpenEXR plate and matte I/O through OpenImageIO.
 
 Pixels cross this module as numpy arrays shaped (H, W, C) over the DISPLAY window,
-float32 unless stated, in whatever colour space the file holds (plates are
-scene-linear ACEScg by convention; this module never converts colour).
+float32 unless stated, in whatever colour space the file holds, unless the reader is
+given the plate's ``colourspace`` and a ``working_space``: then R, G, B arrive converted
+through OCIO (:func:`generation.engine.colour.to_working`), alpha and other channels as stored.
 Every failure on a file is a :class:`FrameError` with a one-line message.
 """
 
@@ -94,6 +95,8 @@ class FrameHeader:
     compression: str
     tiled: bool
     subimages: int
+    pixel_aspect: float = 1.0  # width / height of one pixel: 2.0 for a 2:1 anamorphic squeeze
+    timecode: tuple[int, int] | None = None  # SMPTE (time and flags, user bits), as the EXR stores it
 
 
 @dataclass
@@ -120,6 +123,10 @@ class SequenceScan:
     @property
     def channels(self) -> tuple[str, ...]:
         return self.frames[0].channels
+
+    @property
+    def pixel_aspect(self) -> float:
+        return self.frames[0].pixel_aspect
 
 
 def _oiio_error(source: oiio.ImageInput | oiio.ImageOutput | None = None) -> str:
@@ -172,6 +179,10 @@ def _header(path: str, inp: oiio.ImageInput, frame: int | None) -> FrameHeader:
     while subimages < 4096 and inp.seek_subimage(subimages, 0):
         subimages += 1
     inp.seek_subimage(0, 0)
+    aspect = spec.get_float_attribute("PixelAspectRatio", 1.0)
+    if not (np.isfinite(aspect) and 0.01 <= aspect <= 100):
+        raise FrameError(path, f"pixel aspect ratio {aspect} is outside 0.01..100")
+    timecode = spec.getattribute("smpte:TimeCode")
     return FrameHeader(
         path=path,
         frame=frame,
@@ -182,6 +193,8 @@ def _header(path: str, inp: oiio.ImageInput, frame: int | None) -> FrameHeader:
         compression=spec.get_string_attribute("compression") or "none",
         tiled=spec.tile_width > 0,
         subimages=subimages,
+        pixel_aspect=float(aspect),
+        timecode=tuple(int(v) for v in timecode) if timecode is not None else None,
     )
 
 
@@ -221,8 +234,8 @@ def scan_sequence(
 ) -> SequenceScan:
     """Read every existing frame's header; frames absent in the range are listed in ``missing``.
 
-    Raises FrameError when no frame exists, a frame is damaged, or display windows or channel
-    sets differ from the first frame (the message names the first offending frame).
+    Raises FrameError when no frame exists, a frame is damaged, or display windows, pixel
+    aspects or channel sets differ from the first frame (the message names the first offending frame).
     """
     if first is None or last is None:
         on_disk = glob_frames(pattern)
@@ -244,6 +257,11 @@ def scan_sequence(
                     path,
                     f"display window {header.display_window.as_dict()} differs "
                     f"from frame {reference.frame}'s {reference.display_window.as_dict()}",
+                )
+            if header.pixel_aspect != reference.pixel_aspect:
+                raise FrameError(
+                    path, f"pixel aspect {header.pixel_aspect:g} differs from frame {reference.frame}'s "
+                    f"{reference.pixel_aspect:g}"
                 )
             if set(header.channels) != set(reference.channels):
                 raise FrameError(
@@ -291,16 +309,50 @@ def _read_display(path: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarr
     return out, inside, header
 
 
+def _to_working(
+    path: str,
+    pixels: np.ndarray,
+    inside: np.ndarray,
+    names: Sequence[str],
+    colourspace: str | None,
+    working_space: str | None,
+    config_name: str | None,
+) -> np.ndarray:
+    """``pixels`` with their R, G, B converted from ``colourspace`` to ``working_space`` inside the
+    data window (outside it stays 0: no data, whatever its encoding would mean)."""
+    if colourspace is None or working_space is None or colourspace == working_space:
+        return pixels
+    from generation.engine import colour  # colour imports this module (resize)
+
+    rgb = [list(names).index(c) for c in ("R", "G", "B") if c in names]
+    if len(rgb) != 3:
+        raise FrameError(path, f"converting from {colourspace!r} needs R, G and B; reading {', '.join(names)}")
+    try:
+        converted = colour.to_working(pixels[inside][:, rgb], colourspace, working_space, config_name=config_name)
+    except colour.ColourError as error:
+        raise FrameError(path, str(error)) from None
+    out = pixels.copy()
+    block = out[inside]
+    block[:, rgb] = converted
+    out[inside] = block
+    return out
+
+
 def read_rgba(
     path: str | os.PathLike[str],
     *,
     channels: Sequence[str] = ("R", "G", "B", "A"),
     fill_alpha: float = 1.0,
+    colourspace: str | None = None,
+    working_space: str | None = None,
+    config_name: str | None = None,
 ) -> tuple[np.ndarray, FrameHeader]:
     """Read RGBA as float32 (H, W, 4) over the display window.
 
     Outside the data window everything is 0 (alpha too); data outside the display window is
     cropped. A file without the alpha channel gets ``fill_alpha`` inside its data window.
+    With ``colourspace`` and ``working_space`` (names in OCIO config ``config_name``), RGB is
+    converted from the one to the other; alpha never is.
     """
     path = os.fspath(path)
     header = read_header(path, verify_pixels=False)
@@ -310,20 +362,35 @@ def read_rgba(
         raise FrameError(path, f"no {', '.join(absent)} channel(s); present: {', '.join(header.channels)}")
     has_alpha = alpha in header.channels
     pixels, inside, header = _read_display(path, colour + ([alpha] if has_alpha else []))
+    pixels = _to_working(path, pixels, inside, ("R", "G", "B", "A")[: pixels.shape[2]], colourspace, working_space,
+                         config_name)
     if not has_alpha:
         fill = np.where(inside, np.float32(fill_alpha), np.float32(0))[..., None]
         pixels = np.concatenate([pixels, fill], axis=2)
     return pixels, header
 
 
-def read_channels(path: str | os.PathLike[str], names: Sequence[str]) -> np.ndarray:
-    """Read ``names`` as float32 (H, W, len(names)) over the display window (0 outside data)."""
+def read_channels(
+    path: str | os.PathLike[str],
+    names: Sequence[str],
+    *,
+    colourspace: str | None = None,
+    working_space: str | None = None,
+    config_name: str | None = None,
+) -> np.ndarray:
+    """Read ``names`` as float32 (H, W, len(names)) over the display window (0 outside data).
+
+    With ``colourspace`` (the plate's) and ``working_space``, both names in OCIO config
+    ``config_name``, the R, G and B among ``names`` are converted into the working space
+    (they must all be read); other channels (alpha, depth, motion) are returned as stored.
+    """
     path = os.fspath(path)
     header = read_header(path, verify_pixels=False)
     absent = [name for name in names if name not in header.channels]
     if absent:
         raise FrameError(path, f"no {', '.join(absent)} channel(s); present: {', '.join(header.channels)}")
-    return _read_display(path, list(names))[0]
+    pixels, inside, _ = _read_display(path, list(names))
+    return _to_working(path, pixels, inside, names, colourspace, working_space, config_name)
 
 
 def read_matte(path: str | os.PathLike[str]) -> np.ndarray:

@@ -54,7 +54,7 @@ class VariationPlan:
         display window, plate in the spec's working space."""
         spec, display, depth_name = self.spec, self.display, self.depth_name
         names = ("R", "G", "B") + ((depth_name,) if depth_name else ())
-        pixels = frames.read_channels(frame_path(spec.plate_pattern, frame), names)
+        pixels = frames.read_channels(frame_path(spec.plate_pattern, frame), names, **spec.plate_colour())
         if pixels.shape[:2] != (display.height, display.width):
             raise frames.FrameError(
                 frame_path(spec.plate_pattern, frame), "display window differs from the first frame"

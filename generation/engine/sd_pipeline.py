@@ -5,7 +5,7 @@ a 9-input-channel ``UNet2DConditionModel``: 4 latent + 1 mask + 4 masked-image l
 ``AutoencoderKL``; ``text_encoder/`` ``CLIPTextModel``; ``tokenizer/`` ``CLIPTokenizer``;
 ``scheduler/``; ``model_index.json``) plus our ``parallel_track.json`` card. An ``img2img`` directory
 is the same with a 4-channel UNet (``StableDiffusionImg2ImgPipeline``). Cards of these models use a
-display-referred ``colour_encoding`` such as ``sRGB Encoded Rec.709 (sRGB)``.
+display-referred ``colour_encoding`` such as ``sRGB - Texture``.
 
 Loads only from a local directory (``HF_HUB_OFFLINE`` is set by :mod:`registry`, and every load passes
 ``local_files_only=True``); fp16 on CUDA, fp32 on CPU (:mod:`device`). No safety checker: it is a
@@ -26,7 +26,7 @@ from generation.engine.inpaint import Cancelled
 from generation.engine.registry import CARD_NAME, ModelCard, ModelError, _check_manifest, cached_load, read_model_card
 
 SD_KINDS = ("inpainting", "img2img")
-SD_ENCODING = "sRGB Encoded Rec.709 (sRGB)"
+SD_ENCODING = "sRGB - Texture"  # its name in every built-in ACES config (an alias from v2.2.0 on)
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 

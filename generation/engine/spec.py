@@ -47,6 +47,8 @@ class VariationSpec:
     prompt: str = ""
     working_space: str = "ACEScg"
     config_name: str | None = None
+    plate_colourspace: str | None = None  # the plate's, converted to working_space at read; None: already it
+    pixel_aspect: float = 1.0  # the plate's PixelAspectRatio: proxies are desqueezed by it
     display: str | None = None
     view: str | None = None
     proxy_width: int = 960
@@ -54,6 +56,14 @@ class VariationSpec:
     attributes: dict[str, str] = field(default_factory=dict)
     strength: float | None = None  # img2img tasks; None = the task's default (task_kinds.TASKS)
     guidance_scale: float = 7.5  # SD backends only (classifier-free guidance; 1 switches it off)
+
+    def plate_colour(self) -> dict:
+        """What :func:`frames.read_channels` needs to read the plate's R, G, B into the working space."""
+        return {
+            "colourspace": self.plate_colourspace,
+            "working_space": self.working_space,
+            "config_name": self.config_name,
+        }
 
 
 @dataclass

@@ -52,7 +52,9 @@ def camera_track(
     if mv_names is not None:
         track = motion.track_from_motion_vectors(each_frame(lambda p: frames.read_channels(p, mv_names)))
     else:
-        track = motion.camera_track(each_frame(lambda p: luma(frames.read_channels(p, ("R", "G", "B")))))
+        track = motion.camera_track(
+            each_frame(lambda p: luma(frames.read_channels(p, ("R", "G", "B"), **spec.plate_colour())))
+        )
     with _track_lock:
         _track_cache[key] = track
         while len(_track_cache) > _TRACK_CACHE_SIZE:

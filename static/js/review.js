@@ -119,6 +119,8 @@
     },
     "variation.failed": (p) => { const t = tileFor(p); if (t) { setTileStatus(t, "failed"); t.el.querySelector(".placeholder").textContent = p.error; } },
     "variation.cancelled": (p) => { const t = tileFor(p); if (t) setTileStatus(t, "cancelled"); },
+    "request.started": () => setStatus("Running", "running"),
+    "request.cancelled": () => setStatus("Cancelled", "cancelled"),
     "request.settled": (p) => setStatus(p.status === "review" ? "In review" : "Failed", p.status),
     "pick.made": (p, ev) => {
       markPicked(p.variation);

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from generation.engine.colour import DEFAULT_CONFIG
 from generation.engine.frames import Window, write_exr
 from generation.engine.sequence import frame_path
 from review.publish import PublishPlan, publish, verify
@@ -49,7 +50,8 @@ def _release(source: str, frames: range, folder: Path) -> tuple[float, float]:
     """Wall seconds and this process's CPU seconds (all threads, user and kernel) to publish the element."""
     plan = PublishPlan(source_pattern=source, target_pattern=str(folder / "v001" / "sh_sky_v001.####.exr"),
                        frames=list(frames), attributes={f"parallel_track:key{i}": "x" * 40 for i in range(15)},
-                       colourspace="ACEScg", release_id=1)
+                       colourspace="ACEScg", release_id=1, ocio_config=DEFAULT_CONFIG, fps=24,
+                       plate_pattern=source)  # the pipeline header too: a plate header read per frame
     os.sync()
     start, cpu = time.perf_counter(), time.process_time()
     publish(plan)

@@ -19,7 +19,7 @@ reads R,G,B → ``colour.make_proxy`` (box resize to 960 wide, then the display/
 65³ LUT) → OIIO writes JPEG, in this process, the LUT baked once beforehand (a worker process keeps it).
 oiiotool: one process for all the frames (``--frames`` with a ``#`` pattern: the config is loaded once,
 as ours is) doing read → ``--ch R,G,B`` → ``--ociodisplay:from=<working space>`` (same config
-``ocio://studio-config-latest``, same display/view) → ``--resize:filter=box`` to the same size → JPEG,
+``ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3``, same display/view) → ``--resize:filter=box`` to the same size → JPEG,
 the order the issue names. It is also timed with the resize first (``oiiotool_resize_first_fps``): the
 same order as ours, the strictest comparison. Both run with OIIO's thread pool at BENCH_THREADS (2, the
 machine's cores); OCIO's CPU processor applies single-threaded in both. Note that oiiotool uses the OCIO
@@ -48,7 +48,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = "ocio://studio-config-latest"
+CONFIG = "ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3"  # the pinned default: both OCIO builds know it
 WORKING_SPACE = "ACEScg"
 MEMBERS = ("director", "supervisor", "compositor", "producer", "compositor")
 

@@ -18,7 +18,7 @@ from tests.browser.test_review_loop import ask_for_variations, wait_caught_up, w
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-P3 = "display-p3-display--aces-2-0-sdr-100-nits-p3-d65"
+P3 = "display-p3-display--aces-1-0-sdr-video"
 UNTONEMAPPED = "srgb-display--un-tone-mapped"
 IMAGES_READY = """(ids) => ids.every((id) => { const i = document.getElementById(id);
   return i && !i.hidden && i.complete && i.naturalWidth > 0; })"""
@@ -149,7 +149,7 @@ def test_every_view_mode_stays_on_the_frame_the_wipe_drags_and_display_view_swit
     p3_src = cora.locator('#grid .tile[data-index="0"] img').get_attribute("src")
     assert p3_src != srgb_src and urlsplit(p3_src).path == urlsplit(srgb_src).path
     assert parse_qs(urlsplit(p3_src).query) == {"display": ["Display P3 - Display"],
-                                                 "view": ["ACES 2.0 - SDR 100 nits (P3 D65)"]}
+                                                 "view": ["ACES 1.0 - SDR Video"]}
     srgb, p3 = decoded(cora, srgb_src, tmp_path), decoded(cora, p3_src, tmp_path)
     assert srgb.shape == p3.shape and np.abs(srgb - p3).mean() > 0.5  # same tone scale, other primaries
     cora.select_option("#display-view", UNTONEMAPPED)

@@ -14,7 +14,7 @@ from generation.engine.sequence import frame_path
 from portal import worker
 from portal.colour import show_colour
 
-P3 = {"display": "Display P3 - Display", "view": "ACES 2.0 - SDR 100 nits (P3 D65)"}
+P3 = {"display": "Display P3 - Display", "view": "ACES 1.0 - SDR Video"}
 UNTONEMAPPED = {"display": "sRGB - Display", "view": "Un-tone-mapped"}
 
 
@@ -59,7 +59,7 @@ def test_a_view_switch_renders_from_the_exrs_caches_and_differs_from_srgb(client
     assert p3.shape == srgb.shape == (540, 960, 3)
     assert np.abs(p3 - srgb).mean() > 3, "another display/view should change the pixels"
 
-    cached = Path(variation.work_dir) / "proxy" / "display-p3-display--aces-2-0-sdr-100-nits-p3-d65" / "incontext.1001.jpg"
+    cached = Path(variation.work_dir) / "proxy" / "display-p3-display--aces-1-0-sdr-video" / "incontext.1001.jpg"
     assert cached.is_file()
     made = cached.stat().st_mtime_ns
     assert client.get(f"{base}?{urlencode(P3)}").getvalue() == cached.read_bytes()

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 
 from generation.engine.frames import Window, read_rgba, write_exr
 from generation.engine.sequence import frame_path
-from review.exrheader import copy_with_attributes, sha256_of
+from review.exrheader import advance_timecode, copy_with_attributes, fps_fraction, sha256_of
 from review.publish import PublishError, PublishPlan, frame_attributes, publish, verify
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,3 +138,103 @@ def test_a_full_disk_midway_leaves_no_partial_version_and_says_so(tmp_path, smal
     assert outcome["left"] == [], "no version folder and no staging folder may remain"
     assert outcome["used"] < frame, "the partial frames were removed"
     assert list(root.iterdir()) == []  # the tmpfs lived only in the child's namespace
+
+
+# --- what the pipeline reads from a released header ---------------------------------------------------------------
+
+def _info(path) -> str:
+    oiiotool = str(Path(sys.executable).parent / "oiiotool")
+    return subprocess.run([oiiotool, "--info", "-v", str(path)], capture_output=True, text=True, check=True).stdout
+
+
+def _anamorphic_plate(folder: Path, frames, timecode_on_first: int | None) -> str:
+    """A 2:1 anamorphic plate (96x64, PixelAspectRatio 2) whose first frame carries a SMPTE timecode."""
+    import OpenImageIO as oiio
+
+    folder.mkdir(parents=True)
+    for frame in frames:
+        spec = oiio.ImageSpec(96, 64, 4, "half")
+        spec.attribute("PixelAspectRatio", 2.0)
+        if timecode_on_first is not None and frame == frames[0]:
+            spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (timecode_on_first, 0))
+        out = oiio.ImageOutput.create(str(folder / f"plate.{frame}.exr"))
+        assert out.open(str(folder / f"plate.{frame}.exr"), spec) and out.write_image(np.ones((64, 96, 4), np.float32))
+        out.close()
+    return str(folder / "plate.####.exr")
+
+
+def _pipeline_plan(tmp_path, frames, **changes) -> PublishPlan:
+    for frame in frames:
+        _element(tmp_path / f"e.{frame}.exr")
+    plan = dict(source_pattern=str(tmp_path / "e.####.exr"),
+                target_pattern=str(tmp_path / "pub" / "v001" / "x.####.exr"),
+                frames=list(frames), attributes={"parallel_track:request": "1"}, colourspace="ACEScg", release_id=1,
+                ocio_config="ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3", fps=Decimal("23.976"),
+                plate_pattern=_anamorphic_plate(tmp_path / "plate", frames, 0x23595922))  # 23:59:59:22
+    return PublishPlan(**{**plan, **changes})
+
+
+def test_released_frames_carry_chromaticities_fps_timecode_pixel_aspect_and_the_config(tmp_path):
+    folder = publish(_pipeline_plan(tmp_path, [1001, 1002, 1003]))
+    for frame, timecode in ((1001, "23:59:59:22"), (1002, "23:59:59:23"), (1003, "00:00:00:00")):
+        info = _info(folder / f"x.{frame}.exr")
+        assert "chromaticities: 0.713, 0.293, 0.165, 0.83, 0.128, 0.044, 0.32168, 0.33767" in info, info  # AP1
+        assert "framesPerSecond: 24000/1001 (23.976)" in info
+        assert f"smpte:TimeCode: {timecode}" in info  # the plate's, advanced per frame (and wrapping at 24 h)
+        assert "PixelAspectRatio: 2\n" in info and "full/display size: 96 x 64" in info
+        assert "pixel data origin" not in info or "pixel data origin: x=0, y=0" in info
+        assert 'parallel_track:ocio_config: "ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3"' in info
+        assert 'parallel_track:working_space: "ACEScg"' in info
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["parallel_track:ocio_config"] == "ocio://studio-config-v2.1.0_aces-v1.3_ocio-v2.3"
+    assert verify(folder) == []
+
+
+def test_the_fallback_rewrite_writes_the_same_pipeline_header(tmp_path, monkeypatch):
+    import review.publish as publish_module
+
+    def unsupported(*args, **kwargs):
+        raise publish_module.UnsupportedExr("as for a multi-part element")
+
+    monkeypatch.setattr(publish_module, "copy_with_attributes", unsupported)
+    folder = publish(_pipeline_plan(tmp_path, [1001, 1002]))
+    info = _info(folder / "x.1002.exr")
+    for line in ("chromaticities: 0.713, 0.293", "framesPerSecond: 24000/1001", "smpte:TimeCode: 23:59:59:23",
+                 "PixelAspectRatio: 2\n", 'parallel_track:ocio_config: "ocio://studio-config-v2.1.0'):
+        assert line in info, line
+
+
+def test_an_element_whose_display_window_is_not_the_plates_is_refused(tmp_path):
+    plan = _pipeline_plan(tmp_path, [1001])
+    write_exr(tmp_path / "e.1001.exr", np.zeros((10, 10, 4), np.float32), display_window=Window(0, 0, 10, 10))
+    with pytest.raises(PublishError, match=r"e\.1001\.exr: display window .*'width': 10.* is not the plate's"):
+        publish(plan)
+    assert not (tmp_path / "pub" / "v001").exists()
+
+
+@pytest.mark.parametrize("fps, expected", [(24, (24, 1)), (25, (25, 1)), (Decimal("23.976"), (24000, 1001)),
+                                           (Decimal("29.97"), (30000, 1001)), (Decimal("59.94"), (60000, 1001)),
+                                           (Decimal("47.952"), (48000, 1001)), (Decimal("12.5"), (25, 2))])
+def test_fps_becomes_the_rational_a_pipeline_expects(fps, expected):
+    value = fps_fraction(fps)
+    assert (value.numerator, value.denominator) == expected
+
+
+def _tc(text: str, drop: bool = False) -> int:
+    h, m, s, f = (int(part) for part in text.replace(";", ":").split(":"))
+    return (0x40 if drop else 0) | _bcd(h) << 24 | _bcd(m) << 16 | _bcd(s) << 8 | _bcd(f)
+
+
+def _bcd(value: int) -> int:
+    return (value // 10) << 4 | value % 10
+
+
+@pytest.mark.parametrize("start, frames, rate, drop, expected", [
+    ("01:00:00:00", 1, 24, False, "01:00:00:01"), ("00:59:59:23", 1, 24, False, "01:00:00:00"),
+    ("23:59:59:24", 1, 25, False, "00:00:00:00"), ("01:00:00:00", 24 * 3600, 24, False, "02:00:00:00"),
+    ("00:00:59;29", 1, 30, True, "00:01:00;02"), ("00:09:59;29", 1, 30, True, "00:10:00;00"),
+    ("00:00:00;00", 17982, 30, True, "00:10:00;00"), ("00:01:00;02", -1, 30, True, "00:00:59;29"),
+])
+def test_timecodes_advance_per_frame_with_drop_frame_counting(start, frames, rate, drop, expected):
+    flags = 0x80 | 0x8000  # colour frame and field flags are kept
+    assert advance_timecode(_tc(start, drop) | flags, frames, rate) == _tc(expected, drop) | flags

@@ -211,3 +211,83 @@ def test_the_engine_imports_without_django() -> None:
     )
     root = Path(__file__).resolve().parents[3]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, env={**os.environ, "PYTHONPATH": str(root)})
+
+
+# --- plates in a camera colour space, anamorphic plates, timecode -----------------------------------------------
+
+def _logc4_beachball(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Beachball frame 4 re-encoded as ARRI LogC4 (as a camera would record it), data window inside the display."""
+    from tests.camera_plates import ocio_convert
+
+    rgba, header = read_rgba(BEACHBALL / "singlepart.0004.exr")
+    data = header.data_window
+    inside = np.zeros(rgba.shape[:2], bool)
+    inside[data.y : data.y + data.height, data.x : data.x + data.width] = True
+    logc = rgba.copy()
+    logc[..., :3] = ocio_convert(rgba[..., :3], "ACEScg", "ARRI LogC4")
+    path = tmp_path / "logc4.0001.exr"
+    write_exr(path, logc, display_window=header.display_window, data_window=data)
+    return path, rgba, inside
+
+
+def test_a_logc4_plate_is_converted_to_the_working_space_as_ocio_converts_it(tmp_path):
+    from tests.camera_plates import ocio_convert
+
+    path, original, inside = _logc4_beachball(tmp_path)
+    stored, _ = read_rgba(path)  # the LogC4 code values, as written (half)
+    pixels = read_channels(path, ("R", "G", "B", "A"), colourspace="ARRI LogC4", working_space="ACEScg")
+    expected = ocio_convert(stored[..., :3][inside], "ARRI LogC4", "ACEScg")
+    np.testing.assert_array_equal(pixels[..., :3][inside], expected)
+    assert np.array_equal(pixels[..., 3], stored[..., 3]), "alpha is never converted"
+    assert not pixels[~inside].any(), "outside the data window stays 0, not LogC4's black in linear"
+    # And it is the picture the camera saw, within what half-float LogC4 code values keep (a 1/2048 step of
+    # code is ~0.5% of linear: 14 stops over the code range).
+    lit = original[..., :3][inside] > 0.01
+    relative = np.abs(pixels[..., :3][inside][lit] / original[..., :3][inside][lit] - 1)
+    assert relative.max() < 0.02 and relative.mean() < 0.002
+    # Read as if it were ACEScg already, the plate would be wrong by far more (log code values are not linear).
+    assert np.abs(stored[..., :3][inside][lit] / original[..., :3][inside][lit] - 1).mean() > 0.5
+    rgba, _ = read_rgba(path, colourspace="ARRI LogC4", working_space="ACEScg")
+    np.testing.assert_array_equal(rgba, pixels)
+
+
+def test_a_plate_in_the_working_space_is_read_untouched(tmp_path):
+    path, _, _ = _logc4_beachball(tmp_path)
+    as_stored = read_channels(path, ("R", "G", "B"))
+    assert np.array_equal(read_channels(path, ("R", "G", "B"), colourspace="ACEScg", working_space="ACEScg"),
+                          as_stored)
+
+
+def test_an_unknown_plate_colour_space_or_a_partial_rgb_read_is_a_frame_error(tmp_path):
+    path, _, _ = _logc4_beachball(tmp_path)
+    with pytest.raises(FrameError, match=r"^logc4\.0001\.exr: unknown colour space 'LogC9'; valid: .*ARRI LogC4"):
+        read_channels(path, ("R", "G", "B"), colourspace="LogC9", working_space="ACEScg")
+    with pytest.raises(FrameError, match=r"needs R, G and B"):
+        read_channels(path, ("R", "A"), colourspace="ARRI LogC4", working_space="ACEScg")
+
+
+def _anamorphic(path: Path, aspect: float, timecode: int | None = None) -> Path:
+    spec = oiio.ImageSpec(96, 54, 3, "half")
+    spec.attribute("PixelAspectRatio", aspect)
+    if timecode is not None:
+        spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (timecode, 7))
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec) and out.write_image(np.full((54, 96, 3), 0.18, np.float32))
+    out.close()
+    return path
+
+
+def test_the_header_exposes_the_pixel_aspect_and_the_timecode(tmp_path):
+    header = read_header(_anamorphic(tmp_path / "a.1001.exr", 2.0, 0x01000000))
+    assert header.pixel_aspect == 2.0 and header.timecode == (0x01000000, 7)
+    plain = read_header(BEACHBALL / "singlepart.0001.exr")
+    assert plain.pixel_aspect == 1.0 and plain.timecode is None
+
+
+def test_a_pixel_aspect_that_changes_within_the_sequence_is_refused(tmp_path):
+    _anamorphic(tmp_path / "a.1001.exr", 2.0)
+    _anamorphic(tmp_path / "a.1002.exr", 1.0)
+    with pytest.raises(FrameError, match=r"^a\.1002\.exr: pixel aspect 1 differs from frame 1001's 2$"):
+        scan_sequence(str(tmp_path / "a.####.exr"))
+    _anamorphic(tmp_path / "a.1002.exr", 2.0)
+    assert scan_sequence(str(tmp_path / "a.####.exr")).pixel_aspect == 2.0

@@ -119,7 +119,7 @@ def test_time_of_day_keeps_the_plates_structure_where_inpainting_replaces_it(dep
     plate = frames.read_channels(frame_path(depth_plate["plate"], 3), ("R", "G", "B"))[y : y + h, x : x + w]
 
     def encoded_detail(rgb):  # horizontal second differences in the SD card's display encoding
-        encoded = colour.convert(np.ascontiguousarray(rgb), "ACEScg", "sRGB Encoded Rec.709 (sRGB)")
+        encoded = colour.convert(np.ascontiguousarray(rgb), "ACEScg", "sRGB - Texture")
         return encoded, (encoded[:, 2:] - 2 * encoded[:, 1:-1] + encoded[:, :-2]).ravel()
 
     plate_encoded, plate_detail = encoded_detail(plate)
