@@ -10,6 +10,8 @@ It keeps the runner contract of :mod:`spec` (the signature and result of
   windows and frame numbers, provenance in the header; and ``proxy/incontext.####.jpg``: the matte as a
   coloured overlay over the plate through the spec's display/view. Frames stream out in order, each segment
   between key frames computed when its first frame is due.
+- ``params`` (the request's own inputs, optional): ``{"previous_pattern": <an earlier pass's matte EXRs>,
+  "locked": [frames]}``: a correction pass keeps the locked frames' mattes from the earlier pass exactly.
 - ``flicker_ratio`` is the matte's warping error over the plate's own (:meth:`RotoShot.flicker_ratio`).
 """
 
@@ -44,7 +46,7 @@ class _Plates:
 
     def __getitem__(self, index: int) -> np.ndarray:
         path = frame_path(self.spec.plate_pattern, self.frames[index])
-        pixels = frames.read_channels(path, ("R", "G", "B"))
+        pixels = frames.read_channels(path, ("R", "G", "B"), **self.spec.plate_colour())
         display = self.header.display_window
         if pixels.shape[:2] != (display.height, display.width):
             raise frames.FrameError(path, "display window differs from the first frame")
@@ -75,6 +77,23 @@ def overlay(plate: np.ndarray, matte: np.ndarray) -> np.ndarray:
     return plate * (1 - a) + OVERLAY_RGB * a
 
 
+def read_locked(params: dict | None, spec: VariationSpec) -> dict[int, np.ndarray]:
+    """{frame: matte} of the frames a correction pass must keep, read from the earlier pass's EXRs."""
+    params = params or {}
+    locked = params.get("locked") or []
+    if not locked:
+        return {}
+    previous = params.get("previous_pattern")
+    if not previous:
+        raise RotoError("locked frames need previous_pattern: the earlier pass whose mattes they keep")
+    if not isinstance(locked, list) or not all(isinstance(f, int) and not isinstance(f, bool) for f in locked):
+        raise RotoError(f"locked must be a list of frame numbers, got {locked!r}")
+    outside = [f for f in locked if not spec.first <= f <= spec.last]
+    if outside:
+        raise RotoError(f"locked frames {outside} are outside frames {spec.first}-{spec.last}")
+    return {f: frames.read_matte(frame_path(previous, f)) for f in locked}
+
+
 def _check(spec: VariationSpec) -> FrameHeader:
     if spec.last < spec.first:
         raise RotoError(f"frame range {spec.first}-{spec.last} is empty")
@@ -89,6 +108,7 @@ def roto_variation(
     on_progress: ProgressFn | None = None,
     on_frame: FrameFn | None = None,
     should_cancel: CancelFn | None = None,
+    params: dict | None = None,
 ) -> VariationResult:
     """One roto pass over the plate's frames ``first..last`` from the key frames in ``spec.matte_pattern``.
 
@@ -100,6 +120,7 @@ def roto_variation(
     progress: ProgressFn = on_progress or (lambda stage, k, n: None)
     header = _check(spec)
     keys = read_keyframes(spec)
+    locked = read_locked(params, spec)
     plates = _Plates(spec, header)
     display, data = header.display_window, header.data_window
     with Outputs(spec.out_dir) as outputs:
@@ -112,12 +133,17 @@ def roto_variation(
         )
         for f, m in keys.items():
             shot.check_keyframe(f, m)
+        for f, m in locked.items():  # the earlier pass's mattes, kept as they are (empty ones too)
+            if m.shape != shot.size:
+                raise RotoError(f"locked frame {f} of the earlier pass is {m.shape[1]}x{m.shape[0]}, not the plate's")
+            shot.mattes[f] = m
         timings = {"flow": time.perf_counter() - t}
-        mattes = shot.iter_pass(keys)
+        mattes = shot.iter_pass(keys, locked)
         extra = {
             "parallel_track:roto_keyframes": ",".join(str(f) for f in sorted(keys)),
             "parallel_track:roto_keyframes_sha256": _keys_digest(keys),
             "parallel_track:roto_method": METHOD,
+            "parallel_track:roto_locked": ",".join(str(f) for f in sorted(locked)),
         }
         writer = FrameWriter(spec, outputs, display, provenance_attributes(spec, None, 1.0, extra))
         made: dict[int, np.ndarray] = {}

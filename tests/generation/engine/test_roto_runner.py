@@ -108,3 +108,32 @@ def test_a_cancelled_pass_leaves_nothing_behind(shot, tmp_path):
     with pytest.raises(Cancelled):
         roto_variation(_spec(shot, tmp_path / "out"), should_cancel=lambda: asked.append(1) or len(asked) > 3)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_correction_pass_keeps_locked_frames_and_changes_only_between_neighbours(shot, tmp_path):
+    first = roto_variation(_spec(shot, tmp_path / "pass1"))
+    keys = tmp_path / "keys2"
+    keys.mkdir()
+    pattern = str(keys / "roto.####.exr")
+    for f in (FIRST, 1005, LAST):  # the artist fixed frame 1005 (here: the truth carried over from pass 1)
+        source = shot["keys"] if f in (FIRST, LAST) else first.exr_pattern
+        matte = frames.read_matte(frame_path(source, f))[..., None]
+        frames.write_exr(frame_path(pattern, f), matte, display_window=DISPLAY, channel_names=("A",))
+    params = {"previous_pattern": first.exr_pattern, "locked": [1003]}
+    second = roto_variation(_spec(shot, tmp_path / "pass2", matte_pattern=pattern), params=params)
+    one = {f: frames.read_matte(frame_path(first.exr_pattern, f)) for f in first.frames}
+    two = {f: frames.read_matte(frame_path(second.exr_pattern, f)) for f in second.frames}
+    assert np.array_equal(two[1003], one[1003]), "a locked frame must survive the correction pass"
+    assert not np.array_equal(two[1004], one[1004]), "frames next to the new key frame are recomputed"
+    assert (
+        'parallel_track:roto_locked: "1003"'
+        in subprocess.run(
+            [OIIOTOOL, "--info", "-v", frame_path(second.exr_pattern, 1003)], capture_output=True, text=True, check=True
+        ).stdout
+    )
+
+
+def test_locked_frames_without_an_earlier_pass_are_refused(shot, tmp_path):
+    with pytest.raises(RotoError, match="previous_pattern"):
+        roto_variation(_spec(shot, tmp_path / "out"), params={"locked": [1003]})
+    assert not (tmp_path / "out").exists()
