@@ -203,7 +203,8 @@ class RotoShot:
 
     def flicker_ratio(self, mattes: Mapping[int, np.ndarray]) -> float:
         """How much the mattes boil: their flow-warping error between neighbouring frames over the plate's own
-        in the same place (Lai et al. 2018, as the variations' QC figure; 1 = as steady as the plate).
+        in the same place (Lai et al. 2018, as the variations' QC figure). Higher boils more; it compares passes
+        of a shot, not shots (DAVIS' hand-drawn truth scores about 2 on blackswan, a matte jittered by ±2 px 8).
 
         Measured at proxy size on pixels the flow trusts near the matte's edge; 0 when there is nothing to measure.
         """

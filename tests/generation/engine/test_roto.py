@@ -161,3 +161,12 @@ def test_the_colour_model_speaks_only_where_flow_is_not_trusted_near_the_edge(sw
     )
     far = to_edge > 0.1 * max(drifted.shape)  # well beyond the band, however the band is set
     assert far.sum() > 1000 and np.array_equal(mended[far], drifted[far])
+
+
+def test_the_flicker_ratio_catches_a_boiling_matte(shot, swan):
+    _, truth = swan
+    steady = shot.pass_(_keys(truth, FIRST, FIRST + COUNT - 1))
+    rng = np.random.default_rng(0)
+    # Boiling: each frame's edge wanders by a pixel or two on its own, as a frame-by-frame matte without flow does.
+    boiling = {f: np.roll(m, tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for f, m in steady.items()}
+    assert shot.flicker_ratio(boiling) > 1.5 * shot.flicker_ratio(steady) > 0
