@@ -8,7 +8,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from generation.engine.roto import RotoError, RotoOptions, RotoShot, frames_affected
+from generation.engine.roto import RotoError, RotoOptions, RotoShot, drop_specks, frames_affected, smallest_part
 from generation.engine.roto_colour import colour_mend, colour_model
 from generation.engine.roto_edge import refine_edges
 from tests.realdata import testdata as real_footage
@@ -170,3 +170,14 @@ def test_the_flicker_ratio_catches_a_boiling_matte(shot, swan):
     # Boiling: each frame's edge wanders by a pixel or two on its own, as a frame-by-frame matte without flow does.
     boiling = {f: np.roll(m, tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for f, m in steady.items()}
     assert shot.flicker_ratio(boiling) > 1.5 * shot.flicker_ratio(steady) > 0
+
+
+def test_specks_smaller_than_any_drawn_part_are_dropped_and_drawn_parts_kept():
+    drawn = np.zeros((60, 80), np.float32)
+    drawn[10:40, 10:40] = 1  # the object
+    drawn[50:54, 70:74] = 1  # a small part the artist drew on purpose (a kite, a hand)
+    carried = drawn.copy()
+    carried[5:7, 60:62] = 1  # a 4-pixel speck nobody drew
+    cleaned = drop_specks(carried, smallest_part(drawn) / 2)
+    assert cleaned[5:7, 60:62].max() == 0
+    assert np.array_equal(cleaned[50:54, 70:74], drawn[50:54, 70:74]) and cleaned[10:40, 10:40].min() == 1
