@@ -52,10 +52,19 @@ def swan_shot(show, storage):
 def test_roto_from_key_frames_to_a_released_matte(client, compositor, swan_shot):
     shot, keys = swan_shot
     client.force_login(compositor)
-    response = client.post("/api/requests/", {
-        "shot": shot.pk, "task": "roto", "first_frame": FIRST, "last_frame": LAST, "count": 1,
-        "matte_pattern": keys, "seed": 7,
-    }, content_type="application/json")
+    response = client.post(
+        "/api/requests/",
+        {
+            "shot": shot.pk,
+            "task": "roto",
+            "first_frame": FIRST,
+            "last_frame": LAST,
+            "count": 1,
+            "matte_pattern": keys,
+            "seed": 7,
+        },
+        content_type="application/json",
+    )
     assert response.status_code == 201, response.content
     worker.drain_embedded()
     request = GenerationRequest.objects.get(pk=response.json()["id"])
