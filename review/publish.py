@@ -196,8 +196,9 @@ def _check_element(source: str, display_window: frames.Window | None) -> None:
         raise PublishError(f"{source}: not a readable element ({oiio.geterror()})")
     try:
         spec = image.spec()
-        if list(spec.channelnames) != ["R", "G", "B", "A"]:
-            raise PublishError(f"{source}: an element must be RGBA, found {', '.join(spec.channelnames)}")
+        # The two elements a task may make (TaskInfo.element): premultiplied RGBA, or a roto matte (A only).
+        if list(spec.channelnames) not in (["R", "G", "B", "A"], ["A"]):
+            raise PublishError(f"{source}: an element must be RGBA or a matte (A), found {', '.join(spec.channelnames)}")
         if spec.format != oiio.TypeDesc(oiio.HALF):
             raise PublishError(f"{source}: an element must be half float, found {spec.format}")
         found = frames.Window(spec.full_x, spec.full_y, spec.full_width, spec.full_height)

@@ -73,11 +73,26 @@ TASKS: dict[str, TaskInfo] = {
         "Foliage / background fill", ("inpainting", "show_model"), "inpaint", 1.0, (1.0, 1.0), "centre", 0.15, False
     ),
     "atmosphere": TaskInfo(
-        "Atmosphere", ("show_model", "inpainting", "img2img"), "img2img", 0.5, (0.1, 0.9), "centre", 0.05, True,
+        "Atmosphere",
+        ("show_model", "inpainting", "img2img"),
+        "img2img",
+        0.5,
+        (0.1, 0.9),
+        "centre",
+        0.05,
+        True,
         look="haze",
     ),
     "time_of_day": TaskInfo(
-        "Time of day", ("inpainting", "img2img"), "img2img", 0.45, (0.2, 0.8), "centre", 0.05, False, look="grade",
+        "Time of day",
+        ("inpainting", "img2img"),
+        "img2img",
+        0.45,
+        (0.2, 0.8),
+        "centre",
+        0.05,
+        False,
+        look="grade",
         refusals=(("show_model", "a show model ignores prompts, so it cannot be steered to a time of day"),),
     ),
     # An element (params["element"]) brought to the plate's resolution by the show upscaler, regrained with the
@@ -86,6 +101,21 @@ TASKS: dict[str, TaskInfo] = {
         "Show-grain upscale", ("upscaler",), "upscale", 1.0, (1.0, 1.0), "centre", 0.0, False, look="upscale",
         needs_pick=False, region="element", runner="generation.engine.upscale_task:upscale_element",
         refusals=tuple((kind, "only the show upscaler upscales") for kind in ("show_model", "inpainting", "img2img")),
+    ),
+    # Roto needs no model: the shot's own (flow, colour) is learned from the key frames in the matte sequence.
+    "roto": TaskInfo(
+        "Roto",
+        (),
+        "roto",
+        1.0,
+        (1.0, 1.0),
+        "centre",
+        0.0,
+        False,
+        element="matte",
+        needs_pick=False,
+        region="keyframes",
+        runner="generation.engine.roto_runner:roto_variation",
     ),
 }
 DEPTH_CHANNELS = ("Z", "depth.Z", "depth")  # looked for in this order

@@ -1,0 +1,183 @@
+"""Roto engine: corrections that stick, locked frames, determinism and refused key frames, on real footage."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from generation.engine.roto import RotoError, RotoOptions, RotoShot, drop_specks, frames_affected, smallest_part
+from generation.engine.roto_colour import colour_mend, colour_model
+from generation.engine.roto_edge import refine_edges
+from tests.realdata import testdata as real_footage
+
+FIRST = 1001  # plate frame numbers, not indices
+COUNT = 12
+CROP = (slice(150, 310), slice(300, 540))  # blackswan's swan and the water around it, 240x160
+
+
+def _read(path) -> np.ndarray:
+    return oiio.ImageBuf(str(path)).get_pixels(oiio.UINT8)
+
+
+@pytest.fixture(scope="module")
+def swan():
+    folder = real_footage("davis16", "blackswan")
+    plates = [_read(folder / "frames" / f"{i:05d}.jpg")[CROP] for i in range(COUNT)]
+    mattes = [(_read(folder / "masks" / f"{i:05d}.png")[CROP][..., 0] > 127).astype(np.float32) for i in range(COUNT)]
+    return plates, {FIRST + i: m for i, m in enumerate(mattes)}
+
+
+def _shot(plates, **options) -> RotoShot:
+    return RotoShot(plates, first_frame=FIRST, options=RotoOptions(train_steps=15, **options))
+
+
+@pytest.fixture(scope="module")
+def shot(swan):
+    return _shot(swan[0])
+
+
+def _keys(truth, *frames):
+    return {f: truth[f] for f in frames}
+
+
+def test_a_pass_gives_a_matte_for_every_frame_close_to_the_truth(shot, swan):
+    _, truth = swan
+    mattes = shot.pass_(_keys(truth, FIRST, FIRST + COUNT - 1))
+    assert sorted(mattes) == list(range(FIRST, FIRST + COUNT))
+    for f, m in mattes.items():
+        assert m.shape == truth[f].shape and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+        iou = np.logical_and(m >= 0.5, truth[f] > 0.5).sum() / np.logical_or(m >= 0.5, truth[f] > 0.5).sum()
+        assert iou > 0.8, f"frame {f}: IoU {iou:.2f}"
+
+
+def test_frames_affected_are_those_between_the_neighbouring_key_frames():
+    frames = range(FIRST, FIRST + COUNT)
+    assert frames_affected([1001, 1005, 1012], 1008, frames) == range(1006, 1012)
+    assert frames_affected([1005, 1012], 1002, frames) == range(1001, 1005)
+    assert frames_affected([1001, 1005], 1008, frames) == range(1006, 1013)
+
+
+def test_a_key_frame_added_at_k_changes_only_frames_between_its_neighbours(shot, swan, monkeypatch):
+    _, truth = swan
+    before = {f: m.copy() for f, m in shot.pass_(_keys(truth, 1001, 1005, 1012)).items()}
+    computed = []
+    original = shot._compute_segment
+    monkeypatch.setattr(
+        shot, "_compute_segment", lambda a, b, k, span: computed.append(span) or original(a, b, k, span)
+    )
+    after = shot.pass_(_keys(truth, 1001, 1005, 1008, 1012))
+    affected = frames_affected([1001, 1005, 1012], 1008, shot.frames)
+    assert sorted(f for span in computed for f in span) == [f for f in affected if f != 1008]
+    for f in shot.frames:
+        if f not in affected:
+            assert np.array_equal(after[f], before[f]), f"frame {f} changed though 1008 is not its neighbour"
+    assert np.array_equal(after[1008], truth[1008])
+    assert any(not np.array_equal(after[f], before[f]) for f in affected if f != 1008)
+
+
+def test_a_locked_frame_survives_later_passes(shot, swan):
+    _, truth = swan
+    first = {f: m.copy() for f, m in shot.pass_(_keys(truth, 1001, 1012)).items()}
+    second = shot.pass_(_keys(truth, 1001, 1006, 1012), locked={1003})
+    third = shot.pass_(_keys(truth, 1001, 1004, 1012), locked={1003})
+    assert np.array_equal(second[1003], first[1003]) and np.array_equal(third[1003], first[1003])
+    assert not np.array_equal(second[1002], first[1002]), "the unlocked neighbour should have been recomputed"
+
+
+def test_a_lock_without_an_earlier_matte_is_refused(swan):
+    plates, truth = swan
+    with pytest.raises(RotoError, match="locked but have no matte"):
+        _shot(plates[:4]).pass_(_keys(truth, 1001), locked={1003})
+
+
+def test_the_same_inputs_give_the_same_mattes(swan):
+    plates, truth = swan
+    keys = _keys(truth, 1001, 1007, 1012)
+    one = _shot(plates, model=True).pass_(keys)  # the model is where randomness could creep in
+    two = _shot(plates, model=True).pass_(dict(reversed(keys.items())))
+    assert all(np.array_equal(one[f], two[f]) for f in one)
+
+
+@pytest.mark.parametrize(
+    ("frame", "matte", "message"),
+    [
+        (1001, np.ones((10, 10), np.float32), "is 10x10, the plate is 240x160"),
+        (1001, np.zeros((160, 240), np.float32), "is empty"),
+        (1000, np.ones((160, 240), np.float32), "outside the shot's frames 1001-1012"),
+        (1013, np.ones((160, 240), np.float32), "outside the shot's frames 1001-1012"),
+        (1001, np.ones((160, 240, 3), np.float32), "not a matte: shape"),
+        (1001, np.full((160, 240), 2.0, np.float32), "within 0..1"),
+        (1001, np.full((160, 240), np.nan, np.float32), "finite"),
+        (1001, np.full((160, 240), 255, np.uint8), "uint8; give a float matte"),
+    ],
+)
+def test_bad_key_frames_are_refused_with_a_clear_message(shot, swan, frame, matte, message):
+    _, truth = swan
+    keys = _keys(truth, 1012) | {frame: matte}
+    before = dict(shot.mattes)
+    with pytest.raises(RotoError, match=message):
+        shot.pass_(keys)
+    assert shot.mattes.keys() == before.keys() and all(shot.mattes[f] is before[f] for f in before)
+
+
+def test_plates_of_another_size_are_refused(swan):
+    plates, _ = swan
+    with pytest.raises(RotoError, match="plate frame 1002"):
+        RotoShot([plates[0], plates[1][:50]], first_frame=FIRST)
+
+
+def test_the_edge_pass_softens_only_a_narrow_band(swan):
+    plates, truth = swan
+    hard = truth[1001]
+    soft = refine_edges(plates[0].astype(np.float32) / 255, hard, radius=2)
+    changed = soft != hard
+    assert ((soft > 0.05) & (soft < 0.95)).sum() > 0.3 * (hard[:, 1:] != hard[:, :-1]).sum(), "edges stay hard"
+    inside = np.argwhere(hard > 0.5)
+    centre = inside[len(inside) // 2]
+    assert not changed[tuple(centre)], "the middle of the matte must stay as the coarse matte said"
+
+
+def test_the_roto_engine_imports_without_django():
+    code = "import sys, generation.engine.roto; assert 'django' not in sys.modules, 'django imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_colour_model_speaks_only_where_flow_is_not_trusted_near_the_edge(swan):
+    plates, truth = swan
+    table = colour_model([plates[0]], [truth[1001]])
+    drifted = np.roll(truth[1002], 6, axis=1)  # a carried matte that slid off the swan
+    trusted = colour_mend(table, plates[1], drifted, np.ones_like(drifted))
+    assert np.array_equal(trusted, drifted), "trusted flow must be left alone"
+    mended = colour_mend(table, plates[1], drifted, np.zeros_like(drifted))
+    iou = lambda m: np.logical_and(m >= 0.5, truth[1002] > 0.5).sum() / np.logical_or(m >= 0.5, truth[1002] > 0.5).sum()  # noqa: E731
+    assert iou(mended) > iou(drifted) + 0.02
+    inside = drifted >= 0.5
+    to_edge = np.maximum(  # each pixel is 0 in one of the two
+        cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5),
+        cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5),
+    )
+    far = to_edge > 0.1 * max(drifted.shape)  # well beyond the band, however the band is set
+    assert far.sum() > 1000 and np.array_equal(mended[far], drifted[far])
+
+
+def test_the_flicker_ratio_catches_a_boiling_matte(shot, swan):
+    _, truth = swan
+    steady = shot.pass_(_keys(truth, FIRST, FIRST + COUNT - 1))
+    rng = np.random.default_rng(0)
+    # Boiling: each frame's edge wanders by a pixel or two on its own, as a frame-by-frame matte without flow does.
+    boiling = {f: np.roll(m, tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for f, m in steady.items()}
+    assert shot.flicker_ratio(boiling) > 1.5 * shot.flicker_ratio(steady) > 0
+
+
+def test_specks_smaller_than_any_drawn_part_are_dropped_and_drawn_parts_kept():
+    drawn = np.zeros((60, 80), np.float32)
+    drawn[10:40, 10:40] = 1  # the object
+    drawn[50:54, 70:74] = 1  # a small part the artist drew on purpose (a kite, a hand)
+    carried = drawn.copy()
+    carried[5:7, 60:62] = 1  # a 4-pixel speck nobody drew
+    cleaned = drop_specks(carried, smallest_part(drawn) / 2)
+    assert cleaned[5:7, 60:62].max() == 0
+    assert np.array_equal(cleaned[50:54, 70:74], drawn[50:54, 70:74]) and cleaned[10:40, 10:40].min() == 1

@@ -1,0 +1,89 @@
+"""Roto through the whole loop on the embedded default, on real footage: key frames in through the API, a
+matte per frame from the worker, sign-off with no pick, a released matte with the plate's windows on disk."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from generation.engine import frames
+from generation.engine.frames import Window
+from generation.engine.sequence import frame_path
+from generation.models import GenerationRequest
+from portal import worker
+from review import services as review
+from review.models import Release
+from tests.conftest import OIIOTOOL
+from tests.realdata import testdata as real_footage
+
+FIRST, LAST = 1001, 1006
+CROP = (slice(150, 310), slice(300, 540))
+DISPLAY = Window(0, 0, 240, 160)
+
+
+def _read(path) -> np.ndarray:
+    return oiio.ImageBuf(str(path)).get_pixels(oiio.UINT8)
+
+
+@pytest.fixture
+def swan_shot(show, storage):
+    """A scene-linear plate of blackswan (a crop) ingested as a shot, and a key-frame sequence with two frames."""
+    from portal.services import plate_ingest
+
+    folder = real_footage("davis16", "blackswan")
+    root = storage / "plates" / "swan"
+    plate, keys = str(root / "plate" / "swan.####.exr"), str(root / "roto" / "swan_roto.####.exr")
+    for sub in ("plate", "roto"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(range(FIRST, LAST + 1)):
+        rgb = (_read(folder / "frames" / f"{i:05d}.jpg")[CROP].astype(np.float32) / 255) ** 2.2
+        frames.write_exr(frame_path(plate, f), rgb, display_window=DISPLAY, channel_names="RGB")
+        if f in (FIRST, LAST):  # what Nuke's Write of a Roto's alpha leaves: only the frames the artist drew
+            matte = (_read(folder / "masks" / f"{i:05d}.png")[CROP][..., :1] > 127).astype(np.float32)
+            frames.write_exr(frame_path(keys, f), matte, display_window=DISPLAY, channel_names=("A",))
+    ingested = plate_ingest(show=show, sequence_code="sq020", shot_code="swan", pattern=plate)
+    return ingested.shot, keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_roto_from_key_frames_to_a_released_matte(client, compositor, swan_shot):
+    shot, keys = swan_shot
+    client.force_login(compositor)
+    response = client.post(
+        "/api/requests/",
+        {
+            "shot": shot.pk,
+            "task": "roto",
+            "first_frame": FIRST,
+            "last_frame": LAST,
+            "count": 1,
+            "matte_pattern": keys,
+            "seed": 7,
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    worker.drain_embedded()
+    request = GenerationRequest.objects.get(pk=response.json()["id"])
+    variation = request.variations.get()
+    assert variation.status == "done", variation.error
+    assert request.status == "review"
+    for f in range(FIRST, LAST + 1):
+        header = frames.read_header(frame_path(variation.exr_pattern, f))
+        assert header.channels == ("A",) and header.display_window == DISPLAY
+    matte = frames.read_matte(frame_path(variation.exr_pattern, 1003))
+    assert 0.05 < (matte > 0.5).mean() < 0.6
+
+    # No director's pick: roto needs none, the compositor signs the variation off directly.
+    review.signoff_approve(user=compositor, request=request, variation=variation)
+    worker.drain_embedded()
+    release = Release.objects.get()
+    assert release.status == "done", release.error
+    released = frame_path(release.path_pattern, 1003)
+    assert Path(released).is_file()
+    info = subprocess.run([OIIOTOOL, "--info", "-v", released], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"240 x\s+160, 1 channel, half openexr", info) and "channel list: A\n" in info
+    assert 'parallel_track:roto_keyframes: "1001,1006"' in info and 'parallel_track:signed_off_by: "cora"' in info
