@@ -43,13 +43,16 @@ def _spec_for(variation: Variation) -> VariationSpec:
 
 
 def _finishing(variation: Variation) -> dict:
-    """The finishing stage's inputs: the show's approved upscaler (on by default when there is one; the upscale
-    task's own model is its upscaler) and the plate's grain profile, measured on first use and kept."""
+    """The finishing stage's inputs: on when the show has an approved upscaler (the card upscaled, carried, then
+    regrained with the plate's grain profile, measured on first use and kept); off without one, so no element is
+    grained that was not upscaled. A task on an element (upscale) has its upscaler as its model and always regrains."""
     request = variation.request
+    if task_kinds.task_info(request.task).region == "element":
+        return {"upscaler_path": "", "grain_profile": _plate_grain(request.plate)}
     upscaler = selectors.show_upscaler(request.show.pk)
-    if request.task == "upscale":
-        upscaler = None  # the request's model is the upscaler
-    return {"upscaler_path": upscaler.path if upscaler else "", "grain_profile": _plate_grain(request.plate)}
+    if upscaler is None:
+        return {"upscaler_path": "", "grain_profile": None}
+    return {"upscaler_path": upscaler.path, "grain_profile": _plate_grain(request.plate)}
 
 
 def _plate_grain(plate) -> dict:

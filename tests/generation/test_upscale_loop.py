@@ -51,9 +51,10 @@ def test_the_finishing_stage_is_on_once_the_show_has_an_approved_upscaler(compos
                                                                           show_model, upscaler):
     before = _sky(compositor, shot, show_model)  # pending: not used
     assert _header(before).getattribute("parallel_track:upscaler") is None
-    assert shot.plates.get().grain_profile is not None  # measured on first use, kept with the plate
+    assert _header(before).getattribute("parallel_track:grain_profile_sha256") is None  # nothing upscaled: no grain
     services.model_approve(user=supervisor, model=upscaler, show_id=shot.sequence.show_id)
     after = _sky(compositor, shot, show_model)
+    assert shot.plates.get().grain_profile is not None  # measured on first use, kept with the plate
     header = _header(after)
     assert header.getattribute("parallel_track:upscaler") == upscaler.name == "show-upscaler"
     assert header.getattribute("parallel_track:upscaler_manifest_sha256") == upscaler.manifest_hash
