@@ -39,7 +39,8 @@ def model_check_usable(*, model: GenerationModel, show_id: int, task: str | None
             raise PortalError(str(exc), code="model_kind") from None
 
 
-def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tuple[str, list | None]:
+def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None,
+                  frames: tuple[int, int]) -> tuple[str, list | None]:
     if rect is not None:
         if len(rect) != 4 or not all(isinstance(v, int) for v in rect):
             raise PortalError("rect must be four integers: x, y, width, height", code="rect")
@@ -52,7 +53,8 @@ def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tup
     matte_pattern = matte_pattern or plate.matte_pattern
     if not matte_pattern:
         raise PortalError("give the region as a matte sequence or a rectangle", code="region")
-    return checked_pattern(matte_pattern), None
+    return checked_pattern(matte_pattern, show_code=plate.shot.show.code, first_frame=frames[0],
+                           last_frame=frames[1]), None
 
 
 @transaction.atomic
@@ -83,7 +85,8 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
     if not isinstance(params if params is not None else {}, dict):
         raise PortalError("params must be an object of the task's inputs", code="params")
     if info.region == "matte" or matte_pattern or rect is not None:
-        matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
+        matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect,
+                                            frames=(first_frame, last_frame))
     if base_seed is None:
         base_seed = int.from_bytes(os.urandom(4), "little")
     request = GenerationRequest.objects.create(
