@@ -61,6 +61,14 @@ async def _connect_outcome(communicator) -> tuple[bool, int | None, int]:
     return True, code, len(events)
 
 
+async def _open_viewer(request_id: int, cookie: str, drain: float = 0.3):
+    """A director's socket from the portal's own origin, its catch-up read and still open."""
+    communicator = _socket(request_id, cookie, "http://localhost:8000")
+    assert (await communicator.connect(timeout=5))[0]
+    assert (await _until_closed(communicator, timeout=drain))[1] is None
+    return communicator
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("origin", ["http://localhost:9000", "https://localhost:8000", "http://evil.example:8000",
                                     None, "null", "http://localhost:notaport"])
@@ -149,9 +157,7 @@ def test_a_quiet_socket_of_a_user_who_loses_access_is_closed_within_seconds(sett
     cookie = _session_cookie(client, director)
 
     async def scenario():
-        communicator = _socket(request.pk, cookie, "http://localhost:8000")
-        assert (await communicator.connect(timeout=5))[0]
-        assert (await _until_closed(communicator, timeout=1.0))[1] is None  # open while on the show
+        communicator = await _open_viewer(request.pk, cookie, drain=1.0)  # open while on the show
         await database_sync_to_async(lose_access)(director, shot.show)
         started = asyncio.get_running_loop().time()
         _, code = await _until_closed(communicator, timeout=5)
@@ -169,9 +175,7 @@ def test_a_ping_after_losing_access_closes_at_once(settings, client, director, c
     cookie = _session_cookie(client, director)
 
     async def scenario():
-        communicator = _socket(request.pk, cookie, "http://localhost:8000")
-        assert (await communicator.connect(timeout=5))[0]
-        await _until_closed(communicator, timeout=0.3)
+        communicator = await _open_viewer(request.pk, cookie)
         await communicator.send_json_to({"type": "ping"})
         pong = await communicator.receive_json_from(timeout=5)
         await database_sync_to_async(_remove)(director, shot.show)
@@ -191,9 +195,7 @@ def test_bad_frames_are_answered_and_the_socket_lives_on(client, director, compo
     cookie = _session_cookie(client, director)
 
     async def scenario():
-        communicator = _socket(request.pk, cookie, "http://localhost:8000")
-        assert (await communicator.connect(timeout=5))[0]
-        await _until_closed(communicator, timeout=0.3)
+        communicator = await _open_viewer(request.pk, cookie)
         answers = []
         for frame in ({"text_data": "{not json"}, {"bytes_data": b"\x00\x01"}, {"text_data": "[1, 2]"},
                       {"text_data": '{"type": "pick"}'}, {"text_data": "9" * 5000}):
