@@ -53,11 +53,17 @@ def _request_form(request: HttpRequest, shot) -> dict:
     return form
 
 
-def _int(value: str | None, name: str) -> int:
+_INT64 = 2**63  # the database's integers; a larger number would fail in the database, not here
+
+
+def _int(value: str | None, name: str, *, low: int = -_INT64 + 1, high: int = _INT64 - 1) -> int:
     try:
-        return int(value or "")
+        number = int(value or "")
     except ValueError:
         raise PortalError(f"{name} must be a whole number", code=name) from None
+    if not low <= number <= high:
+        raise PortalError(f"{name} must be from {low} to {high}", code=name)
+    return number
 
 
 def _rect(text: str) -> list[int] | None:
@@ -78,7 +84,7 @@ def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
         raise PortalError("choose a generation model", code="model")
     seed = request.POST.get("base_seed", "").strip()
     created = services.request_create(
-        base_seed=_int(seed, "base_seed") if seed else None, derived_from=_derived_from(request),
+        base_seed=_int(seed, "base_seed", low=0, high=2**62) if seed else None, derived_from=_derived_from(request),
         user=request.user, shot=shot, model=model, first_frame=_int(request.POST.get("first_frame"), "first_frame"),
         last_frame=_int(request.POST.get("last_frame"), "last_frame"), count=_int(request.POST.get("count"), "count"),
         task=request.POST.get("task", services.DEFAULT_TASK), matte_pattern=request.POST.get("matte_pattern", ""),
