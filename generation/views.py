@@ -145,9 +145,28 @@ def request_audit_csv(request: HttpRequest, request_id: int) -> HttpResponse:
         who = event.actor.username if event.actor else payload.get("by", "")
         label = payload.get("label") or (f"v{payload['index'] + 1:02d}" if "index" in payload else "")
         detail = payload.get("path") or payload.get("error") or ""
-        writer.writerow([event.seq, event.created_at.isoformat(), event.type, who, label,
-                         payload.get("note") or payload.get("text") or "", detail])
+        writer.writerow([event.seq, event.created_at.isoformat(), event.type] +
+                        [csv_cell(cell) for cell in (who, label, _note_text(payload), detail)])
     return response
+
+
+def _note_text(payload: dict) -> str:
+    """What a person wrote: a note's ``text`` (its ``note`` is the note's id), or a pick's or sign-off's ``note``."""
+    for key in ("text", "note"):
+        if isinstance(payload.get(key), str) and payload[key]:
+            return payload[key]
+    return ""
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); tab and CR too.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A cell of text someone typed, safe to open in a spreadsheet: a leading formula character is quoted
+    with ``'`` (shown, never run)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def _proxy_response(path: Path) -> HttpResponse:
