@@ -171,3 +171,27 @@ def test_a_matte_missing_a_frame_of_the_range_is_refused(compositor, shot, show_
     pattern = _copy_matte(small_plate, scratch(Path(settings.WORK_ROOT) / shot.show.code))
     Path(frame_path(pattern, PLATE_LAST)).unlink()
     assert _refusal(compositor, shot, show_model, pattern).code == "matte_missing"
+
+
+def test_a_plate_frame_replaced_by_a_symlink_to_outside_the_roots_is_not_read(client, producer, compositor, shot,
+                                                                             show_model, small_plate, scratch,
+                                                                             tmp_path):
+    variation, proxy_dir = _variation_with_proxies(compositor, shot, show_model)
+    try:
+        folder = scratch(Path(settings.PLATE_ROOTS[0]))
+        pattern = str(folder / "plate.####.exr")
+        for frame in (PLATE_FIRST, PLATE_FIRST + 1):
+            shutil.copy(frame_path(small_plate["plate"], frame), tmp_path / f"{frame}.exr")
+        shutil.copy(tmp_path / f"{PLATE_FIRST}.exr", frame_path(pattern, PLATE_FIRST))
+        Path(frame_path(pattern, PLATE_FIRST + 1)).symlink_to(tmp_path / f"{PLATE_FIRST + 1}.exr")
+        plate = variation.request.plate
+        plate.path_pattern = pattern
+        plate.save(update_fields=["path_pattern"])
+        client.force_login(producer)
+        url = f"/media/requests/{variation.request_id}/plate/{{}}.jpg"
+        assert client.get(url.format(PLATE_FIRST)).status_code == 200
+        escaped, missing = client.get(url.format(PLATE_FIRST + 1)), client.get(url.format(PLATE_FIRST + 2))
+        assert escaped.status_code == missing.status_code == 404
+        assert escaped.content == missing.content
+    finally:
+        shutil.rmtree(inside(proxy_dir.parent.parent, settings.WORK_ROOT))
