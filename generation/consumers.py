@@ -3,23 +3,43 @@
 Connect to /ws/requests/<id>/?after=<seq>: the consumer sends every event after <seq> from the database,
 then live events, in `seq` order, never twice. Gaps in the live stream (events announced out of order by
 two workers, or an announcement lost with Redis) are filled from the database.
+
+Who may watch is checked at connect and again while the socket is open: before every live event that carries
+people's words or decisions (notes, prompts, picks; progress ticks are not worth a database hop per viewer), on
+every ping, and every PT_WS_RECHECK_SECONDS on a quiet socket. A user removed from the show or deactivated is
+closed with 4403 within seconds, and gets no event after the change. A refusal is
+always 4403 after accept, the code the page takes as final. A frame the consumer cannot read is answered
+with an ``error`` message; the socket stays open.
 """
+
+import asyncio
+import json
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from generation.events import events_after, request_group
 from generation.selectors import request_for_member
 from portal.errors import NotFound
-from portal.ws_auth import query_int
+from portal.ws_auth import FORBIDDEN, query_int
 
-FORBIDDEN = 4403
+RECHECK_SECONDS = 5.0
+# Frequent events with nothing a person wrote: delivered on the last membership check (the periodic one).
+TICKS = frozenset({"variation.progress", "variation.frame", "release.progress"})
 
 
 @database_sync_to_async
 def _may_view(user, request_id: int) -> bool:
+    """Whether the user, as the database has them now (active, still on the show), may watch the request."""
+    if user is None or not user.is_authenticated:
+        return False
+    current = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
+    if current is None:
+        return False
     try:
-        request_for_member(user, request_id)
+        request_for_member(current, request_id)
     except NotFound:
         return False
     return True
@@ -34,13 +54,16 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
         self.sent_seq = query_int(self.scope, "after")
         self.caught_up = False
         self.pending: list[dict] = []
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not await _may_view(user, self.request_id):
+        self.allowed = False
+        self.watch = None
+        await self.accept()  # refusals too: a close before accept is an HTTP 403 that the page retries
+        if not await _may_view(self.scope.get("user"), self.request_id):
             await self.close(code=FORBIDDEN)
             return
+        self.allowed = True
         # Join first, then read the database: nothing falls between the two.
         await self.channel_layer.group_add(request_group(self.request_id), self.channel_name)
-        await self.accept()
+        self.watch = asyncio.ensure_future(self._watch_membership())
         await self._send_from_database()
         self.caught_up = True
         for event in sorted(self.pending, key=lambda e: e["seq"]):
@@ -48,12 +71,44 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
         self.pending.clear()
 
     async def disconnect(self, code):
+        if getattr(self, "watch", None) is not None:
+            self.watch.cancel()
         if hasattr(self, "request_id"):
             await self.channel_layer.group_discard(request_group(self.request_id), self.channel_name)
 
+    async def _watch_membership(self):
+        interval = float(getattr(settings, "PT_WS_RECHECK_SECONDS", RECHECK_SECONDS))
+        while True:
+            await asyncio.sleep(interval)
+            if not await self._still_allowed():
+                return
+
+    async def _still_allowed(self) -> bool:
+        if await _may_view(self.scope.get("user"), self.request_id):
+            return True
+        self.allowed = False  # nothing more is delivered, even an event already on its way
+        await self.channel_layer.group_discard(request_group(self.request_id), self.channel_name)
+        await self.close(code=FORBIDDEN)
+        return False
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """A frame that is not a JSON object gets an answer, not a crashed socket."""
+        if text_data is None:
+            return await self._answer_bad_frame("frames are JSON text, not binary")
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return await self._answer_bad_frame("a frame must be a JSON object such as {\"type\": \"ping\"}")
+        await self.receive_json(content)
+
     async def receive_json(self, content, **kwargs):
-        if isinstance(content, dict) and content.get("type") == "ping":
+        if not isinstance(content, dict) or content.get("type") != "ping":
+            return await self._answer_bad_frame("the only message a viewer sends is {\"type\": \"ping\"}")
+        if await self._still_allowed():
             await self.send_json({"type": "pong", "seq": self.sent_seq})
+
+    async def _answer_bad_frame(self, message: str):
+        await self.send_json({"type": "error", "code": "bad_frame", "message": message})
 
     async def dispatch(self, message):
         # Channels hops to its one sync thread to close stale database connections before every handler:
@@ -66,8 +121,12 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
 
     async def request_event(self, message):
         event = message["event"]
+        if not self.allowed:
+            return  # refused, or closed for lost membership
         if not self.caught_up:
             self.pending.append(event)
+            return
+        if event.get("type") not in TICKS and not await self._still_allowed():
             return
         await self._deliver(event)
 
@@ -86,7 +145,7 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
         self.sent_seq = event["seq"]
 
     async def _send_from_database(self):
-        while True:
+        while self.allowed:
             batch = await _events_after(self.request_id, self.sent_seq)
             for event in batch:
                 await self.send_json(event)

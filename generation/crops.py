@@ -12,6 +12,7 @@ from generation.engine.sequence import ELEMENT_NAME, frame_path
 from generation.models import Variation
 from portal.colour import show_colour
 from portal.errors import NotFound, PortalError
+from portal.paths import show_roots
 
 SIZES = (128, 256, 512)
 WHICH = ("plate", "incontext")
@@ -37,15 +38,17 @@ def crop_jpeg(variation: Variation, frame: int, which: str, x: int, y: int, size
     proxies._check_frame(request, frame)
     if not variation.work_dir:
         raise NotFound("that variation has no frames yet")
-    folder = proxies._inside_work_root(Path(variation.work_dir) / "proxy" / "crop")
-    element_path = folder.parent.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name
-    plate_path = proxies._plate_path(request, frame)
-    if not element_path.is_file():
-        raise NotFound("that frame is not written yet")
-    target = folder / f"{which}.{frame:04d}.{x}.{y}.{size}.jpg"
+    code = request.show.code
+    roots = show_roots(code)
+    folder = proxies._inside_work_root(Path(variation.work_dir) / "proxy" / "crop", code)
+    missing = "that frame is not written yet"
+    element_path = proxies._readable(folder.parent.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name,
+                                     roots, missing)
+    plate_path = proxies._plate_path(request, frame, roots)
+    target = proxies._cache_target(folder / f"{which}.{frame:04d}.{x}.{y}.{size}.jpg", roots, missing)
     if proxies._fresh(target, [element_path, plate_path]):
         return target
-    show = show_colour(request.shot.sequence.show)
+    show = show_colour(request.show)
     rows, cols = slice(y, y + size), slice(x, x + size)
     pixels = proxies._plate_rgb(request, plate_path, show)[rows, cols]
     if which == "incontext":

@@ -10,6 +10,7 @@ from its own colour space (through the show's pinned config), and an anamorphic 
 desqueezed (its PixelAspectRatio), like the engine's.
 """
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from generation.engine.sequence import ELEMENT_NAME, PROXY_NAME, frame_path
 from generation.models import GenerationRequest, Variation
 from portal.colour import ShowColour, show_colour
 from portal.errors import NotFound, PortalError
+from portal.paths import resolved_inside, show_roots
 
 KINDS = ("incontext", "element", "plate")
 PROXY_WIDTH = 960  # the engine's default, so every kind lines up in a wipe
@@ -59,11 +61,31 @@ def checked_display_view(colour_settings: ShowColour, display: str, view: str) -
     return wanted
 
 
-def _inside_work_root(folder: Path) -> Path:
+def _inside_work_root(folder: Path, show_code: str) -> Path:
+    """The folder, resolved, if it lies in the show's own subtree of the work root."""
     folder = folder.resolve()
-    if Path(settings.WORK_ROOT).resolve() not in folder.parents:
+    if (Path(settings.WORK_ROOT) / show_code).resolve() not in folder.parents:
         raise NotFound("no proxies for this variation")
     return folder
+
+
+def _readable(path: Path, roots: list[Path], missing: str) -> Path:
+    """``path`` with every symlink followed (the file too) if it is a file inside the show's roots; a file that is
+    missing and one that leads outside get the same ``NotFound``."""
+    real = resolved_inside(path, roots)
+    if real is None or not real.is_file():
+        raise NotFound(missing)
+    return real
+
+
+def _cache_target(target: Path, roots: list[Path], missing: str) -> Path:
+    """Where a rendered proxy is cached: a file already there must resolve inside the roots (a symlink planted
+    there is neither served nor written through)."""
+    if os.path.lexists(target):
+        return _readable(target, roots, missing)
+    if os.path.lexists(target.parent) and resolved_inside(target.parent, roots) is None:
+        raise NotFound(missing)
+    return target
 
 
 def _check_frame(request: GenerationRequest, frame: int) -> None:
@@ -98,11 +120,8 @@ def _render(target: Path, pixels: np.ndarray, colour_settings: ShowColour, dv: D
     return target
 
 
-def _plate_path(request: GenerationRequest, frame: int) -> Path:
-    path = Path(frame_path(request.plate.path_pattern, frame))
-    if not path.is_file():
-        raise NotFound(f"plate frame {frame} is missing")
-    return path
+def _plate_path(request: GenerationRequest, frame: int, roots: list[Path]) -> Path:
+    return _readable(Path(frame_path(request.plate.path_pattern, frame)), roots, f"plate frame {frame} is missing")
 
 
 def _plate_rgb(request: GenerationRequest, path: Path, colour_settings: ShowColour) -> np.ndarray:
@@ -122,22 +141,23 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
     _check_frame(request, frame)
     show = show_colour(request.shot.sequence.show)
     dv = checked_display_view(show, display, view) if display or view else DisplayView(show.display, show.view)
+    missing = "that proxy is not written yet"
     if not variation.work_dir:
-        raise NotFound("that proxy is not written yet")
-    proxy_dir = _inside_work_root(Path(variation.work_dir) / "proxy")
-    engine_proxy = proxy_dir / Path(frame_path(PROXY_NAME, frame)).name
-    if kind == "incontext" and dv == DisplayView(show.display, show.view) and engine_proxy.is_file():
+        raise NotFound(missing)
+    code = request.shot.sequence.show.code
+    roots = show_roots(code)
+    proxy_dir = _inside_work_root(Path(variation.work_dir) / "proxy", code)
+    engine_proxy = resolved_inside(proxy_dir / Path(frame_path(PROXY_NAME, frame)).name, roots)
+    if kind == "incontext" and dv == DisplayView(show.display, show.view) and engine_proxy and engine_proxy.is_file():
         return engine_proxy
-    element_path = proxy_dir.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name
-    if not element_path.is_file():
-        raise NotFound("that proxy is not written yet")
-    target = proxy_dir / dv.slug / f"{kind}.{frame:04d}.jpg"
+    element_path = _readable(proxy_dir.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name, roots, missing)
+    target = _cache_target(proxy_dir / dv.slug / f"{kind}.{frame:04d}.jpg", roots, missing)
     if kind == "element":
         if _fresh(target, [element_path]):
             return target
         element, _ = frames.read_rgba(element_path)
         return _render(target, element[..., :3], show, dv, request.plate.pixel_aspect)
-    plate_path = _plate_path(request, frame)
+    plate_path = _plate_path(request, frame, roots)
     if _fresh(target, [element_path, plate_path]):
         return target
     element, _ = frames.read_rgba(element_path)
@@ -153,9 +173,11 @@ def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", vi
     first = request.variations.exclude(work_dir="").values_list("work_dir", flat=True).first()
     if not first:
         raise NotFound("the request has no work folder")
-    folder = _inside_work_root(Path(first).parent / "plate-proxy" / dv.slug)
-    plate_path = _plate_path(request, frame)
-    target = folder / f"plate.{frame:04d}.jpg"
+    code = request.shot.sequence.show.code
+    roots = show_roots(code)
+    folder = _inside_work_root(Path(first).parent / "plate-proxy" / dv.slug, code)
+    plate_path = _plate_path(request, frame, roots)
+    target = _cache_target(folder / f"plate.{frame:04d}.jpg", roots, "the plate proxy is not written yet")
     if _fresh(target, [plate_path]):
         return target
     return _render(target, _plate_rgb(request, plate_path, show), show, dv, request.plate.pixel_aspect)

@@ -55,8 +55,15 @@ def _check_element(*, shot: Shot, params: dict) -> None:
                           code="params")
 
 
-def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tuple[str, list | None]:
-    if rect is not None:
+def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None, frames: tuple[int, int],
+                  key_frames: bool = False) -> tuple[str, list | None]:
+    """The request's region: a rect inside the display window, or a matte sequence on the show's storage (for a
+    task whose region is key frames: a sequence with some frames present, never a rect or the plate's matte)."""
+    if key_frames:
+        if rect is not None or not matte_pattern:
+            raise PortalError("give the key frames as a matte sequence (only the keyed frames present)",
+                              code="region")
+    elif rect is not None:
         if len(rect) != 4 or not all(isinstance(v, int) for v in rect):
             raise PortalError("rect must be four integers: x, y, width, height", code="rect")
         x, y, w, h = rect
@@ -68,7 +75,8 @@ def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None) -> tup
     matte_pattern = matte_pattern or plate.matte_pattern
     if not matte_pattern:
         raise PortalError("give the region as a matte sequence or a rectangle", code="region")
-    return checked_pattern(matte_pattern), None
+    return checked_pattern(matte_pattern, show_code=plate.shot.show.code, first_frame=frames[0],
+                           last_frame=frames[1], key_frames=key_frames), None
 
 
 @transaction.atomic
@@ -98,8 +106,9 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         raise PortalError(str(exc), code="strength") from None
     if not isinstance(params if params is not None else {}, dict):
         raise PortalError("params must be an object of the task's inputs", code="params")
-    if info.region == "matte" or matte_pattern or rect is not None:
-        matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect)
+    if info.region in ("matte", "keyframes") or matte_pattern or rect is not None:
+        matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect,
+                                            frames=(first_frame, last_frame), key_frames=info.region == "keyframes")
     if info.region == "element":
         _check_element(shot=shot, params=params or {})
     if base_seed is None:

@@ -55,11 +55,17 @@ def _request_form(request: HttpRequest, shot) -> dict:
     return form
 
 
-def _int(value: str | None, name: str) -> int:
+_INT64 = 2**63  # the database's integers; a larger number would fail in the database, not here
+
+
+def _int(value: str | None, name: str, *, low: int = -_INT64 + 1, high: int = _INT64 - 1) -> int:
     try:
-        return int(value or "")
+        number = int(value or "")
     except ValueError:
         raise PortalError(f"{name} must be a whole number", code=name) from None
+    if not low <= number <= high:
+        raise PortalError(f"{name} must be from {low} to {high}", code=name)
+    return number
 
 
 def _rect(text: str) -> list[int] | None:
@@ -80,7 +86,7 @@ def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
         raise PortalError("choose a generation model", code="model")
     seed = request.POST.get("base_seed", "").strip()
     created = services.request_create(
-        base_seed=_int(seed, "base_seed") if seed else None, derived_from=_derived_from(request),
+        base_seed=_int(seed, "base_seed", low=0, high=2**62) if seed else None, derived_from=_derived_from(request),
         user=request.user, shot=shot, model=model, first_frame=_int(request.POST.get("first_frame"), "first_frame"),
         last_frame=_int(request.POST.get("last_frame"), "last_frame"), count=_int(request.POST.get("count"), "count"),
         task=request.POST.get("task", services.DEFAULT_TASK), matte_pattern=request.POST.get("matte_pattern", ""),
@@ -142,9 +148,28 @@ def request_audit_csv(request: HttpRequest, request_id: int) -> HttpResponse:
         label = payload.get("label") or (f"v{payload['index'] + 1:02d}" if "index" in payload else "")
         detail = payload.get("path") or payload.get("error") or (
             f"coverage override ({coverage_text(payload['coverage'])})" if payload.get("override_coverage") else "")
-        writer.writerow([event.seq, event.created_at.isoformat(), event.type, who, label,
-                         payload.get("note") or payload.get("text") or "", detail])
+        writer.writerow([event.seq, event.created_at.isoformat(), event.type] +
+                        [csv_cell(cell) for cell in (who, label, _note_text(payload), detail)])
     return response
+
+
+def _note_text(payload: dict) -> str:
+    """What a person wrote: a note's ``text`` (its ``note`` is the note's id), or a pick's or sign-off's ``note``."""
+    for key in ("text", "note"):
+        if isinstance(payload.get(key), str) and payload[key]:
+            return payload[key]
+    return ""
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); tab and CR too.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A cell of text someone typed, safe to open in a spreadsheet: a leading formula character is quoted
+    with ``'`` (shown, never run)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def _proxy_response(path: Path) -> HttpResponse:

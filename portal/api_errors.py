@@ -1,6 +1,7 @@
 """Every API error is JSON with a stable code and a clear message."""
 
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -12,6 +13,9 @@ from portal.errors import PortalError
 def exception_handler(exc, context):
     if isinstance(exc, PortalError):
         return Response({"code": exc.code, "message": exc.message}, status=exc.status)
+    if isinstance(exc, RecursionError):  # the JSON parser on a body nested thousands deep
+        return Response({"code": "parse_error", "message": "the JSON body is nested too deeply"},
+                        status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         return Response({"code": "not_found", "message": "not found"}, status=status.HTTP_404_NOT_FOUND)
     response = drf_handler(exc, context)
@@ -22,6 +26,13 @@ def exception_handler(exc, context):
     elif isinstance(exc, exceptions.APIException):
         response.data = {"code": exc.default_code, "message": str(exc.detail)}
     return response
+
+
+def not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    """The 404 of a URL that matches no route: JSON under /api/ (a non-integer id, say), the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "message": "not found"}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def _flatten(detail) -> str:

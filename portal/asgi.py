@@ -19,8 +19,19 @@ from portal.ws_auth import TokenOrSession  # noqa: E402
 
 if settings.PT_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.core.exceptions import SuspiciousFileOperation
+    from django.http import Http404
 
-    django_http = ASGIStaticFilesHandler(django_http)
+    class StaticFiles(ASGIStaticFilesHandler):
+        """Static files; a path that climbs out of the static folders (``/static/../x``) is a 404, not a 500."""
+
+        def serve(self, request):
+            try:
+                return super().serve(request)
+            except SuspiciousFileOperation:
+                raise Http404("not found") from None
+
+    django_http = StaticFiles(django_http)
 
 websocket_urls = [path("ws/requests/<int:request_id>/", RequestConsumer.as_asgi())]
 

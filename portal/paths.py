@@ -10,24 +10,80 @@ from generation.engine.sequence import frame_path, glob_frames
 from portal.errors import PortalError
 
 
-def shared_storage_roots() -> list[Path]:
-    return [Path(r).resolve() for r in settings.PLATE_ROOTS] + [Path(settings.WORK_ROOT).resolve()]
+def _roots_of(setting) -> list[Path]:
+    """A storage root as configured and as resolved (they differ when the root itself is a symlink)."""
+    return list(dict.fromkeys([Path(os.path.normpath(setting)), Path(setting).resolve()]))
 
 
-def checked_pattern(pattern: str) -> str:
-    """An absolute frame pattern inside shared storage, with no way out of it (no .., no symlink escape)."""
-    if not pattern or "\x00" in pattern:
-        raise PortalError("a path is required", code="path")
+def show_roots(show_code: str) -> list[Path]:
+    """Where a request of the show may read files: the plate roots and the show's own subtrees of the work and
+    publish roots (WORK_ROOT/<show>/…, PUBLISH_ROOT/<show>/…), all resolved."""
+    code = checked_code("show", show_code)
+    return plate_roots() + [(Path(settings.WORK_ROOT) / code).resolve(), (Path(settings.PUBLISH_ROOT) / code).resolve()]
+
+
+def resolved_inside(path, roots: list[Path]) -> Path | None:
+    """``path`` with every symlink followed (the file too), if it exists and lies in one of ``roots``; else None.
+
+    Missing and outside answer the same, so a caller cannot tell them apart."""
+    try:
+        real = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return real if _root_of(real, roots) is not None else None
+
+
+def shown(path) -> str:
+    """A path as a message may name it: relative to the storage root it lies in (``plates:``, ``work:``,
+    ``publish:``), never the server's own root paths; outside every root, its file name only."""
+    lexical = Path(os.path.normpath(str(path)))
+    named = [("plates", r) for setting in settings.PLATE_ROOTS for r in _roots_of(setting)]
+    named += [("work", r) for r in _roots_of(settings.WORK_ROOT)] + [("publish", r) for r in _roots_of(settings.PUBLISH_ROOT)]
+    for label, root in named:
+        if lexical == root or root in lexical.parents:
+            return f"{label}:{lexical.relative_to(root)}"
+    return lexical.name
+
+
+def checked_pattern(pattern: str, *, show_code: str, first_frame: int, last_frame: int,
+                    key_frames: bool = False) -> str:
+    """A request's matte: an absolute frame pattern whose frames ``first_frame``..``last_frame`` all exist (with
+    ``key_frames``: at least one of them, the artist's key frames) and, with every symlink followed (folder and
+    files), lie in the plate roots or the show's own work/publish subtree.
+
+    A frame that is missing, outside the roots, on another show or behind a symlink that leads away gets one
+    and the same answer (no existence oracle). Returns the pattern with its folder resolved.
+    """
+    if not isinstance(pattern, str) or not pattern or "\x00" in pattern:
+        raise PortalError("a matte path is required", code="path")
     if not os.path.isabs(pattern):
-        raise PortalError(f"{pattern}: paths must be absolute paths on shared storage", code="path")
+        raise PortalError(f"matte {pattern}: give an absolute path on shared storage", code="path")
     if ".." in Path(pattern).parts:
-        raise PortalError(f"{pattern}: '..' is not allowed in paths", code="path")
-    folder = Path(pattern).parent.resolve()
-    roots = shared_storage_roots()
-    if not any(folder == root or root in folder.parents for root in roots):
-        allowed = ", ".join(str(r) for r in roots)
-        raise PortalError(f"{pattern}: outside shared storage ({allowed})", code="path")
-    return str(folder / Path(pattern).name)
+        raise PortalError(f"matte {shown(pattern)}: '..' is not allowed in paths", code="path")
+    try:
+        glob_frames(pattern)  # exactly one frame token, in the file name
+    except ValueError:
+        raise PortalError(f"matte {shown(pattern)}: a frame pattern has exactly one frame number token "
+                          "(#### or %04d), in the file name", code="bad_pattern") from None
+    missing = PortalError(f"matte {shown(pattern)}: frames {first_frame}-{last_frame} are not on this show's "
+                          "storage", code="matte_missing")
+    roots = show_roots(show_code)
+    folder = resolved_inside(Path(pattern).parent, roots)
+    if folder is None:
+        raise missing
+    resolved = folder / Path(pattern).name
+    present = 0
+    for frame in range(first_frame, last_frame + 1):
+        path = frame_path(str(resolved), frame)
+        if key_frames and not os.path.lexists(path):
+            continue  # a frame the artist did not key
+        real = resolved_inside(path, roots)
+        if real is None or not real.is_file():
+            raise missing
+        present += 1
+    if not present:
+        raise missing
+    return str(resolved)
 
 
 # A catalogue code names a folder and goes into publish paths: letters, digits, '_' and '-', no '..' or '/'.

@@ -11,6 +11,8 @@ from review import api as review_api
 from review import dashboard as review_dashboard
 from review import views as review_views
 
+handler404 = "portal.api_errors.not_found"  # JSON under /api/, as the schema says
+
 urlpatterns = [
     path("", portal_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -25,6 +25,9 @@ from portal.models import Shot, Show
 from review.models import Pick, ReleaseStatus, SignOff, SignOffDecision
 
 DEFAULT_DAYS = 30
+# A range's days must exist on the calendar with room for the day after the end (an end of 9999-12-31 has none).
+EARLIEST = dt.date(1970, 1, 1)
+LATEST = dt.date(9998, 12, 31)
 MAX_DAYS = 731  # the trend has a point per day
 
 
@@ -135,9 +138,11 @@ def scope_from_params(show: Show, params, *, today: dt.date | None = None) -> Sc
     try:
         end = dt.date.fromisoformat(params["end"]) if params.get("end") else today
         start = (dt.date.fromisoformat(params["start"]) if params.get("start")
-                 else end - dt.timedelta(days=DEFAULT_DAYS - 1))
-    except ValueError as exc:
+                 else max(EARLIEST, end - dt.timedelta(days=DEFAULT_DAYS - 1)))
+    except (ValueError, OverflowError) as exc:
         raise PortalError("start and end are dates, YYYY-MM-DD", code="bad_date") from exc
+    if not (EARLIEST <= start and end <= LATEST):
+        raise PortalError(f"start and end are dates from {EARLIEST} to {LATEST}", code="bad_date")
     if start > end:
         raise PortalError("start is after end", code="bad_range")
     if (end - start).days >= MAX_DAYS:

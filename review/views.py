@@ -2,6 +2,7 @@
 off, send back."""
 
 import json
+import re
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -59,16 +60,26 @@ def reject_all(request: HttpRequest, request_id: int) -> HttpResponse:
     return _back(request, request_id)
 
 
+def _frame(text: str) -> int | None:
+    """A note's frame: empty for none, else a whole number in ASCII digits (not '--1', not '²')."""
+    text = text.strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,10}", text):
+        raise PortalError(f"the note's frame must be a whole number, not {text[:20]!r}", code="frame")
+    return int(text)
+
+
 @action
 def note(request: HttpRequest, variation_id: int) -> HttpResponse:
     variation = variation_for_member(request.user, variation_id)
     frame = request.POST.get("frame", "")
     try:
         shape = json.loads(request.POST.get("shape") or "null")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise PortalError("the shape is not JSON", code="shape") from None
     services.note_add(user=request.user, variation=variation, text=request.POST.get("text", ""),
-                      frame=int(frame) if frame.lstrip("-").isdigit() else None, shape=shape)
+                      frame=_frame(frame), shape=shape)
     return _back(request, variation.request_id)
 
 

@@ -210,9 +210,17 @@ class Client:
                 delay = min(delay * 2, 5.0)
                 continue
             failures, delay = 0, 0.5
-            yield {"type": "connected", "after": last}
+            # A refusal is a close (4403) right after the accept: wait a moment for it before saying connected.
+            ws.sock.settimeout(min(idle, 1.0))
+            announced = False
             try:
                 for message in ws.messages():
+                    if not announced:
+                        announced = True
+                        ws.sock.settimeout(idle)
+                        yield {"type": "connected", "after": last}
+                        if message is None:
+                            continue
                     if message is None:
                         ws.send_text('{"type": "ping"}')
                         yield {"type": "idle"}

@@ -203,9 +203,11 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/ws/requests/${requestId}/?after=${lastSeq}`);
     socket.onopen = () => { retry = 500; document.getElementById("connection").textContent = "live"; };
-    socket.onmessage = (m) => { const ev = JSON.parse(m.data); if (ev.type !== "pong") apply(ev); };
+    // Only events carry a seq; a pong or an error answer (type "error") is not one.
+    socket.onmessage = (m) => { const ev = JSON.parse(m.data); if (typeof ev.seq === "number" && ev.type !== "pong") apply(ev); };
     socket.onclose = (e) => {
       const conn = document.getElementById("connection");
+      // 4403: refused (wrong origin, not on the show, removed or deactivated): final, never retried.
       if (e.code === 4403) { conn.textContent = "not allowed"; return; }
       conn.textContent = "reconnecting…";
       setTimeout(connect, retry);

@@ -118,6 +118,10 @@ async def _ws_connect(user_id: int | None, request_id: int):
     communicator = WebsocketCommunicator(app, f"/ws/requests/{request_id}/")
     communicator.scope["user"] = user
     connected, code = await communicator.connect()
+    if connected:  # a refusal is accept, then close 4403 (the page does not retry it)
+        if not await communicator.receive_nothing(timeout=0.5):
+            message = await communicator.receive_output()
+            connected, code = message["type"] != "websocket.close", message.get("code")
     await communicator.disconnect()
     return connected, code
 
