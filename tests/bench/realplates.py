@@ -111,11 +111,12 @@ def _sky_matte(rgb: np.ndarray) -> np.ndarray:
 
 def stage_plate(name: str, files: list[Path], out: Path, mattes: list[Path] | None, objects: list[Path] | None,
                 count: int) -> dict:
-    """Scene-linear EXRs of ``files[:count]`` (frames 1001…) and their region mattes in ``out``."""
-    plate_dir, matte_dir = out / name / "plate", out / name / "matte"
+    """Scene-linear EXRs of ``files[:count]`` (frames 1001…), their region mattes and, from ``objects`` (DAVIS
+    ground truth), holdout mattes the camera track keeps out, in ``out``."""
+    plate_dir, matte_dir, holdout_dir = out / name / "plate", out / name / "matte", out / name / "holdout"
     plate_dir.mkdir(parents=True)
     matte_dir.mkdir()
-    excludes = []
+    holdout_dir.mkdir()
     for k, path in enumerate(files[:count]):
         rgb = read_rgb(path)
         frame = 1001 + k
@@ -125,9 +126,9 @@ def stage_plate(name: str, files: list[Path], out: Path, mattes: list[Path] | No
         )
         matte = read_mask(mattes[k]) if mattes else _sky_matte(rgb)
         if objects:
-            obj = read_mask(objects[k])
-            excludes.append(obj)
-            matte = (matte * (obj <= 0.5)).astype(np.float32)  # the region never includes the moving object
+            obj = (read_mask(objects[k]) > 0.5).astype(np.float32)
+            frames.write_exr(holdout_dir / f"holdout.{frame:04d}.exr", obj, display_window=window, channel_names=("A",))
+            matte = (matte * (1.0 - obj)).astype(np.float32)  # the region never includes the moving object
         frames.write_exr(matte_dir / f"matte.{frame:04d}.exr", matte, display_window=window, channel_names=("A",))
     return {
         "name": name,
@@ -135,7 +136,7 @@ def stage_plate(name: str, files: list[Path], out: Path, mattes: list[Path] | No
         "matte": str(matte_dir / "matte.####.exr"),
         "first": 1001,
         "last": 1000 + min(count, len(files)),
-        "excludes": excludes or None,
+        "holdout": str(holdout_dir / "holdout.####.exr") if objects else None,
         "source": str(files[0].parent),
     }
 
@@ -158,7 +159,7 @@ def shared_plates(root: Path, count: int) -> list[dict]:
             "rect": (60, 120, 520, 360),
             "first": 1,
             "last": min(8, count),
-            "excludes": None,
+            "holdout": None,
             "source": str(beach),
         },
         stage_plate("sintel", sorted((data / "sintel-demo").glob("frame_*.png")), root, None, None, count),
@@ -170,7 +171,7 @@ def shared_plates(root: Path, count: int) -> list[dict]:
                                   count))
     demo = render_demo_plate(str(root / "demo"), first=1001, last=1000 + count, width=640, height=360)
     plates.append({"name": "demo", "plate": demo["plate"], "matte": demo["matte"], "first": 1001,
-                   "last": 1000 + count, "excludes": None, "source": "demo plate"})
+                   "last": 1000 + count, "holdout": None, "source": "demo plate"})
     return plates
 
 
@@ -262,7 +263,8 @@ def run_plate(plate: dict, root: Path, model: str, steps: int, variations: int) 
     for index in range(variations):
         spec = VariationSpec(plate_pattern=plate["plate"], matte_pattern=plate["matte"], rect=rect, first=first,
                              last=last, model_path=model, seed=100 + index, steps=steps,
-                             out_dir=str(root / "out" / plate["name"] / f"v{index}"), proxy_width=320)
+                             out_dir=str(root / "out" / plate["name"] / f"v{index}"), proxy_width=320,
+                             holdout_pattern=plate["holdout"])
         start = time.perf_counter()
         try:
             result = generate_variation(spec)
@@ -275,8 +277,13 @@ def run_plate(plate: dict, root: Path, model: str, steps: int, variations: int) 
         flicks.append(flick)
         engine_flicks.append(result.flicker_ratio)
         engine_covs.append(getattr(result, "coverage", None))
-    track = camera.plate_track([frame_path(plate["plate"], f) for f in range(first, last + 1)],
-                               exclude=lambda k: matte_for(first + k))
+    def exclude(k: int) -> np.ndarray:
+        region = matte_for(first + k)
+        if plate["holdout"]:
+            return np.maximum(region, frames.read_matte(frame_path(plate["holdout"], first + k)))
+        return region
+
+    track = camera.plate_track([frame_path(plate["plate"], f) for f in range(first, last + 1)], exclude=exclude)
     return {
         "source": plate["source"],
         "frames": last - first + 1,
