@@ -13,6 +13,7 @@ from django.core.management import call_command
 from generation.engine.frames import Window, write_exr
 from generation.engine.sequence import frame_path
 from generation.models import GenerationRequest, RequestEvent, Variation
+from portal.models import Plate
 from review import services as review
 from review.models import Release
 from review.publish import MANIFEST, verify
@@ -47,13 +48,19 @@ def _sizeable_element(folder: Path) -> str:
 
 
 def _finished_variation(compositor, shot, show_model, storage) -> Variation:
+    """A finished 2K variation on a 2K plate of the same frames (a release checks the element against its plate's
+    display window and reads the plate's header), so the release has a real 500 MB to write."""
+    folder = storage / "work" / shot.show.code / f"killed-release-{shot.pk}"
+    pattern = _sizeable_element(folder / "exr")
+    window = {"x": 0, "y": 0, "width": WIDTH, "height": HEIGHT}
+    plate = Plate.objects.create(shot=shot, name="release-2k", path_pattern=pattern, first_frame=FRAMES[0],
+                                 last_frame=FRAMES[-1], display_window=window,
+                                 data_window={**window, "height": HEIGHT // 2}, channels=["R", "G", "B", "A"])
     request = GenerationRequest.objects.create(
-        shot=shot, plate=shot.plates.first(), first_frame=FRAMES[0], last_frame=FRAMES[-1], count=1,
+        shot=shot, plate=plate, first_frame=FRAMES[0], last_frame=FRAMES[-1], count=1,
         model=show_model, steps=2, status="review", requested_by=compositor, prompt="a wide dusk sky")
-    folder = storage / "work" / f"killed-release-{request.pk}"
     return Variation.objects.create(request=request, index=0, seed=7, status="done", progress=1.0,
-                                    frames_done=len(FRAMES), work_dir=str(folder),
-                                    exr_pattern=_sizeable_element(folder / "exr"))
+                                    frames_done=len(FRAMES), work_dir=str(folder), exr_pattern=pattern)
 
 
 def visible(folder: Path) -> list[str]:
