@@ -35,22 +35,22 @@ def crop_jpeg(variation: Variation, frame: int, which: str, x: int, y: int, size
     if which not in WHICH:
         raise PortalError(f"a crop shows {' or '.join(WHICH)}, not {which!r}", code="which")
     request = variation.request
-    proxies._check_frame(request, frame)
+    proxies.check_frame(request, frame)
     if not variation.work_dir:
         raise NotFound("that variation has no frames yet")
     code = request.show.code
     roots = show_roots(code)
-    folder = proxies._inside_work_root(Path(variation.work_dir) / "proxy" / "crop", code)
+    folder = proxies.inside_work_root(Path(variation.work_dir) / "proxy" / "crop", code)
     missing = "that frame is not written yet"
-    element_path = proxies._readable(folder.parent.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name,
+    element_path = proxies.readable(folder.parent.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name,
                                      roots, missing)
-    plate_path = proxies._plate_path(request, frame, roots)
-    target = proxies._cache_target(folder / f"{which}.{frame:04d}.{x}.{y}.{size}.jpg", roots, missing)
-    if proxies._fresh(target, [element_path, plate_path]):
+    plate_path = proxies.plate_frame_path(request, frame, roots)
+    target = proxies.cache_target(folder / f"{which}.{frame:04d}.{x}.{y}.{size}.jpg", roots, missing)
+    if proxies.fresh(target, [element_path, plate_path]):
         return target
     show = show_colour(request.show)
     rows, cols = slice(y, y + size), slice(x, x + size)
-    pixels = proxies._plate_rgb(request, plate_path, show)[rows, cols]
+    pixels = proxies.plate_rgb(request, plate_path, show)[rows, cols]
     if which == "incontext":
         element = frames.read_rgba(element_path)[0][rows, cols]
         pixels = element[..., :3] + pixels * (1.0 - element[..., 3:])  # premultiplied over

@@ -61,7 +61,7 @@ def checked_display_view(colour_settings: ShowColour, display: str, view: str) -
     return wanted
 
 
-def _inside_work_root(folder: Path, show_code: str) -> Path:
+def inside_work_root(folder: Path, show_code: str) -> Path:
     """The folder, resolved, if it lies in the show's own subtree of the work root."""
     folder = folder.resolve()
     if (Path(settings.WORK_ROOT) / show_code).resolve() not in folder.parents:
@@ -69,7 +69,7 @@ def _inside_work_root(folder: Path, show_code: str) -> Path:
     return folder
 
 
-def _readable(path: Path, roots: list[Path], missing: str) -> Path:
+def readable(path: Path, roots: list[Path], missing: str) -> Path:
     """``path`` with every symlink followed (the file too) if it is a file inside the show's roots; a file that is
     missing and one that leads outside get the same ``NotFound``."""
     real = resolved_inside(path, roots)
@@ -78,22 +78,22 @@ def _readable(path: Path, roots: list[Path], missing: str) -> Path:
     return real
 
 
-def _cache_target(target: Path, roots: list[Path], missing: str) -> Path:
+def cache_target(target: Path, roots: list[Path], missing: str) -> Path:
     """Where a rendered proxy is cached: a file already there must resolve inside the roots (a symlink planted
     there is neither served nor written through)."""
     if os.path.lexists(target):
-        return _readable(target, roots, missing)
+        return readable(target, roots, missing)
     if os.path.lexists(target.parent) and resolved_inside(target.parent, roots) is None:
         raise NotFound(missing)
     return target
 
 
-def _check_frame(request: GenerationRequest, frame: int) -> None:
+def check_frame(request: GenerationRequest, frame: int) -> None:
     if not request.first_frame <= frame <= request.last_frame:
         raise NotFound(f"frame {frame} is outside the request's range {request.first_frame}-{request.last_frame}")
 
 
-def _fresh(target: Path, sources: list[Path]) -> bool:
+def fresh(target: Path, sources: list[Path]) -> bool:
     if not target.is_file():
         return False
     made = target.stat().st_mtime
@@ -120,11 +120,11 @@ def _render(target: Path, pixels: np.ndarray, colour_settings: ShowColour, dv: D
     return target
 
 
-def _plate_path(request: GenerationRequest, frame: int, roots: list[Path]) -> Path:
-    return _readable(Path(frame_path(request.plate.path_pattern, frame)), roots, f"plate frame {frame} is missing")
+def plate_frame_path(request: GenerationRequest, frame: int, roots: list[Path]) -> Path:
+    return readable(Path(frame_path(request.plate.path_pattern, frame)), roots, f"plate frame {frame} is missing")
 
 
-def _plate_rgb(request: GenerationRequest, path: Path, colour_settings: ShowColour) -> np.ndarray:
+def plate_rgb(request: GenerationRequest, path: Path, colour_settings: ShowColour) -> np.ndarray:
     """The plate frame's RGB in the working space, whatever colour space the plate was shot in."""
     return frames.read_channels(path, ("R", "G", "B"), colourspace=request.plate.colourspace,
                                 working_space=colour_settings.working_space, config_name=colour_settings.config)
@@ -138,7 +138,7 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
     if kind not in ("incontext", "element"):
         raise PortalError(f"unknown proxy kind {kind!r}; known: incontext, element", code="kind")
     request = variation.request
-    _check_frame(request, frame)
+    check_frame(request, frame)
     show = show_colour(request.shot.sequence.show)
     dv = checked_display_view(show, display, view) if display or view else DisplayView(show.display, show.view)
     missing = "that proxy is not written yet"
@@ -146,28 +146,28 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
         raise NotFound(missing)
     code = request.shot.sequence.show.code
     roots = show_roots(code)
-    proxy_dir = _inside_work_root(Path(variation.work_dir) / "proxy", code)
+    proxy_dir = inside_work_root(Path(variation.work_dir) / "proxy", code)
     engine_proxy = resolved_inside(proxy_dir / Path(frame_path(PROXY_NAME, frame)).name, roots)
     if kind == "incontext" and dv == DisplayView(show.display, show.view) and engine_proxy and engine_proxy.is_file():
         return engine_proxy
-    element_path = _readable(proxy_dir.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name, roots, missing)
-    target = _cache_target(proxy_dir / dv.slug / f"{kind}.{frame:04d}.jpg", roots, missing)
+    element_path = readable(proxy_dir.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name, roots, missing)
+    target = cache_target(proxy_dir / dv.slug / f"{kind}.{frame:04d}.jpg", roots, missing)
     if kind == "element":
-        if _fresh(target, [element_path]):
+        if fresh(target, [element_path]):
             return target
         element, _ = frames.read_rgba(element_path)
         return _render(target, element[..., :3], show, dv, request.plate.pixel_aspect)
-    plate_path = _plate_path(request, frame, roots)
-    if _fresh(target, [element_path, plate_path]):
+    plate_path = plate_frame_path(request, frame, roots)
+    if fresh(target, [element_path, plate_path]):
         return target
     element, _ = frames.read_rgba(element_path)
-    comp = element[..., :3] + _plate_rgb(request, plate_path, show) * (1.0 - element[..., 3:])  # premultiplied over
+    comp = element[..., :3] + plate_rgb(request, plate_path, show) * (1.0 - element[..., 3:])  # premultiplied over
     return _render(target, comp, show, dv, request.plate.pixel_aspect)
 
 
 def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", view: str = "") -> Path:
     """The JPEG of the request's plate at ``frame``, cached in the request's work folder."""
-    _check_frame(request, frame)
+    check_frame(request, frame)
     show = show_colour(request.shot.sequence.show)
     dv = checked_display_view(show, display, view) if display or view else DisplayView(show.display, show.view)
     first = request.variations.exclude(work_dir="").values_list("work_dir", flat=True).first()
@@ -175,9 +175,9 @@ def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", vi
         raise NotFound("the request has no work folder")
     code = request.shot.sequence.show.code
     roots = show_roots(code)
-    folder = _inside_work_root(Path(first).parent / "plate-proxy" / dv.slug, code)
-    plate_path = _plate_path(request, frame, roots)
-    target = _cache_target(folder / f"plate.{frame:04d}.jpg", roots, "the plate proxy is not written yet")
-    if _fresh(target, [plate_path]):
+    folder = inside_work_root(Path(first).parent / "plate-proxy" / dv.slug, code)
+    plate_path = plate_frame_path(request, frame, roots)
+    target = cache_target(folder / f"plate.{frame:04d}.jpg", roots, "the plate proxy is not written yet")
+    if fresh(target, [plate_path]):
         return target
-    return _render(target, _plate_rgb(request, plate_path, show), show, dv, request.plate.pixel_aspect)
+    return _render(target, plate_rgb(request, plate_path, show), show, dv, request.plate.pixel_aspect)

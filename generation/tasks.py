@@ -1,6 +1,5 @@
 """Celery adapters: load by id, claim, run the engine, record through services."""
 
-import importlib
 import logging
 import socket
 
@@ -84,8 +83,7 @@ def runner(task: str):
     """The engine function that does ``task`` (``TaskInfo.runner``, "module:function"), imported on the worker.
     It is called as ``runner(spec, on_progress=, on_frame=, should_cancel=)``, plus ``params=`` (the
     request's own inputs) when the request has any, and returns the variation's patterns and figures."""
-    module, _, function = task_kinds.task_info(task).runner.partition(":")
-    return getattr(importlib.import_module(module), function)
+    return task_kinds.load_runner(task)
 
 
 def _usable(variation: Variation) -> None:
