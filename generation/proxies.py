@@ -139,12 +139,12 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
         raise PortalError(f"unknown proxy kind {kind!r}; known: incontext, element", code="kind")
     request = variation.request
     check_frame(request, frame)
-    show = show_colour(request.shot.sequence.show)
+    show = show_colour(request.show)
     dv = checked_display_view(show, display, view) if display or view else DisplayView(show.display, show.view)
     missing = "that proxy is not written yet"
     if not variation.work_dir:
         raise NotFound(missing)
-    code = request.shot.sequence.show.code
+    code = request.show.code
     roots = show_roots(code)
     proxy_dir = inside_work_root(Path(variation.work_dir) / "proxy", code)
     engine_proxy = resolved_inside(proxy_dir / Path(frame_path(PROXY_NAME, frame)).name, roots)
@@ -168,12 +168,12 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
 def plate_proxy(request: GenerationRequest, frame: int, *, display: str = "", view: str = "") -> Path:
     """The JPEG of the request's plate at ``frame``, cached in the request's work folder."""
     check_frame(request, frame)
-    show = show_colour(request.shot.sequence.show)
+    show = show_colour(request.show)
     dv = checked_display_view(show, display, view) if display or view else DisplayView(show.display, show.view)
     first = request.variations.exclude(work_dir="").values_list("work_dir", flat=True).first()
     if not first:
         raise NotFound("the request has no work folder")
-    code = request.shot.sequence.show.code
+    code = request.show.code
     roots = show_roots(code)
     folder = inside_work_root(Path(first).parent / "plate-proxy" / dv.slug, code)
     plate_path = plate_frame_path(request, frame, roots)

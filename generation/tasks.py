@@ -58,10 +58,11 @@ def _plate_grain(plate) -> dict:
     if plate.grain_profile is None:
         from generation.engine.grain import measure_plate
 
+        show = plate.shot.show
         services.plate_grain_record(plate=plate, profile=measure_plate(
             plate.path_pattern, plate.first_frame, plate.last_frame,
-            colourspace=plate.colourspace, working_space=plate.shot.sequence.show.working_space,
-            config_name=show_colour(plate.shot.sequence.show).config).to_dict())
+            colourspace=plate.colourspace, working_space=show.working_space,
+            config_name=show_colour(show).config).to_dict())
     return plate.grain_profile
 
 

@@ -210,7 +210,7 @@ def variation_crop(request: HttpRequest, variation_id: int) -> HttpResponse:
                           size)
     frame = _optional_int(request.GET.get("frame"), "frame") or gen_request.first_frame
     return render(request, "generation/crop.html", {
-        "variation": variation, "shot": gen_request.shot, "show": gen_request.shot.sequence.show, "frame": frame,
+        "variation": variation, "shot": gen_request.shot, "show": gen_request.show, "frame": frame,
         "x": x, "y": y, "size": size, "sizes": crops.SIZES, "first": gen_request.first_frame,
         "last": gen_request.last_frame})
 

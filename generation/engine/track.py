@@ -20,8 +20,6 @@ from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, ProgressFn, VariationSpec
 
 AP1_LUMA = camera.AP1_LUMA  # ACEScg luminance weights
-# The motion-vector channels recognised (names, what they point to, y sign): camera.VECTOR_CHANNELS.
-MOTION_CHANNELS = tuple(names for names, _, _ in camera.VECTOR_CHANNELS)
 _TRACK_CACHE_SIZE = 16
 _track_cache: OrderedDict[tuple, CameraTrack] = OrderedDict()
 _track_lock = threading.Lock()

@@ -47,7 +47,7 @@ from generation.engine.frames import Window
 from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
-from generation.engine.track import MOTION_CHANNELS, camera_track, luma
+from generation.engine.track import camera_track, luma
 from generation.engine.upscale_finish import Finishing
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 _MEASURE_AHEAD = 3  # frames whose flicker may still be being measured
 
-__all__ = ["MOTION_CHANNELS", "VariationResult", "VariationSpec", "depth_channel", "generate_variation"]
+__all__ = ["VariationResult", "VariationSpec", "depth_channel", "generate_variation"]
 
 
 def generate_variation(
