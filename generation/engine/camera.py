@@ -14,7 +14,13 @@ Where the motion comes from, first that applies:
    matte, given object mattes, a partial plate alpha), pyramidal Lucas-Kanade into each frame
    with a forward/backward check, a RANSAC homography for the inliers, and a new reference when
    fewer than half of the reference's features survive (so the track does not drift the way a
-   frame-to-frame chain does).
+   frame-to-frame chain does);
+4. a dense sub-pixel refinement of each frame's fit in the chosen model (:func:`_refine_ecc`,
+   OpenCV's ECC over every unexcluded pixel against the frame's anchor): feature points sit on
+   edges where a plate has few corners (Beachball: a ball's rim over black), and on an edge LK
+   only sees the motion across it, so a roll or zoom along the rim came out short; the dense fit
+   sees every edge's direction at once. It is kept only when it converges and stays within
+   :data:`_ECC_MAX_PX` of the feature fit.
 
 The model is chosen per shot from the inliers of all frames: the simplest of locked-off
 (identity), translation, similarity (zoom, roll) and homography (handheld, perspective) whose
@@ -38,6 +44,13 @@ NOISE_PX = 0.15  # full-resolution residual below which a simpler model is as go
 _MIN_POINTS = 12
 _FB_PX = 0.5  # forward/backward LK disagreement allowed (working pixels)
 _RANSAC_PX = 1.0  # inlier threshold of the homography fit (working pixels)
+_ECC_MAX_PX = 3.0  # the dense refinement may move a corner this far from the feature fit (working pixels)
+_ECC_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-5)
+_ECC_MOTION = {
+    "translation": cv2.MOTION_TRANSLATION,
+    "similarity": cv2.MOTION_AFFINE,  # ECC has no similarity: affine, projected back onto one
+    "homography": cv2.MOTION_HOMOGRAPHY,
+}
 _LK = dict(winSize=(21, 21), maxLevel=4, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 0.01))
 
 
@@ -271,6 +284,7 @@ def estimate_track(
     """
     excludes_it = iter(excludes) if excludes is not None else None
     pairs: list[_Pair] = []
+    kept: list[tuple[np.ndarray, np.ndarray]] = []  # every frame's working image and mask, for the refinement
     notes: list[str] = []
     to_full = _work_to_full(1.0)
     ref = ref_mask = ref_pts = None
@@ -294,6 +308,7 @@ def estimate_track(
             to_full = _work_to_full(scale)
         img = _to_work(luma, scale, lo_hi)
         mask = _work_mask(exclude, img.shape, scale)
+        kept.append((img, mask))
         if k == 0:
             ref, ref_mask, ref_pts = img, mask, _detect(img, mask)
             if len(ref_pts) < _MIN_POINTS:
@@ -317,7 +332,54 @@ def estimate_track(
     track = _track_from_pairs(pairs, n, "features", notes)
     if not pairs:
         track.notes.append("no trackable background: treated as locked off")
+    elif track.model != "locked":
+        track.matrices = _refine_ecc(track.matrices, pairs, kept, track.model, to_full)
     return track
+
+
+def _project(model: str, warp: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``warp`` (3×3) as ``model``: the least-squares ``model`` through a grid of the frame's points."""
+    if model != "similarity":
+        return warp / warp[2, 2]
+    h, w = shape
+    grid = np.stack(np.meshgrid(np.linspace(0, w - 1, 5), np.linspace(0, h - 1, 5)), axis=-1).reshape(-1, 2)
+    return _fit_similarity(grid, apply(warp, grid))
+
+
+def _ecc(template, template_mask, image, mask, init: np.ndarray, model: str) -> np.ndarray | None:
+    """``init`` (template → image, working pixels, 3×3) refined by ECC in ``model``, or None when the
+    refinement fails or goes further than :data:`_ECC_MAX_PX` from ``init`` (pulled off by something
+    moving that no matte excludes)."""
+    motion = _ECC_MOTION[model]
+    warp = (init if motion == cv2.MOTION_HOMOGRAPHY else init[:2]).astype(np.float32)
+    try:
+        _, warp = cv2.findTransformECCWithMask(template, image, template_mask, mask, warp, motion, _ECC_CRITERIA, 5)
+    except cv2.error:  # no texture where it may look, or it did not converge: keep the feature fit
+        return None
+    refined = np.eye(3)
+    refined[: warp.shape[0]] = warp
+    if not np.isfinite(refined).all() or abs(refined[2, 2]) < 1e-9:
+        return None
+    refined = _project(model, refined, template.shape)
+    if corner_error(refined, init, template.shape) > _ECC_MAX_PX:
+        return None
+    return refined
+
+
+def _refine_ecc(matrices, pairs, kept, model, to_full) -> np.ndarray:
+    """Each tracked frame's matrix refined against its anchor's image (see the module docstring, 4.),
+    in order, so an anchor is refined before the frames that hang on it."""
+    out = matrices.copy()
+    to_work = np.linalg.inv(to_full)
+    for pair in sorted(pairs, key=lambda p: p.k):
+        rel = to_work @ (out[pair.k] @ np.linalg.inv(out[pair.ref])) @ to_full  # anchor → k, working pixels
+        template, template_mask = kept[pair.ref]
+        image, mask = kept[pair.k]
+        refined = _ecc(template, template_mask, image, mask, rel / rel[2, 2], model)
+        if refined is not None:
+            m = to_full @ refined @ to_work @ out[pair.ref]
+            out[pair.k] = m / m[2, 2]
+    return out
 
 
 def _track_frame(ref, ref_pts, ref_h, prev_h, img, mask, ref_k, k, to_full):

@@ -218,10 +218,13 @@ def track_errors(rgb: np.ndarray) -> tuple[list[float], list[float]]:
 def _first_frame_rgb(plate: dict) -> np.ndarray:
     from generation.engine.sequence import frame_path
 
-    rgb = frames.read_channels(frame_path(plate["plate"], plate["first"]), ("R", "G", "B"))
-    if plate.get("rect"):
-        return rgb[245:1121, 654:1565]  # Beachball: the data window (outside it is black, nothing to see)
-    return rgb
+    path = frame_path(plate["plate"], plate["first"])
+    rgb = frames.read_channels(path, ("R", "G", "B"))
+    header = frames.read_header(path, verify_pixels=False)
+    w, d = header.display_window, header.data_window
+    x0, y0 = max(d.x - w.x, 0), max(d.y - w.y, 0)
+    # A data window inside the display window (Beachball): only it has pixels, outside is black.
+    return rgb[y0 : min(d.y - w.y + d.height, w.height), x0 : min(d.x - w.x + d.width, w.width)]
 
 
 def measure_variation(plate: dict, result, matte_for) -> tuple[float, float]:
