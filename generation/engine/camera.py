@@ -32,7 +32,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -367,18 +369,28 @@ def _ecc(template, template_mask, image, mask, init: np.ndarray, model: str) -> 
 
 
 def _refine_ecc(matrices, pairs, kept, model, to_full) -> np.ndarray:
-    """Each tracked frame's matrix refined against its anchor's image (see the module docstring, 4.),
-    in order, so an anchor is refined before the frames that hang on it."""
-    out = matrices.copy()
+    """Each tracked frame's matrix refined against its anchor's image (see the module docstring, 4.):
+    the frames' refinements run on a small pool (OpenCV releases the GIL), then compose in frame order,
+    so an anchor is refined before the frames that hang on it. The result does not depend on the pool."""
     to_work = np.linalg.inv(to_full)
-    for pair in sorted(pairs, key=lambda p: p.k):
-        rel = to_work @ (out[pair.k] @ np.linalg.inv(out[pair.ref])) @ to_full  # anchor → k, working pixels
+    ordered = sorted(pairs, key=lambda p: p.k)
+
+    def refine(pair: _Pair) -> np.ndarray | None:
+        rel = to_work @ (matrices[pair.k] @ np.linalg.inv(matrices[pair.ref])) @ to_full  # anchor → k, working
         template, template_mask = kept[pair.ref]
         image, mask = kept[pair.k]
-        refined = _ecc(template, template_mask, image, mask, rel / rel[2, 2], model)
-        if refined is not None:
-            m = to_full @ refined @ to_work @ out[pair.ref]
-            out[pair.k] = m / m[2, 2]
+        return _ecc(template, template_mask, image, mask, rel / rel[2, 2], model)
+
+    with ThreadPoolExecutor(max_workers=usable_cores(), thread_name_prefix="track-ecc") as pool:
+        refined = list(pool.map(refine, ordered))
+    out = matrices.copy()
+    for pair, rel in zip(ordered, refined, strict=True):
+        if rel is None:
+            rel_full = matrices[pair.k] @ np.linalg.inv(matrices[pair.ref])
+        else:
+            rel_full = to_full @ rel @ to_work
+        m = rel_full @ out[pair.ref]
+        out[pair.k] = m / m[2, 2]
     return out
 
 
@@ -400,6 +412,25 @@ def _track_frame(ref, ref_pts, ref_h, prev_h, img, mask, ref_k, k, to_full):
     rel = _fit("homography", src, dst)
     full = _Pair(ref_k, k, apply(to_full, src), apply(to_full, dst))
     return full, rel @ ref_h
+
+
+def usable_cores() -> int:
+    """The cores this process may use: threads for per-frame work that releases the GIL."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _read_ahead(read: Callable, items: Sequence, depth: int = 2) -> Iterator:
+    """``read(item)`` for each of ``items`` in order, up to ``depth`` reads running ahead on a pool."""
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="track-read") as pool:
+        futures = deque(pool.submit(read, item) for item in items[:depth])
+        for index in range(len(items)):
+            result = futures.popleft().result()
+            if index + depth < len(items):
+                futures.append(pool.submit(read, items[index + depth]))
+            yield result
 
 
 # --------------------------------------------------------------------------------------- motion vectors
@@ -628,6 +659,7 @@ def plate_track(
     should_cancel: Callable[[], bool] | None = None,
     header=None,
     plate_colour: dict | None = None,
+    read_rgb: Callable[[str], np.ndarray] | None = None,
 ) -> CameraTrack:
     """The camera track of plate frames ``paths`` (EXRs, frame numbers ``first``…; ``header``: the first
     frame's :class:`frames.FrameHeader` when the caller has read it).
@@ -635,7 +667,9 @@ def plate_track(
     ``exclude(k)`` gives frame k's exclusion matte ((H, W), > 0 = not camera: the region's matte,
     moving objects) or None. A ``track_file`` overrides; then motion-vector channels; then features
     of the plate's luminance. A partial plate alpha is excluded too (see :func:`_alpha_excludes`).
-    ``plate_colour``: :func:`frames.read_channels`'s colour keywords, so luminance is the working space's.
+    ``plate_colour``: :func:`frames.read_channels`'s colour keywords, so luminance is the working space's;
+    ``read_rgb(path)``: reads a frame's working-space R, G, B instead (a shared cache). Frames are read two
+    ahead of the tracking on a small pool.
     """
     from generation.engine import frames
 
@@ -675,7 +709,12 @@ def plate_track(
                 yield vec, valid, ex
 
         return track_from_vectors(counted(vector_frames()), vectors)
-    lumas = (frames.read_channels(p, ("R", "G", "B"), **(plate_colour or {})) @ AP1_LUMA for p in paths)
+    if read_rgb is None:
+
+        def read_rgb(path: str) -> np.ndarray:
+            return frames.read_channels(path, ("R", "G", "B"), **(plate_colour or {}))
+
+    lumas = _read_ahead(lambda p: read_rgb(p) @ AP1_LUMA, list(paths))
     return estimate_track(counted(lumas), excludes())
 
 

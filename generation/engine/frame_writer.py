@@ -11,6 +11,12 @@ A runner (see :mod:`spec`) uses them as :func:`variation.generate_variation` doe
 ``read(frame)`` runs on a pool two frames ahead; ``make(k, frame, read_result)`` runs in order on the
 calling thread and returns the frame's :class:`Delivered` pixels; the EXR and its proxy are written
 behind on the pool, and ``on_frame`` is called in frame order once both exist.
+
+With ``workers > 1`` (a runner whose frames do not depend on each other, like a carried card) each
+frame's read, make and write run as one job on a pool of that many threads (OIIO, OpenCV and numpy
+release the GIL), frames handed out in order so the first frame's proxy comes first; whatever must
+see the frames in order (a flicker measure) goes in ``in_order(k, frame, delivered)``, called on the
+calling thread in frame order before ``on_frame``. Each frame's bytes are what one thread would write.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from generation.engine import colour, frames
+from generation.engine import camera, colour, frames
 from generation.engine.frames import Window
 from generation.engine.inpaint import Cancelled
 from generation.engine.registry import ModelCard
@@ -33,6 +39,11 @@ from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationSpec
 
 READ_AHEAD = 2  # frames read before they are needed
 WRITE_BEHIND = 2  # frames whose files may still be being written
+
+
+def frame_workers() -> int:
+    """Frames made at once by a runner whose frames are independent: the cores this process may use."""
+    return camera.usable_cores()
 
 
 class Outputs:
@@ -109,20 +120,14 @@ class Delivered:
     proxy_rgb: np.ndarray
     data_window: Window
     channel_names: tuple[str, ...] = ("R", "G", "B", "A")
+    measures: Any = None  # what the runner's in_order hook wants of the frame (see FrameWriter.run)
 
 
 def write_frame(
     exr_path: str, proxy_path: str, delivered: Delivered, display: Window, attributes: dict, spec: VariationSpec
 ) -> None:
-    """The frame's EXR and its proxy JPEG (through the spec's display and view)."""
-    frames.write_exr(
-        exr_path,
-        delivered.element,
-        display_window=display,
-        data_window=delivered.data_window,
-        channel_names=delivered.channel_names,
-        attributes=attributes,
-    )
+    """The frame's proxy JPEG (through the spec's display and view; first, it is what a reviewer waits for)
+    and its EXR."""
     proxy = colour.make_proxy(
         delivered.proxy_rgb,
         width=spec.proxy_width,
@@ -133,6 +138,14 @@ def write_frame(
         pixel_aspect=spec.pixel_aspect,
     )
     frames.write_jpeg(proxy_path, proxy)
+    frames.write_exr(
+        exr_path,
+        delivered.element,
+        display_window=display,
+        data_window=delivered.data_window,
+        channel_names=delivered.channel_names,
+        attributes=attributes,
+    )
 
 
 class FrameWriter:
@@ -151,9 +164,15 @@ class FrameWriter:
         progress: ProgressFn,
         on_frame: FrameFn | None = None,
         should_cancel: CancelFn | None = None,
+        workers: int = 1,
+        in_order: Callable[[int, int, Delivered], None] | None = None,
     ) -> None:
-        """Read, make and write every frame of ``frame_list`` in order; progress stage "frames"."""
+        """Read, make and write every frame of ``frame_list``; progress stage "frames". ``workers > 1``:
+        ``make`` must be safe to call on several frames at once (see the module docstring)."""
         self.outputs.make_dirs()
+        if workers > 1:
+            self._run_pooled(frame_list, read, make, workers, in_order, progress, on_frame, should_cancel)
+            return
         n = len(frame_list)
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="variation-io")
         reads: dict[int, Future] = {}
@@ -180,6 +199,8 @@ class FrameWriter:
                     nxt = frame_list[k + READ_AHEAD]
                     reads[nxt] = pool.submit(read, nxt)
                 delivered = make(k, frame, pixels)
+                if in_order is not None:
+                    in_order(k, frame, delivered)
                 writes.append((frame, *self._submit_write(pool, frame, delivered)))
                 while len(writes) > WRITE_BEHIND or (writes and writes[0][3].done()):
                     finish_oldest()
@@ -195,3 +216,43 @@ class FrameWriter:
         self.outputs.files += [exr_path, proxy_path]
         future = pool.submit(write_frame, exr_path, proxy_path, delivered, self.display, self.attributes, self.spec)
         return exr_path, proxy_path, future
+
+    def _run_pooled(self, frame_list, read, make, workers, in_order, progress, on_frame, should_cancel) -> None:
+        n = len(frame_list)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="variation-frame")
+        running: deque[tuple[int, int, str, str, Future]] = deque()
+        done = 0
+
+        def job(k: int, frame: int, exr_path: str, proxy_path: str) -> Delivered:
+            delivered = make(k, frame, read(frame))
+            write_frame(exr_path, proxy_path, delivered, self.display, self.attributes, self.spec)
+            return delivered
+
+        def finish_oldest() -> None:
+            nonlocal done
+            k, frame, exr_path, proxy_path, future = running.popleft()
+            if should_cancel is not None and should_cancel():  # frames already handed out are taken away too
+                raise Cancelled(f"cancelled before frame {frame} was reported")
+            delivered = future.result()
+            if in_order is not None:
+                in_order(k, frame, delivered)
+            done += 1
+            if on_frame is not None:
+                on_frame(frame, exr_path, proxy_path)
+            progress("frames", done, n)
+
+        try:
+            for k, frame in enumerate(frame_list):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled(f"cancelled before frame {frame}")
+                exr_path = frame_path(self.outputs.exr_pattern, frame)
+                proxy_path = frame_path(self.outputs.proxy_pattern, frame)
+                self.outputs.files += [exr_path, proxy_path]
+                running.append((k, frame, exr_path, proxy_path, pool.submit(job, k, frame, exr_path, proxy_path)))
+                # Enough queued to keep every worker busy; finished frames reported as soon as they are in order.
+                while len(running) > workers + WRITE_BEHIND or (running and running[0][4].done()):
+                    finish_oldest()
+            while running:
+                finish_oldest()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generation.engine import camera, colour, frames, task_kinds
+from generation.engine import camera, colour, frame_cache, frames, task_kinds
 from generation.engine.frames import FrameHeader, Window
 from generation.engine.registry import ModelCard, ModelError, read_model_card
 from generation.engine.sequence import frame_path
@@ -53,7 +53,7 @@ class VariationPlan:
         """The region matte (H, W) float32 of ``frame`` over the display window (the rect, drawn, if no sequence)."""
         if self.rect_matte is not None:
             return self.rect_matte
-        matte = frames.read_matte(frame_path(self.spec.matte_pattern, frame))
+        matte = self._matte(frame)
         display = self.display
         if matte.shape != (display.height, display.width):
             raise frames.FrameError(
@@ -72,7 +72,7 @@ class VariationPlan:
         display window, plate in the spec's working space."""
         spec, display, depth_name = self.spec, self.display, self.depth_name
         names = ("R", "G", "B") + ((depth_name,) if depth_name else ())
-        pixels = frames.read_channels(frame_path(spec.plate_pattern, frame), names, **spec.plate_colour())
+        pixels = self.read_plate(frame, names)
         if pixels.shape[:2] != (display.height, display.width):
             raise frames.FrameError(
                 frame_path(spec.plate_pattern, frame), "display window differs from the first frame"
@@ -81,13 +81,24 @@ class VariationPlan:
         depth = pixels[..., 3] if depth_name else None
         if self.rect_matte is not None:
             return plate, self.rect_matte, depth
-        matte = frames.read_matte(frame_path(spec.matte_pattern, frame))
+        matte = self._matte(frame)
         if matte.shape != plate.shape[:2]:
             raise frames.FrameError(
                 frame_path(spec.matte_pattern, frame),
                 f"matte is {matte.shape[1]}x{matte.shape[0]}, plate {plate.shape[1]}x{plate.shape[0]}",
             )
         return plate, matte, depth
+
+    def read_plate(self, frame: int, names: tuple[str, ...] = ("R", "G", "B")) -> np.ndarray:
+        """The plate's channels ``names`` of ``frame`` (H, W, C) float32, R, G, B in the working space: a fresh
+        array, decoded once per request (:data:`frame_cache.PLATES`)."""
+        spec = self.spec
+        return frame_cache.read_plate(
+            frame_path(spec.plate_pattern, frame), names, spec.plate_colour(), group=spec.plate_pattern
+        )
+
+    def _matte(self, frame: int) -> np.ndarray:
+        return frame_cache.read_matte(frame_path(self.spec.matte_pattern, frame), group=self.spec.matte_pattern)
 
 
 def plan_variation(spec: VariationSpec) -> VariationPlan:

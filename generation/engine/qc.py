@@ -18,8 +18,13 @@ engine/test_qc.py breaks it each of those ways on real footage).
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Hashable
+
 import cv2
 import numpy as np
+
+from generation.engine import frame_cache
 
 FLICKER_LIMIT = 1.2  # above this the element is visibly less steady than its plate
 COVERAGE_LIMIT = 1.0  # anything below has pixels of the matte without generated content
@@ -44,9 +49,17 @@ class CoverageMeter:
         self._covered = 0.0
 
     def add(self, matte: np.ndarray, covered: np.ndarray) -> None:
+        self.add_terms(self.terms(matte, covered))
+
+    @staticmethod
+    def terms(matte: np.ndarray, covered: np.ndarray) -> tuple[float, float]:
+        """One frame's sums (any thread); :meth:`add_terms` them in frame order for the same figure as :meth:`add`."""
         matte = np.clip(np.asarray(matte, np.float64), 0.0, 1.0)
-        self._matte += float(matte.sum())
-        self._covered += float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
+        return float(matte.sum()), float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
+
+    def add_terms(self, terms: tuple[float, float]) -> None:
+        self._matte += terms[0]
+        self._covered += terms[1]
 
     def figure(self) -> float:
         return 1.0 if self._matte <= 0 else min(1.0, self._covered / self._matte)
@@ -148,8 +161,9 @@ class FlowFlickerMeter:
     module docstring); 0 pairs → 1.0 (nothing to tell).
     """
 
-    def __init__(self, work_size: int = WORK_SIZE) -> None:
+    def __init__(self, work_size: int = WORK_SIZE, group: Hashable = None) -> None:
         self.work_size = work_size
+        self.group = group
         self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._comp = 0.0
         self._plate = 0.0
@@ -164,28 +178,40 @@ class FlowFlickerMeter:
         return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
     def add(self, comp_luma: np.ndarray, plate_luma: np.ndarray, matte: np.ndarray) -> None:
-        comp, plate = self._small(compress(comp_luma)), self._small(compress(plate_luma))
-        matte = self._small(np.clip(np.asarray(matte, np.float32), 0.0, 1.0))
+        small = self.prepare(comp_luma, plate_luma, matte)
         if self._prev is not None:
-            p_comp, p_plate, p_matte = self._prev
-            self._pair(p_comp, p_plate, p_matte, comp, plate, matte)
-        self._prev = (comp, plate, matte)
+            self.add_terms(self.pair_terms(self._prev, small))
+        self._prev = small
 
-    def _pair(self, p_comp, p_plate, p_matte, comp, plate, matte) -> None:
-        plate8, p_plate8 = _to8(plate), _to8(p_plate)
-        back = _flow(plate8, p_plate8)  # frame k → k-1
-        fwd = _flow(p_plate8, plate8)  # frame k-1 → k
-        trusted = consistent(back, fwd) & (cv2.cornerMinEigenVal(plate8, 5, 3) > _TEXTURE)
-        back, valid = _plate_motion(back, trusted, matte, plate8, p_plate8)
-        # Only pixels inside the matte in both frames and where the plate's motion is known.
-        weight = np.minimum(matte, _remap(p_matte, back)) * valid
-        total = float(weight.sum())
+    def prepare(self, comp_luma: np.ndarray, plate_luma: np.ndarray, matte: np.ndarray) -> tuple:
+        """One frame's working-size inputs (any thread)."""
+        comp, plate = self._small(compress(comp_luma)), self._small(compress(plate_luma))
+        return comp, plate, self._small(np.clip(np.asarray(matte, np.float32), 0.0, 1.0))
+
+    def add_terms(self, terms: tuple[float, float, float] | None) -> None:
+        """A pair's :meth:`pair_terms`, added in frame order (so the figure is :meth:`add`'s to the bit)."""
         self.pairs += 1
+        if terms is not None:
+            self._comp += terms[0]
+            self._plate += terms[1]
+            self._pixels += terms[2]
+
+    def pair_terms(self, prev: tuple, cur: tuple) -> tuple[float, float, float] | None:
+        """The warping-error sums of consecutive frames' :meth:`prepare` results (any thread). With a
+        ``group`` (the plate's pattern) the plate's own side, the same for every variation of a request,
+        comes from :data:`frame_cache.FLOWS` when another variation measured it already."""
+        (p_comp, p_plate, p_matte), (comp, plate, matte) = prev, cur
+        if self.group is None:
+            back, weight, total, plate_error = _plate_pair(p_plate, p_matte, plate, matte)
+        else:
+            key = ("flicker", _digest(p_plate, p_matte, plate, matte))
+            back, weight, total, plate_error = frame_cache.FLOWS.get_or_make(
+                key, lambda: _plate_pair(p_plate, p_matte, plate, matte), self.group
+            )
         if total <= 0:
-            return
-        self._comp += float((weight * (comp - _remap(p_comp, back)) ** 2).sum())
-        self._plate += float((weight * (plate - _remap(p_plate, back)) ** 2).sum())
-        self._pixels += total
+            return None
+        comp_error = float((weight * (comp - _remap(p_comp, back)) ** 2).sum())
+        return comp_error, plate_error, total
 
     def ratio(self) -> float:
         if not self.pairs or self._pixels <= 0:
@@ -196,6 +222,28 @@ class FlowFlickerMeter:
     def plate_error(self) -> float:
         """The plate's own mean warping error inside the matte (compressed luminance squared)."""
         return self._plate / self._pixels if self._pixels else 0.0
+
+
+def _plate_pair(p_plate, p_matte, plate, matte) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The plate's side of a frame pair: its flow k → k-1 (``back``), the weight of each pixel (inside the
+    matte in both frames, where the plate's motion is known), the weight's sum and the plate's own error."""
+    plate8, p_plate8 = _to8(plate), _to8(p_plate)
+    back = _flow(plate8, p_plate8)  # frame k → k-1
+    fwd = _flow(p_plate8, plate8)  # frame k-1 → k
+    trusted = consistent(back, fwd) & (cv2.cornerMinEigenVal(plate8, 5, 3) > _TEXTURE)
+    back, valid = _plate_motion(back, trusted, matte, plate8, p_plate8)
+    weight = np.minimum(matte, _remap(p_matte, back)) * valid
+    total = float(weight.sum())
+    plate_error = float((weight * (plate - _remap(p_plate, back)) ** 2).sum()) if total > 0 else 0.0
+    return back, weight, total, plate_error
+
+
+def _digest(*arrays: np.ndarray) -> bytes:
+    h = hashlib.blake2b(digest_size=20)
+    for a in arrays:
+        h.update(repr((a.shape, a.dtype.str)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.digest()
 
 
 def flicker_ratio_flow(comps, plates, mattes, work_size: int = WORK_SIZE) -> float:

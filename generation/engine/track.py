@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from generation.engine import camera, frames
+from generation.engine import camera, frame_cache, frames
 from generation.engine.camera import CameraTrack
 from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, ProgressFn, VariationSpec
@@ -83,6 +83,8 @@ def camera_track(
         should_cancel=should_cancel,
         header=header,
         plate_colour=spec.plate_colour(),
+        # Through the request's frame cache: the variation's frames read the same arrays again.
+        read_rgb=lambda path: frame_cache.read_plate(path, ("R", "G", "B"), spec.plate_colour(), spec.plate_pattern),
     )
     with _track_lock:
         _track_cache[key] = track

@@ -30,6 +30,7 @@ Depth is used only as the haze weight: neither backend has a depth input channel
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ from generation.engine.backends import load_denoiser
 from generation.engine.card import Card, Track, card_coverage, card_geometry
 from generation.engine.device import pick_device
 from generation.engine.encoding import known_and_mask
-from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, provenance_attributes
+from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, frame_workers, provenance_attributes
 from generation.engine.frames import Window
 from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
@@ -53,7 +54,7 @@ from generation.engine.upscale_finish import Finishing
 if TYPE_CHECKING:
     import torch
 
-_MEASURE_AHEAD = 3  # frames whose flicker may still be being measured
+_MEASURE_AHEAD = 2  # frame pairs beyond one per worker whose flicker may still be being measured
 
 __all__ = ["VariationResult", "VariationSpec", "depth_channel", "generate_variation"]
 
@@ -145,7 +146,10 @@ def _prepare(plan: VariationPlan, card: Card, region: np.ndarray) -> tuple[torch
 class _Carry:
     """Each frame: the look over the frame's matte box, premultiplied by the matte, over the plate;
     coverage (how much of the matte sampled generated card pixels) counted per frame, and flow flicker
-    measured in order on its own thread where the element can be (the card's footprint)."""
+    measured where the element can be (the card's footprint). Frames are made on the frame writer's pool
+    (:func:`frame_writer.frame_workers` at once; each frame depends only on the card and its own plate);
+    :meth:`in_order` adds their figures in frame order, the flicker of each consecutive pair computed on a
+    pool of its own, so every figure is the one a single thread would get, to the bit."""
 
     def __init__(
         self, plan: VariationPlan, card: Card, look: Look, track: Track, generated: np.ndarray, finishing: Finishing
@@ -156,10 +160,12 @@ class _Carry:
         self.origin = Window(0, 0, display.width, display.height)
         region = card.footprint(track).intersect(self.origin) or self.origin
         self.rs = (slice(region.y, region.y + region.height), slice(region.x, region.x + region.width))
-        self.meter = qc.FlowFlickerMeter()
+        self.meter = qc.FlowFlickerMeter(group=plan.spec.plate_pattern)  # the plate's side shared per request
         self.coverage = qc.CoverageMeter()
         self.window: Window | None = None  # the union of the frames' data windows
-        self.measured: list[Future] = []
+        self.measured: deque[Future] = deque()
+        self.previous = None  # the last frame's flicker inputs
+        self.workers = frame_workers()
 
     def run(self, outputs: Outputs, progress, on_frame, should_cancel) -> tuple[float, float, Window | None]:
         plan = self.plan
@@ -167,7 +173,8 @@ class _Carry:
         extra |= self.finishing.attributes()
         attributes = provenance_attributes(plan.spec, plan.model, plan.strength, extra)
         writer = FrameWriter(plan.spec, outputs, plan.display, attributes)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="variation-flicker") as self.meter_pool:
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="variation-flicker")
+        with pool as self.meter_pool, _kernel_threads(self.workers):
             writer.run(
                 plan.frames,
                 plan.read_frame,
@@ -175,24 +182,28 @@ class _Carry:
                 progress=progress,
                 on_frame=on_frame,
                 should_cancel=should_cancel,
+                workers=self.workers,
+                in_order=self.in_order,
             )
-        for future in self.measured:
-            future.result()
+            while self.measured:
+                self.meter.add_terms(self.measured.popleft().result())
         return self.meter.ratio(), self.coverage.figure(), self.window
 
     def frame(self, k: int, frame: int, pixels) -> Delivered:
+        """One frame's element and composite (any thread: touches nothing shared)."""
         plate, matte, depth = pixels
         display, rs = self.plan.display, self.rs
         box = frames.alpha_bbox(matte, self.origin)
         plate_luma = luma(plate[rs])
         element = np.zeros((display.height, display.width, 4), np.float16)
         comp = plate  # composited in place; the plate's luminance is already taken
+        coverage = None
         if box is not None:
             bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
             alpha = matte[bs][..., None]
             motion = self.track.matrices[k]
             generated = self.look.region(plate, depth, motion, box)
-            self.coverage.add(matte[bs], card_coverage(self.generated, self.card, motion, box))
+            coverage = qc.CoverageMeter.terms(matte[bs], card_coverage(self.generated, self.card, motion, box))
             generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
             np.multiply(generated, alpha, out=generated)
             element[bs + (slice(0, 3),)] = generated
@@ -203,11 +214,43 @@ class _Carry:
             over += comp[bs] * (1.0 - e32[..., 3:])
             np.copyto(comp[bs], over, where=alpha > 0)  # matte 0: the plate, bit for bit
             data_window = Window(display.x + box.x, display.y + box.y, box.width, box.height)
-            self.window = data_window if self.window is None else self.window.union(data_window)
         else:
             data_window = Window(display.x, display.y, 1, 1)
-        self.measured.append(self.meter_pool.submit(self.meter.add, luma(comp[rs]), plate_luma, matte[rs]))
+        flicker = self.meter.prepare(luma(comp[rs]), plate_luma, matte[rs])
+        return Delivered(element, comp, data_window, measures=(coverage, flicker))
+
+    def in_order(self, k: int, frame: int, delivered: Delivered) -> None:
+        """A made frame's figures, in frame order (the calling thread)."""
+        coverage, flicker = delivered.measures
+        delivered.measures = None
+        if coverage is not None:
+            self.coverage.add_terms(coverage)
+            data_window = delivered.data_window
+            self.window = data_window if self.window is None else self.window.union(data_window)
+        if self.previous is not None:
+            self.measured.append(self.meter_pool.submit(self.meter.pair_terms, self.previous, flicker))
+        self.previous = flicker
         # Flow flicker may run slower than frames are made: never hold more than a few frames for it.
-        while len(self.measured) > _MEASURE_AHEAD:
-            self.measured.pop(0).result()
-        return Delivered(element, comp, data_window)
+        while len(self.measured) > self.workers + _MEASURE_AHEAD:
+            self.meter.add_terms(self.measured.popleft().result())
+
+
+@contextmanager
+def _kernel_threads(workers: int) -> Iterator[None]:
+    """While ``workers`` frames are made at once, OpenCV and torch run one thread each inside them, so the
+    pool and the kernels together use the cores without oversubscribing them (the denoise, before, keeps
+    torch's own thread count)."""
+    if workers <= 1:
+        yield
+        return
+    import cv2
+    import torch
+
+    cv_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(cv_threads)
+        torch.set_num_threads(torch_threads)

@@ -1,0 +1,137 @@
+"""Plate frames read once per request and shared by its variations: bounded, process-wide caches.
+
+A request's variations run one after another on the same worker and each reads every plate frame
+(its camera track, its card, its frames). :data:`PLATES` keeps the decoded arrays, keyed by the file's
+path, size and mtime and by how it was read (channels, colour conversion), within a byte budget; a
+float frame that half precision holds exactly (a half EXR read into the space it is in) is kept as
+half and handed back as the same float32. :data:`FLOWS` keeps the plate's own flow between frames,
+which every variation's flicker figure measures again (:mod:`qc`).
+
+The budget is usually smaller than a whole shot, and variations read a shot front to back, so plain
+LRU would evict every frame just before the next variation asks for it. So a full cache makes room
+only by dropping entries of *other* sequences (least recently used first) and otherwise keeps what it
+has: the first frames of the shot stay shared, the rest are read again.
+
+:meth:`FrameCache.get_or_read` hands out a fresh array, so a caller that composites in place never
+changes what the next variation reads: the bytes are those of a fresh read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+import numpy as np
+
+DEFAULT_BUDGET = 1536 * 2**20  # bytes of decoded frames kept (about 128 half RGB 2K frames)
+
+
+class FrameCache:
+    """Decoded frames within ``budget`` bytes (see the module docstring for what is dropped)."""
+
+    def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
+        self.budget = budget
+        self._items: OrderedDict[Hashable, tuple[Hashable, object]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_read(
+        self, path: str, how: Hashable, read: Callable[[], np.ndarray], group: Hashable = None
+    ) -> np.ndarray:
+        """``read()``'s array for ``path`` read ``how`` (a fresh array; ``read`` runs when it is not kept or
+        the file changed). ``group``: the sequence the frame belongs to (its pattern), whose frames are never
+        dropped to make room for each other."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return read()  # let the reader say what is wrong with it
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, how)
+        found = self._get(key)
+        if found is not None:
+            return found.astype(np.float32) if found.dtype == np.float16 else found.copy()
+        array = read()
+        kept = _compact(array)
+        self._put(key, group, kept)
+        return array.copy() if kept is array else array
+
+    def get_or_make(self, key: Hashable, make: Callable[[], tuple], group: Hashable) -> tuple:
+        """``make()``'s tuple (arrays and numbers) for ``key``, handed out as kept: the caller must not write to it."""
+        found = self._get(key)
+        if found is not None:
+            return found
+        value = make()
+        self._put(key, group, value)
+        return value
+
+    def _get(self, key: Hashable):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[1]
+
+    def _put(self, key: Hashable, group: Hashable, value) -> None:
+        size = _nbytes(value)
+        if size > self.budget:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            for old in [k for k, (g, _) in self._items.items() if g != group]:
+                if self._bytes + size <= self.budget:
+                    break
+                self._bytes -= _nbytes(self._items.pop(old)[1])
+            if self._bytes + size > self.budget:
+                return  # keep what we have (see the module docstring)
+            self._items[key] = (group, value)
+            self._bytes += size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+def _nbytes(value) -> int:
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    return sum(int(v.nbytes) for v in value if isinstance(v, np.ndarray)) + 64
+
+
+def _compact(array: np.ndarray) -> np.ndarray:
+    """``array`` as float16 when that holds it exactly, else itself."""
+    if array.dtype != np.float32:
+        return array
+    half = array.astype(np.float16)
+    return half if np.array_equal(half.astype(np.float32), array) else array
+
+
+PLATES = FrameCache()
+FLOWS = FrameCache(768 * 2**20)  # the plate's own flow between frames, which every variation's flicker measures
+
+
+def read_plate(path: str, names: tuple[str, ...], colour: dict, group: Hashable = None) -> np.ndarray:
+    """:func:`frames.read_channels` of ``path`` (``colour``: its colour keywords) through :data:`PLATES`."""
+    from generation.engine import frames
+
+    how = ("plate", tuple(names), tuple(sorted(colour.items())))
+    return PLATES.get_or_read(path, how, lambda: frames.read_channels(path, names, **colour), group=group)
+
+
+def read_matte(path: str, group: Hashable = None) -> np.ndarray:
+    """:func:`frames.read_matte` of ``path`` through :data:`PLATES`."""
+    from generation.engine import frames
+
+    return PLATES.get_or_read(path, ("matte",), lambda: frames.read_matte(path), group=group)
