@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from generation import events, lifecycle
 from generation.engine import task_kinds
+from generation.engine.registry import card_manifest_hash, card_shows
 from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (
     GenerationModel,
@@ -22,8 +23,8 @@ from generation.models import (
 )
 from portal import worker
 from portal.access import require_role
-from portal.errors import Forbidden, PortalError
-from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot
+from portal.errors import Conflict, Forbidden, PortalError
+from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot, Show
 from portal.paths import checked_pattern
 
 DEFAULT_TASK = next(iter(task_kinds.TASKS))  # the first the engine lists (the page's default too)
@@ -273,10 +274,30 @@ def request_cancel(*, user: User, request: GenerationRequest) -> int:
 
 @transaction.atomic
 def model_approve(*, user: User, model: GenerationModel, show_id: int) -> None:
-    """A supervisor of the show approves a model for use on it."""
+    """A supervisor of the show approves a model for use on it: only for a show its card names (a model trained
+    on one show's look-dev is that show's), only the weights that were registered, and never a retired model
+    (retired is final: new weights are registered under a new name)."""
     require_role(user, show_id, CAN_APPROVE_MODELS, "approve models")
-    GenerationModel.objects.filter(pk=model.pk).update(status=ModelStatus.APPROVED, approved_by=user)
+    show = Show.objects.get(pk=show_id)
+    if show.code not in card_shows(model.path):
+        raise Forbidden(f"model {model.name} was not made for show {show.code}: its card names "
+                        f"{', '.join(card_shows(model.path)) or 'no show'}", code="model_show")
+    if model.manifest_hash and card_manifest_hash(model.path) != model.manifest_hash:
+        raise Conflict(f"model {model.name}'s card changed since it was registered; register it again",
+                       code="model_changed")
+    moved = GenerationModel.objects.filter(pk=model.pk, status__in=[ModelStatus.PENDING, ModelStatus.APPROVED]
+                                           ).update(status=ModelStatus.APPROVED, approved_by=user)
+    if not moved:
+        raise Conflict(f"model {model.name} is retired, and a retired model stays retired", code="model_retired")
     model.approved_shows.add(show_id)
+
+
+def model_approvable_for(show: Show):
+    """Models a supervisor of the show may approve for it: pending, or approved elsewhere, whose card names the
+    show, and not yet approved for it. Another show's pending models are not listed."""
+    candidates = (GenerationModel.objects.filter(status__in=[ModelStatus.PENDING, ModelStatus.APPROVED])
+                  .exclude(approved_shows=show).order_by("name"))
+    return [model for model in candidates if show.code in card_shows(model.path)]
 
 
 @transaction.atomic
@@ -284,11 +305,13 @@ def model_register(*, name: str, kind: str, path: str, manifest_hash: str) -> Ge
     """Register a model directory as pending approval, or re-register retrained weights under a known name.
 
     New weights are new provenance: a re-registered model loses its approvals and goes back to pending,
-    so a supervisor approves exactly what will run.
+    so a supervisor approves exactly what will run. A retired name is not revived.
     """
     model, created = GenerationModel.objects.get_or_create(
         name=name, defaults={"kind": kind, "path": path, "manifest_hash": manifest_hash})
     if not created:
+        if model.status == ModelStatus.RETIRED:
+            raise Conflict(f"model {name} is retired; register new weights under a new name", code="model_retired")
         GenerationModel.objects.filter(pk=model.pk).update(
             kind=kind, path=path, manifest_hash=manifest_hash, status=ModelStatus.PENDING, approved_by=None)
         model.approved_shows.clear()

@@ -66,7 +66,7 @@ class Command(BaseCommand):
             shutil.copytree(DEMO_MODEL, target)
             return read_model_card(str(target))
         self.stderr.write("warning: no trained demo model in deploy/demo-model; using random weights")
-        return build_tiny_show_model(str(target), seed=1, name="demo-sky")
+        return build_tiny_show_model(str(target), seed=1, name="demo-sky", shows=("demo",))
 
     def _users(self, show: Show) -> list[str]:
         User = get_user_model()
