@@ -56,7 +56,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
     "portal",
@@ -167,7 +166,7 @@ PT_SERVE_STATIC = envbool("PT_SERVE_STATIC", "True")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "portal.tokens.TokenAuthentication",  # hashed, named, expiring tokens (portal/tokens.py)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -195,3 +194,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "WARNING")},
 }
+
+# --- Auth hardening (issue 17, helper "auth"): tokens, throttling, passwords, production refusals, cookies, CSP.
+PT_TOKEN_DAYS = envint("PT_TOKEN_DAYS", "90")  # how long a new API token lasts unless its owner says otherwise

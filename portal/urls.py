@@ -52,3 +52,11 @@ urlpatterns = [
     path("api/shows/<slug:show_code>/metrics/", review_dashboard.ShowMetricsView.as_view()),
     path("admin/", admin.site.urls),
 ]
+
+# --- Auth (issue 17, helper "auth"): the user's own API tokens, and changing one's password (which revokes them).
+urlpatterns += [
+    path("account/tokens/", portal_views.api_tokens, name="api-tokens"),
+    path("account/tokens/<int:token_id>/revoke", portal_views.api_token_revoke, name="api-token-revoke"),
+    path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+]

@@ -51,7 +51,14 @@ def live_portal(django_db_setup, storage):
 
 @pytest.fixture
 def token_for():
-    """`token_for(user)`: that user's API token key."""
-    from rest_framework.authtoken.models import Token
+    """`token_for(user)`: an API token key of that user (one per user and test)."""
+    from portal.tokens import token_issue
 
-    return lambda user: Token.objects.get_or_create(user=user)[0].key
+    keys: dict[int, str] = {}
+
+    def key_of(user) -> str:
+        if user.pk not in keys:
+            keys[user.pk] = token_issue(user=user, name="tests")[1]
+        return keys[user.pk]
+
+    return key_of

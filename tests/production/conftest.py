@@ -310,10 +310,9 @@ class Api:
 @pytest.fixture
 def api_for(asgi_server):
     """`api_for(user)`: an API client holding that user's token."""
-    from rest_framework.authtoken.models import Token
+    from portal.tokens import token_issue
 
     def _api(user) -> Api:
-        token, _ = Token.objects.get_or_create(user=user)
-        return Api(asgi_server.url, token.key)
+        return Api(asgi_server.url, token_issue(user=user, name="production tests")[1])
 
     return _api
