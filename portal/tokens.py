@@ -11,6 +11,7 @@ from rest_framework import authentication, exceptions
 
 from portal.errors import NotFound, PortalError
 from portal.models import ApiToken
+from portal.throttling import TokenGuesses
 
 KEY_PREFIX = "pt_"
 MAX_DAYS = 365
@@ -80,8 +81,9 @@ def revoke_on_password_change(sender, instance, **kwargs) -> None:
         instance._pt_password_changed = False
 
 
-class TokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Token <key>``, checked against the stored hashes (expiry, revocation, active user)."""
+class TokenAuthentication(authentication.TokenAuthentication):
+    """``Authorization: Token <key>``, checked against the stored hashes (expiry, revocation, active user).
+    A subclass of DRF's only so that the OpenAPI document describes the same scheme; nothing of its model is used."""
 
     keyword = "Token"
 
@@ -95,8 +97,12 @@ class TokenAuthentication(authentication.BaseAuthentication):
             key = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("invalid token") from None
+        guesses = TokenGuesses()
+        if guesses.exhausted(request):
+            raise exceptions.Throttled(guesses.wait())
         user = token_user(key)
         if user is None:
+            guesses.count(request)
             raise exceptions.AuthenticationFailed("invalid, expired or revoked token")
         return user, None
 

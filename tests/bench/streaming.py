@@ -77,6 +77,7 @@ def _admin(url: str, sql: str) -> None:
 
 def _setup_django(database_url: str, redis_url: str, *, migrate: bool) -> None:
     os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
+    os.environ.setdefault("SECRET_KEY", "pt-bench-streaming-" + "k3y" * 20)  # production refuses the embedded one
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
