@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from generation import events, lifecycle
 from generation.engine import task_kinds
+from generation.engine.frames import FrameError, read_header
 from generation.engine.registry import card_manifest_hash, card_shows
+from generation.engine.sequence import frame_path
 from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (
     GenerationModel,
@@ -25,7 +27,7 @@ from portal import worker
 from portal.access import require_role
 from portal.errors import Conflict, Forbidden, PortalError
 from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot, Show
-from portal.paths import checked_pattern
+from portal.paths import checked_pattern, shown, shown_in
 
 DEFAULT_TASK = next(iter(task_kinds.TASKS))  # the first the engine lists (the page's default too)
 MAX_VARIATIONS = 24
@@ -76,8 +78,33 @@ def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None, frames
     matte_pattern = matte_pattern or plate.matte_pattern
     if not matte_pattern:
         raise PortalError("give the region as a matte sequence or a rectangle", code="region")
-    return checked_pattern(matte_pattern, show_code=plate.shot.show.code, first_frame=frames[0],
-                           last_frame=frames[1], key_frames=key_frames), None
+    pattern = checked_pattern(matte_pattern, show_code=plate.shot.show.code, first_frame=frames[0],
+                              last_frame=frames[1], key_frames=key_frames)
+    _check_matte_frames(pattern, plate=plate, frames=frames)
+    return pattern, None
+
+
+def _check_matte_frames(pattern: str, *, plate: Plate, frames: tuple[int, int]) -> None:
+    """Every matte frame present is an image the worker can use (its header read through OIIO, no pixels): a
+    channel to read the matte from and the plate's display window size. Caught here it is a 400, not a 201
+    whose variations fail in the worker."""
+    width, height = plate.display_window["width"], plate.display_window["height"]
+    for frame in range(frames[0], frames[1] + 1):
+        path = frame_path(pattern, frame)
+        if not os.path.lexists(path):
+            continue  # a key frame the artist did not key (checked_pattern checked that the others are there)
+        try:
+            header = read_header(path, verify_pixels=False)
+        except FrameError as exc:
+            raise PortalError(f"matte {shown(path)}: not a readable image ({str(exc).split(': ', 1)[-1]})",
+                              code="bad_matte") from None
+        if not {"A", "Y", "R"} & set(header.channels):
+            raise PortalError(f"matte {shown(path)}: no A, Y or R channel to read the matte from; it has "
+                              f"{', '.join(header.channels)}", code="bad_matte")
+        size = (header.display_window.width, header.display_window.height)
+        if size != (width, height):
+            raise PortalError(f"matte {shown(path)}: {size[0]}x{size[1]}, but the plate is {width}x{height}",
+                              code="bad_matte")
 
 
 @transaction.atomic
@@ -224,6 +251,7 @@ def variation_finish(*, variation: Variation, exr_pattern: str, proxy_pattern: s
 
 @transaction.atomic
 def variation_fail(*, variation: Variation, error: str) -> None:
+    error = shown_in(error)  # viewers read it: paths relative to their storage root (the worker's log has all)
     if lifecycle.variation_move(variation, "fail", quiet=True, payload={"error": error[:500]}, error=error[:2000],
                                 finished_at=timezone.now()):
         _settle_request_if_done(variation.request_id)

@@ -12,6 +12,9 @@ from review import dashboard as review_dashboard
 from review import views as review_views
 
 handler404 = "portal.api_errors.not_found"  # JSON under /api/, as the schema says
+handler400 = "portal.api_errors.bad_request"  # these three too (issue 17, helper "auth")
+handler403 = "portal.api_errors.permission_denied"
+handler500 = "portal.api_errors.server_error"
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
