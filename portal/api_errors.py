@@ -77,7 +77,7 @@ class PortalAutoSchema(AutoSchema):
         return responses
 
     def _error_statuses(self) -> list[int]:
-        statuses = [400, 401]  # invalid input or filter; no token, or an unknown one
+        statuses = [400, 401, 429]  # invalid input or filter; no token, or an unknown one; throttled
         if self.method != "GET":
             statuses += [403, 404, 409]  # the role forbids it, not found, the request's state forbids it
         elif "{" in self.path:
