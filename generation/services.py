@@ -11,6 +11,9 @@ from django.utils import timezone
 
 from generation import events, lifecycle
 from generation.engine import task_kinds
+from generation.engine.frames import FrameError, read_header
+from generation.engine.registry import card_manifest_hash, card_shows
+from generation.engine.sequence import frame_path
 from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (
     GenerationModel,
@@ -22,9 +25,9 @@ from generation.models import (
 )
 from portal import worker
 from portal.access import require_role
-from portal.errors import Forbidden, PortalError
-from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot
-from portal.paths import checked_pattern
+from portal.errors import Conflict, Forbidden, PortalError
+from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot, Show
+from portal.paths import checked_pattern, shown, shown_in
 
 DEFAULT_TASK = next(iter(task_kinds.TASKS))  # the first the engine lists (the page's default too)
 MAX_VARIATIONS = 24
@@ -75,8 +78,33 @@ def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None, frames
     matte_pattern = matte_pattern or plate.matte_pattern
     if not matte_pattern:
         raise PortalError("give the region as a matte sequence or a rectangle", code="region")
-    return checked_pattern(matte_pattern, show_code=plate.shot.show.code, first_frame=frames[0],
-                           last_frame=frames[1], key_frames=key_frames), None
+    pattern = checked_pattern(matte_pattern, show_code=plate.shot.show.code, first_frame=frames[0],
+                              last_frame=frames[1], key_frames=key_frames)
+    _check_matte_frames(pattern, plate=plate, frames=frames)
+    return pattern, None
+
+
+def _check_matte_frames(pattern: str, *, plate: Plate, frames: tuple[int, int]) -> None:
+    """Every matte frame present is an image the worker can use (its header read through OIIO, no pixels): a
+    channel to read the matte from and the plate's display window size. Caught here it is a 400, not a 201
+    whose variations fail in the worker."""
+    width, height = plate.display_window["width"], plate.display_window["height"]
+    for frame in range(frames[0], frames[1] + 1):
+        path = frame_path(pattern, frame)
+        if not os.path.lexists(path):
+            continue  # a key frame the artist did not key (checked_pattern checked that the others are there)
+        try:
+            header = read_header(path, verify_pixels=False)
+        except FrameError as exc:
+            raise PortalError(f"matte {shown(path)}: not a readable image ({str(exc).split(': ', 1)[-1]})",
+                              code="bad_matte") from None
+        if not {"A", "Y", "R"} & set(header.channels):
+            raise PortalError(f"matte {shown(path)}: no A, Y or R channel to read the matte from; it has "
+                              f"{', '.join(header.channels)}", code="bad_matte")
+        size = (header.display_window.width, header.display_window.height)
+        if size != (width, height):
+            raise PortalError(f"matte {shown(path)}: {size[0]}x{size[1]}, but the plate is {width}x{height}",
+                              code="bad_matte")
 
 
 @transaction.atomic
@@ -223,6 +251,7 @@ def variation_finish(*, variation: Variation, exr_pattern: str, proxy_pattern: s
 
 @transaction.atomic
 def variation_fail(*, variation: Variation, error: str) -> None:
+    error = shown_in(error)  # viewers read it: paths relative to their storage root (the worker's log has all)
     if lifecycle.variation_move(variation, "fail", quiet=True, payload={"error": error[:500]}, error=error[:2000],
                                 finished_at=timezone.now()):
         _settle_request_if_done(variation.request_id)
@@ -273,10 +302,30 @@ def request_cancel(*, user: User, request: GenerationRequest) -> int:
 
 @transaction.atomic
 def model_approve(*, user: User, model: GenerationModel, show_id: int) -> None:
-    """A supervisor of the show approves a model for use on it."""
+    """A supervisor of the show approves a model for use on it: only for a show its card names (a model trained
+    on one show's look-dev is that show's), only the weights that were registered, and never a retired model
+    (retired is final: new weights are registered under a new name)."""
     require_role(user, show_id, CAN_APPROVE_MODELS, "approve models")
-    GenerationModel.objects.filter(pk=model.pk).update(status=ModelStatus.APPROVED, approved_by=user)
+    show = Show.objects.get(pk=show_id)
+    if show.code not in card_shows(model.path):
+        raise Forbidden(f"model {model.name} was not made for show {show.code}: its card names "
+                        f"{', '.join(card_shows(model.path)) or 'no show'}", code="model_show")
+    if model.manifest_hash and card_manifest_hash(model.path) != model.manifest_hash:
+        raise Conflict(f"model {model.name}'s card changed since it was registered; register it again",
+                       code="model_changed")
+    moved = GenerationModel.objects.filter(pk=model.pk, status__in=[ModelStatus.PENDING, ModelStatus.APPROVED]
+                                           ).update(status=ModelStatus.APPROVED, approved_by=user)
+    if not moved:
+        raise Conflict(f"model {model.name} is retired, and a retired model stays retired", code="model_retired")
     model.approved_shows.add(show_id)
+
+
+def model_approvable_for(show: Show):
+    """Models a supervisor of the show may approve for it: pending, or approved elsewhere, whose card names the
+    show, and not yet approved for it. Another show's pending models are not listed."""
+    candidates = (GenerationModel.objects.filter(status__in=[ModelStatus.PENDING, ModelStatus.APPROVED])
+                  .exclude(approved_shows=show).order_by("name"))
+    return [model for model in candidates if show.code in card_shows(model.path)]
 
 
 @transaction.atomic
@@ -284,11 +333,13 @@ def model_register(*, name: str, kind: str, path: str, manifest_hash: str) -> Ge
     """Register a model directory as pending approval, or re-register retrained weights under a known name.
 
     New weights are new provenance: a re-registered model loses its approvals and goes back to pending,
-    so a supervisor approves exactly what will run.
+    so a supervisor approves exactly what will run. A retired name is not revived.
     """
     model, created = GenerationModel.objects.get_or_create(
         name=name, defaults={"kind": kind, "path": path, "manifest_hash": manifest_hash})
     if not created:
+        if model.status == ModelStatus.RETIRED:
+            raise Conflict(f"model {name} is retired; register new weights under a new name", code="model_retired")
         GenerationModel.objects.filter(pk=model.pk).update(
             kind=kind, path=path, manifest_hash=manifest_hash, status=ModelStatus.PENDING, approved_by=None)
         model.approved_shows.clear()

@@ -22,7 +22,7 @@ def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
     shot, role = shot_for_member(request.user, shot_id)
     show = shot.show
     models = GenerationModel.objects.filter(status=ModelStatus.APPROVED, approved_shows=show)
-    pending = GenerationModel.objects.filter(status=ModelStatus.PENDING) if role == Role.SUPERVISOR else []
+    pending = services.model_approvable_for(show) if role == Role.SUPERVISOR else []
     requests = shot.requests.select_related("requested_by", "model", "derived_from__request").order_by("-created_at")
     return render(request, "generation/shot.html", {
         "shot": shot, "show": show, "role": role, "requests": requests,
@@ -118,10 +118,11 @@ def _derived_from(request: HttpRequest) -> Variation | None:
 
 @action
 def model_approve(request: HttpRequest, shot_id: int, model_id: int) -> HttpResponse:
-    """A supervisor approves a pending model for the shot's show (the service checks the role)."""
-    shot, _ = shot_for_member(request.user, shot_id)
+    """A supervisor approves a pending model for the shot's show (the service checks the role). A model the
+    show may not approve (another show's, retired, unknown) is the same 404 as a missing one."""
+    shot, role = shot_for_member(request.user, shot_id)
     model = GenerationModel.objects.filter(pk=model_id).first()
-    if model is None:
+    if model is None or (role == Role.SUPERVISOR and model not in services.model_approvable_for(shot.show)):
         raise NotFound("no such model")
     services.model_approve(user=request.user, model=model, show_id=shot.show.pk)
     return redirect("shot-detail", shot_id=shot_id)

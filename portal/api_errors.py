@@ -35,6 +35,21 @@ def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
+def _api_or_page(status: int, code: str, message: str, page):
+    def handler(request: HttpRequest, exception=None) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return JsonResponse({"code": code, "message": message}, status=status)
+        return page(request, exception) if exception is not None or status != 500 else page(request)
+
+    return handler
+
+
+# JSON under /api/ for what Django answers before or outside DRF (a body too large, a CSRF refusal, a crash).
+bad_request = _api_or_page(400, "bad_request", "the request could not be read", defaults.bad_request)
+permission_denied = _api_or_page(403, "forbidden", "forbidden", defaults.permission_denied)
+server_error = _api_or_page(500, "server_error", "the server failed; the error is in its log", defaults.server_error)
+
+
 def _flatten(detail) -> str:
     if isinstance(detail, dict):
         return "; ".join(f"{k}: {_flatten(v)}" for k, v in detail.items())
@@ -62,7 +77,7 @@ class PortalAutoSchema(AutoSchema):
         return responses
 
     def _error_statuses(self) -> list[int]:
-        statuses = [400, 401]  # invalid input or filter; no token, or an unknown one
+        statuses = [400, 401, 429]  # invalid input or filter; no token, or an unknown one; throttled
         if self.method != "GET":
             statuses += [403, 404, 409]  # the role forbids it, not found, the request's state forbids it
         elif "{" in self.path:

@@ -156,3 +156,24 @@ class Plate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.shot.code}:{self.name}"
+
+
+class ApiToken(models.Model):
+    """A named API token of one user for pipeline clients (CLI, Nuke). Only the key's sha256 is stored: the key
+    itself is shown once, when the token is made. A token expires, and its owner revokes it on the tokens page;
+    changing the password revokes them all."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True, help_text="sha256 (hex) of the key")
+    prefix = models.CharField(max_length=12, help_text="the key's first characters, to tell tokens apart")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.name} ({self.prefix}…)"

@@ -45,6 +45,17 @@ def shown(path) -> str:
     return lexical.name
 
 
+def shown_in(text: str) -> str:
+    """A message (a worker's error, say) with every storage root in it replaced by its name (``work:…``), so what
+    viewers read names paths relative to their root, never the server's own folders."""
+    named = [("plates", r) for setting in settings.PLATE_ROOTS for r in _roots_of(setting)]
+    named += [(label, r) for label, setting in (("work", settings.WORK_ROOT), ("publish", settings.PUBLISH_ROOT),
+                                                ("models", settings.MODEL_ROOT)) for r in _roots_of(setting)]
+    for label, root in sorted(named, key=lambda pair: -len(str(pair[1]))):  # the deepest root first
+        text = re.sub(re.escape(str(root)) + r"(?:/|(?=[\s'\":,)]|$))", f"{label}:", text)
+    return text
+
+
 def checked_pattern(pattern: str, *, show_code: str, first_frame: int, last_frame: int,
                     key_frames: bool = False) -> str:
     """A request's matte: an absolute frame pattern whose frames ``first_frame``..``last_frame`` all exist (with

@@ -7,6 +7,7 @@ PostgreSQL, Redis as the Celery broker and the channels layer, separate Celery w
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,7 +35,8 @@ def envstr(name: str, default: str = "") -> str:
 
 
 DEBUG = envbool("DEBUG", "False")
-SECRET_KEY = envstr("SECRET_KEY", "parallel-track-embedded-default-not-secret")
+EMBEDDED_SECRET_KEY = "parallel-track-embedded-default-not-secret"  # public: production refuses it (below)
+SECRET_KEY = envstr("SECRET_KEY", EMBEDDED_SECRET_KEY)
 ALLOWED_HOSTS = [h for h in os.getenv("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -56,7 +58,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
     "portal",
@@ -167,7 +168,7 @@ PT_SERVE_STATIC = envbool("PT_SERVE_STATIC", "True")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "portal.tokens.TokenAuthentication",  # hashed, named, expiring tokens (portal/tokens.py)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -195,3 +196,70 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "WARNING")},
 }
+
+# --- Auth hardening (issue 17, helper "auth"): tokens, throttling, passwords, production refusals, cookies, CSP.
+PT_TOKEN_DAYS = envint("PT_TOKEN_DAYS", "90")  # how long a new API token lasts unless its owner says otherwise
+
+# Production refuses to start with the public embedded key or with DEBUG (a test run may: it sets its own).
+if PRODUCTION_MODE and not _TESTING:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if SECRET_KEY == EMBEDDED_SECRET_KEY or len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured("production mode (REDIS_URL is set) needs its own SECRET_KEY or SECRET_KEY_FILE "
+                                   "(50+ random characters); the embedded default is public")
+    if DEBUG:
+        raise ImproperlyConfigured("production mode (REDIS_URL is set) refuses DEBUG=1: it shows settings and paths")
+
+# Login throttling (django-axes): after PT_LOGIN_FAILURE_LIMIT wrong passwords for one user name from one address,
+# that pair is locked out (429) for PT_LOGIN_COOLOFF_MINUTES, right password or not.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("PT_LOGIN_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = timedelta(minutes=envint("PT_LOGIN_COOLOFF_MINUTES", "15"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = envint("PT_PROXY_COUNT", "0") or None  # proxies in front that add X-Forwarded-For
+AXES_IPWARE_PROXY_ORDER = "right-most"  # nginx appends the address it saw; what the client sent is to the left
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else \
+    ["REMOTE_ADDR"]
+
+# API throttling: per user (token or session) and per address for anonymous calls. Counted in the cache: Redis in
+# production, so every server process shares the counts.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["portal.throttling.UserRate", "portal.throttling.AnonRate"]
+PT_API_RATES = {"user": os.getenv("PT_API_RATE_USER", "1200/min"), "anon": os.getenv("PT_API_RATE_ANON", "120/min")}
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": os.getenv("PT_CACHE_PREFIX", "pt-cache")}}
+
+# Passwords: Django's validators (length, not like the user name, not a common password, not all digits).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": envint("PT_PASSWORD_MIN_LENGTH", "12")}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# HTTPS: all off by default (the embedded default is plain HTTP on one machine); deploy/env.example turns them on.
+SESSION_COOKIE_SECURE = envbool("PT_SECURE_COOKIES")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = envbool("PT_SSL_REDIRECT")
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]  # probes from the machine itself, over plain HTTP
+SECURE_HSTS_SECONDS = envint("PT_HSTS_SECONDS", "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("PT_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = envbool("PT_HSTS_PRELOAD")
+if envbool("PT_TLS_PROXY"):  # nginx terminates TLS and says so in X-Forwarded-Proto
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content Security Policy (portal/csp.py): scripts, styles and everything else from the portal only; no inline
+# script or style, no eval, no framing. Pages keep their script in static/js and their style in static/css.
+MIDDLEWARE += ["portal.csp.ContentSecurityPolicy"]
+PT_CSP = os.getenv("PT_CSP", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                             "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+                             "form-action 'self'; frame-ancestors 'none'")

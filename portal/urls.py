@@ -12,6 +12,9 @@ from review import dashboard as review_dashboard
 from review import views as review_views
 
 handler404 = "portal.api_errors.not_found"  # JSON under /api/, as the schema says
+handler400 = "portal.api_errors.bad_request"  # these three too (issue 17, helper "auth")
+handler403 = "portal.api_errors.permission_denied"
+handler500 = "portal.api_errors.server_error"
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
@@ -51,4 +54,12 @@ urlpatterns = [
     path("api/releases/", review_api.ReleaseList.as_view()),
     path("api/shows/<slug:show_code>/metrics/", review_dashboard.ShowMetricsView.as_view()),
     path("admin/", admin.site.urls),
+]
+
+# --- Auth (issue 17, helper "auth"): the user's own API tokens, and changing one's password (which revokes them).
+urlpatterns += [
+    path("account/tokens/", portal_views.api_tokens, name="api-tokens"),
+    path("account/tokens/<int:token_id>/revoke", portal_views.api_token_revoke, name="api-token-revoke"),
+    path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
 ]

@@ -22,10 +22,9 @@ _PAGE_SCHEME = {"ws": "http", "wss": "https"}
 
 @database_sync_to_async
 def _user_for_token(key: str):
-    from rest_framework.authtoken.models import Token
+    from portal.tokens import token_user
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token and token.user.is_active else AnonymousUser()
+    return token_user(key) or AnonymousUser()
 
 
 def _token_from(scope) -> str | None:

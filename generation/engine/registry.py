@@ -59,6 +59,33 @@ def manifest_hash(manifest: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def card_shows(path: str | os.PathLike) -> tuple[str, ...]:
+    """The show codes a model's card names (``"shows": [...]``, or the show its training recorded, which
+    ``train_show_model`` and ``train_upscaler`` write as ``training.show``); () when unreadable or none.
+
+    A model may be approved only for these: a model trained on one show's look-dev is that show's."""
+    try:
+        raw = json.loads((Path(path) / CARD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    if not isinstance(raw, dict):
+        return ()
+    shows = raw.get("shows")
+    if not isinstance(shows, list):
+        training = raw.get("training") if isinstance(raw.get("training"), dict) else {}
+        shows = [training.get("show")]
+    return tuple(code for code in shows if isinstance(code, str) and code)
+
+
+def card_manifest_hash(path: str | os.PathLike) -> str | None:
+    """sha256 of the training manifest in the card on disk now (None when unreadable): what would run."""
+    try:
+        raw = json.loads((Path(path) / CARD_NAME).read_text(encoding="utf-8"))
+        return manifest_hash(raw["training_manifest"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def _check_manifest(manifest: Any, where: Path) -> None:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise ModelError(f"{where}: training_manifest must be an object with a 'files' list")
@@ -186,6 +213,7 @@ def build_tiny_show_model(
     name: str = "tiny-show-model",
     manifest: dict | None = None,
     created_by: str = "build_tiny_show_model",
+    shows: tuple[str, ...] = (),
 ) -> ModelCard:
     """Write a seeded, randomly initialised ~1.06 M-parameter pixel-space show model to ``out_dir``.
 
@@ -218,6 +246,6 @@ def build_tiny_show_model(
         "colour_encoding": "ACEScct",
         "created_by": created_by,
         "training_manifest": manifest,
-    }
+    } | ({"shows": list(shows)} if shows else {})
     (root / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return read_model_card(root)

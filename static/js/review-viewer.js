@@ -35,6 +35,7 @@
 
   // ---- the large view ------------------------------------------------------------------------------------------
   const imgA = $("img-a"), imgB = $("img-b"), handle = $("wipe-handle"), box = $("large-box");
+  box.style.setProperty("--aspect", box.dataset.aspect);  // from data-: the CSP allows no style attribute
   function setImg(img, source, f, kind) {
     if (source == null || !available(source, f)) { img.hidden = true; img.removeAttribute("src"); return; }
     const src = url(source, f, kind);

@@ -77,6 +77,7 @@ def _admin(url: str, sql: str) -> None:
 
 def _setup_django(database_url: str, redis_url: str, *, migrate: bool) -> None:
     os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
+    os.environ.setdefault("SECRET_KEY", "pt-bench-streaming-" + "k3y" * 20)  # production refuses the embedded one
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
@@ -90,11 +91,11 @@ def _setup_django(database_url: str, redis_url: str, *, migrate: bool) -> None:
 def build_request(viewers: int) -> tuple[int, list[str]]:
     """A show with one shot, plate and request, and its members' API tokens (one per viewer, cycled)."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from generation.events import event_append
     from generation.models import GenerationModel, GenerationRequest
     from portal.models import Membership, Plate, Sequence, Shot, Show
+    from portal.tokens import token_issue
 
     code = f"bench{os.getpid()}"
     show = Show.objects.create(code=code, name="Bench streaming")
@@ -111,7 +112,7 @@ def build_request(viewers: int) -> tuple[int, list[str]]:
     request = GenerationRequest.objects.create(shot=shot, plate=plate, first_frame=1001, last_frame=1096, count=12,
                                                model=model, requested_by=users[2], status="running")
     event_append(request_id=request.pk, type="request.created", actor=users[2], payload={"by": users[2].username})
-    tokens = [Token.objects.create(user=user).key for user in users]
+    tokens = [token_issue(user=user, name="bench")[1] for user in users]
     return request.pk, [tokens[i % len(tokens)] for i in range(viewers)]
 
 

@@ -21,7 +21,7 @@ def start_portal(name: str) -> PortalServer:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(PT_SQLITE_PATH=str(test_db), PT_VAR_DIR=str(settings.VAR_DIR), PT_EMBEDDED_WORKER="1",
                DJANGO_SETTINGS_MODULE="portal.settings", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
-               LOG_LEVEL="WARNING")
+               LOG_LEVEL="WARNING", PT_API_RATE_USER="100000/min")  # fuzzing and loops are not throttle tests
     port = free_port()
     log_dir = Path(settings.VAR_DIR) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,14 @@ def live_portal(django_db_setup, storage):
 
 @pytest.fixture
 def token_for():
-    """`token_for(user)`: that user's API token key."""
-    from rest_framework.authtoken.models import Token
+    """`token_for(user)`: an API token key of that user (one per user and test)."""
+    from portal.tokens import token_issue
 
-    return lambda user: Token.objects.get_or_create(user=user)[0].key
+    keys: dict[int, str] = {}
+
+    def key_of(user) -> str:
+        if user.pk not in keys:
+            keys[user.pk] = token_issue(user=user, name="tests")[1]
+        return keys[user.pk]
+
+    return key_of

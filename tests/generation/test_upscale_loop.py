@@ -23,7 +23,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def upscaler_dir(tmp_path_factory) -> str:
     plates = write_sintel_plates(tmp_path_factory.mktemp("up-plates"))
     config = upscale_training.UpscalerConfig(plates=[str(plates)], out_dir=str(tmp_path_factory.mktemp("up")),
-                                             steps=2, batch_size=2, patch=32, features=8, layers=1, threads=1)
+                                             steps=2, batch_size=2, patch=32, features=8, layers=1, threads=1,
+                                             extra={"show": "tst"})
     return upscale_training.train_upscaler(config).path
 
 

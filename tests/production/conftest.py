@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+TEST_SECRET_KEY = "pt-production-tests-" + "k3y" * 20  # not the embedded default, which production refuses
 _names = itertools.count(1)
 
 
@@ -90,6 +91,8 @@ def service_env(production_services, django_db_setup, storage) -> dict:
         HF_HUB_OFFLINE="1",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
+        # Production mode refuses the public embedded key: the test servers share one of their own.
+        SECRET_KEY=os.environ.get("SECRET_KEY") or TEST_SECRET_KEY,
     )
     return env
 
@@ -310,10 +313,9 @@ class Api:
 @pytest.fixture
 def api_for(asgi_server):
     """`api_for(user)`: an API client holding that user's token."""
-    from rest_framework.authtoken.models import Token
+    from portal.tokens import token_issue
 
     def _api(user) -> Api:
-        token, _ = Token.objects.get_or_create(user=user)
-        return Api(asgi_server.url, token.key)
+        return Api(asgi_server.url, token_issue(user=user, name="production tests")[1])
 
     return _api

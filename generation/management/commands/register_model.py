@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from generation import services
 from generation.engine.registry import ModelError, load_show_model, read_model_card
+from portal.errors import PortalError
 
 
 class Command(BaseCommand):
@@ -47,7 +48,10 @@ class Command(BaseCommand):
                 load_show_model(card.path, torch.device("cpu"), torch.float32)
         except (ModelError, json.JSONDecodeError) as exc:
             raise CommandError(str(exc)) from exc
-        model = services.model_register(name=card.name, kind=card.kind, path=card.path,
-                                        manifest_hash=card.manifest_hash)
+        try:
+            model = services.model_register(name=card.name, kind=card.kind, path=card.path,
+                                            manifest_hash=card.manifest_hash)
+        except PortalError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"registered {card.kind} model {model.name} from {card.path}, pending approval "
                           f"(manifest sha256 {card.manifest_hash}, {len(card.manifest['files'])} files)")

@@ -7,7 +7,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from generation.engine.demo_plate import render_demo_plate
 from generation.engine.registry import build_tiny_show_model, read_model_card
@@ -15,6 +14,7 @@ from generation.models import ModelKind
 from generation.services import model_approve, model_register
 from portal.models import Membership, Role, Show
 from portal.services import plate_ingest
+from portal.tokens import token_issue
 
 DEMO_USERS = [
     ("dana", Role.DIRECTOR, "Dana Director"),
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             shutil.copytree(DEMO_MODEL, target)
             return read_model_card(str(target))
         self.stderr.write("warning: no trained demo model in deploy/demo-model; using random weights")
-        return build_tiny_show_model(str(target), seed=1, name="demo-sky")
+        return build_tiny_show_model(str(target), seed=1, name="demo-sky", shows=("demo",))
 
     def _users(self, show: Show) -> list[str]:
         User = get_user_model()
@@ -77,6 +77,6 @@ class Command(BaseCommand):
             user = User.objects.create_user(username, password=password, first_name=first, last_name=last)
             if role:
                 Membership.objects.create(user=user, show=show, role=role)
-            token = Token.objects.create(user=user)
-            lines.append(f"{username:6} {password:12} {role.value if role else 'outsider':11} {token.key}")
+            _, key = token_issue(user=user, name="demo")
+            lines.append(f"{username:6} {password:12} {role.value if role else 'outsider':11} {key}")
         return lines

@@ -1,0 +1,40 @@
+"""API throttles whose rates are read from settings.PT_API_RATES when a request comes (not when DRF loads)."""
+
+from django.conf import settings
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+
+class UserRate(UserRateThrottle):
+    def get_rate(self) -> str:
+        return settings.PT_API_RATES["user"]
+
+
+class AnonRate(AnonRateThrottle):
+    def get_rate(self) -> str:
+        return settings.PT_API_RATES["anon"]
+
+
+class TokenGuesses(SimpleRateThrottle):
+    """Wrong, expired or revoked tokens from one address, at the anonymous rate; checked by the token
+    authentication itself, since DRF refuses a bad token (401) before its throttles run."""
+
+    scope = "token_guesses"
+
+    def get_rate(self) -> str:
+        return settings.PT_API_RATES["anon"]
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def exhausted(self, request) -> bool:
+        """Whether this address has used up its guesses in the window (then even a right key waits)."""
+        self.key = self.get_cache_key(request, None)
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        return len(self.history) >= self.num_requests
+
+    def count(self, request) -> None:
+        if not self.exhausted(request):
+            self.throttle_success()
