@@ -46,16 +46,14 @@ def _loop(hostname: str, queues: list[str], stop: threading.Event) -> None:
         except Exception as error:  # noqa: BLE001 - Redis away for a moment: the next beat tries again
             log.warning("worker heartbeat failed: %s", error)
         stop.wait(interval())
-    try:
-        client.delete(KEY_PREFIX + hostname)
-    except Exception:  # noqa: BLE001 - shutting down anyway; the key expires by itself
-        pass
 
 
 _stop = threading.Event()
+_started: list[str] = []
 
 
 def start(hostname: str, queues: list[str]) -> threading.Thread:
+    _started.append(hostname)
     thread = threading.Thread(target=_loop, args=(hostname, queues, _stop), name="pt-heartbeat", daemon=True)
     thread.start()
     return thread
@@ -73,6 +71,10 @@ def connect(app) -> None:
     @worker_shutdown.connect(weak=False)
     def _shutdown(**_):
         _stop.set()
+        try:  # at once, not by the daemon thread, which may not get to run again before the process exits
+            _redis().delete(*(KEY_PREFIX + hostname for hostname in _started))
+        except Exception as error:  # noqa: BLE001 - the key expires by itself after three beats
+            log.warning("worker heartbeat not removed: %s", error)
 
 
 def workers_seen(client=None, *, within: float | None = None) -> list[dict]:
