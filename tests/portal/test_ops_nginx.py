@@ -13,8 +13,7 @@ from urllib.parse import unquote
 import pytest
 from django.conf import settings
 
-from generation import services
-from portal import worker
+from tests.generation.test_proxies import variation  # noqa: F401 - a finished variation with its proxies
 
 REPO = Path(settings.BASE_DIR)
 SITE = REPO / "deploy" / "nginx" / "parallel-track.conf"
@@ -92,21 +91,11 @@ def test_nginx_t_passes_on_the_shipped_config(tmp_path):
     assert "[warn]" not in output and "[emerg]" not in output, output
 
 
-@pytest.fixture
-def finished_variation(compositor, shot, show_model):
-    request = services.request_create(user=compositor, shot=shot, model=show_model, first_frame=1001,
-                                      last_frame=1001, count=1, steps=1, base_seed=5)
-    worker.drain_embedded()
-    found = request.variations.get()
-    assert found.status == "done", found.error
-    return found
-
-
 @pytest.mark.django_db(transaction=True)
-def test_media_go_through_x_accel_redirect_only_after_the_role_check(client, settings, finished_variation,
+def test_media_go_through_x_accel_redirect_only_after_the_role_check(client, settings, variation,  # noqa: F811
                                                                      producer, outsider):
     settings.PT_MEDIA_ACCEL_PREFIX = "/_protected/work/"
-    url = f"/media/variations/{finished_variation.pk}/proxy/1001.jpg"
+    url = f"/media/variations/{variation.pk}/proxy/1001.jpg"
     client.force_login(outsider)
     refused = client.get(url)
     assert refused.status_code == 404 and "X-Accel-Redirect" not in refused
@@ -117,7 +106,7 @@ def test_media_go_through_x_accel_redirect_only_after_the_role_check(client, set
     location = response["X-Accel-Redirect"]
     assert location.startswith("/_protected/work/") and response.content == b""  # nginx sends the bytes
     served = Path(settings.WORK_ROOT).resolve() / unquote(location.removeprefix("/_protected/work/"))
-    assert served == (Path(finished_variation.work_dir) / "proxy" / "incontext.1001.jpg").resolve()
+    assert served == (Path(variation.work_dir) / "proxy" / "incontext.1001.jpg").resolve()
 
     settings.PT_MEDIA_ACCEL_PREFIX = ""  # no nginx in front: the portal streams the same file itself
     direct = client.get(url)
