@@ -15,6 +15,7 @@ from django.urls import path  # noqa: E402
 
 from generation.consumers import RequestConsumer  # noqa: E402
 from portal import worker  # noqa: E402
+from portal.metrics import count_websockets  # noqa: E402
 from portal.ws_auth import TokenOrSession  # noqa: E402
 
 if settings.PT_SERVE_STATIC:
@@ -35,7 +36,7 @@ if settings.PT_SERVE_STATIC:
 
 websocket_urls = [path("ws/requests/<int:request_id>/", RequestConsumer.as_asgi())]
 
-router = ProtocolTypeRouter({"http": django_http, "websocket": TokenOrSession(URLRouter(websocket_urls))})
+router = ProtocolTypeRouter({"http": django_http, "websocket": count_websockets(TokenOrSession(URLRouter(websocket_urls)))})
 
 
 async def application(scope, receive, send):

@@ -9,3 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["generation", "review"])
+
+# Workers write a heartbeat to Redis, so /health/ sees a worker busy with a long task (portal/heartbeat.py).
+from portal import heartbeat  # noqa: E402
+
+heartbeat.connect(app)

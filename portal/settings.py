@@ -263,3 +263,18 @@ MIDDLEWARE += ["portal.csp.ContentSecurityPolicy"]
 PT_CSP = os.getenv("PT_CSP", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
                              "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
                              "form-action 'self'; frame-ancestors 'none'")
+# --- Operations (issue 17): /health/, /metrics, JSON logs, media through nginx. -------------------------------
+INSTALLED_APPS += ["health_check"]
+MIDDLEWARE.insert(0, "portal.metrics.RequestCounter")  # first: counts every response, 404s and 500s too
+PT_HEALTH_MIN_FREE_GB = float(os.getenv("PT_HEALTH_MIN_FREE_GB", "5"))  # /health/ fails under this, per root
+PT_METRICS_TOKEN = envstr("PT_METRICS_TOKEN", "")  # Prometheus's bearer token; unset: staff logins only
+# nginx in front: media views answer with X-Accel-Redirect to this internal location (deploy/nginx), which
+# maps it onto PT_WORK_ROOT; unset: Django streams the file itself.
+PT_MEDIA_ACCEL_PREFIX = os.getenv("PT_MEDIA_ACCEL_PREFIX", "")
+if os.getenv("PT_LOG_FORMAT", "text") == "json":
+    LOGGING["formatters"] = {"json": {"()": "portal.jsonlog.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # uvicorn's and celery's own loggers to the same JSON lines (celery leaves the root logger alone).
+    LOGGING["loggers"] = {name: {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "WARNING"),
+                                 "propagate": False} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from generation import api as generation_api
 from generation import views as generation_views
 from portal import api as portal_api
+from portal import health, metrics
 from portal import views as portal_views
 from review import api as review_api
 from review import dashboard as review_dashboard
@@ -54,6 +55,9 @@ urlpatterns = [
     path("api/releases/", review_api.ReleaseList.as_view()),
     path("api/shows/<slug:show_code>/metrics/", review_dashboard.ShowMetricsView.as_view()),
     path("admin/", admin.site.urls),
+    # Operations (issue 17): health for the load balancer and monitoring, metrics for Prometheus.
+    path("health/", health.view, name="health"),
+    path("metrics", metrics.view, name="metrics"),
 ]
 
 # --- Auth (issue 17, helper "auth"): the user's own API tokens, and changing one's password (which revokes them).

@@ -83,3 +83,15 @@ def drain_embedded(timeout: float = 600.0) -> None:
     """Wait until the embedded worker has run everything sent so far (tests and the demo command)."""
     marker = _embedded_executor().submit(lambda: None)
     marker.result(timeout=timeout)
+
+
+def embedded_backlog() -> int:
+    """Tasks waiting for the embedded worker thread (``/metrics``'s queue depth on the embedded default)."""
+    with _executor_lock:
+        return 0 if _executor is None else _executor._work_queue.qsize()
+
+
+def embedded_usable() -> bool:
+    """The embedded worker can take tasks: not shut down, no thread died (it is started on the first task)."""
+    with _executor_lock:
+        return _executor is None or not (_executor._shutdown or _executor._broken)
