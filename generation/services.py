@@ -99,6 +99,9 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         raise PortalError(f"shot {shot.code} has no plate to generate on", code="no_plate")
     info = _task(task)
     _check_numbers(plate=plate, first_frame=first_frame, last_frame=last_frame, count=count, steps=steps)
+    if count > 1 and not info.seed_varies:
+        raise PortalError(f"{info.label.lower()} makes one result from the same inputs (the seed does not change it), "
+                          f"so {count} variations would be identical: ask for 1", code="count")
     _check_model(model=model, show_id=show_id, task=task, info=info)
     try:
         strength = task_kinds.resolve_strength(task, strength) if strength is not None else None

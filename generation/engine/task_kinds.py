@@ -56,6 +56,9 @@ class TaskInfo:
     region: str = "matte"  # what says where: "matte" (a matte sequence or a rect), "keyframes", "element"
     runner: str = "generation.engine.variation:generate_variation"  # "module:function" the worker calls
     refusals: tuple[tuple[str, str], ...] = ()  # (model kind, why it cannot do this task), said when refused
+    # Whether a variation's seed changes what it makes. False (roto: the same key frames give the same matte):
+    # ``count > 1`` would make identical variations, so a request for more than one is refused.
+    seed_varies: bool = True
 
     @property
     def needs_model(self) -> bool:
@@ -116,6 +119,7 @@ TASKS: dict[str, TaskInfo] = {
         needs_pick=False,
         region="keyframes",
         runner="generation.engine.roto_runner:roto_variation",
+        seed_varies=False,
     ),
 }
 DEPTH_CHANNELS = ("Z", "depth.Z", "depth")  # looked for in this order

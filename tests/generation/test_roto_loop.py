@@ -87,3 +87,17 @@ def test_roto_from_key_frames_to_a_released_matte(client, compositor, swan_shot)
     info = subprocess.run([OIIOTOOL, "--info", "-v", released], capture_output=True, text=True, check=True).stdout
     assert re.search(r"240 x\s+160, 1 channel, half openexr", info) and "channel list: A\n" in info
     assert 'parallel_track:roto_keyframes: "1001,1006"' in info and 'parallel_track:signed_off_by: "cora"' in info
+
+
+@pytest.mark.django_db(transaction=True)
+def test_roto_refuses_more_than_one_variation(client, compositor, swan_shot):
+    """The same key frames make the same matte whatever the seed: count > 1 would be identical copies, so it is
+    refused at request time with a message that says why, and nothing is created or queued."""
+    shot, keys = swan_shot
+    client.force_login(compositor)
+    body = {"shot": shot.pk, "task": "roto", "first_frame": FIRST, "last_frame": LAST, "matte_pattern": keys}
+    response = client.post("/api/requests/", {**body, "count": 3}, content_type="application/json")
+    assert response.status_code == 400, response.content
+    message = str(response.json())
+    assert "3 variations would be identical" in message and "ask for 1" in message
+    assert not GenerationRequest.objects.exists()
