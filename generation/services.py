@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from generation import events, lifecycle, selectors
 from generation.engine import task_kinds
+from generation.engine.sequence import glob_frames
 from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (
     GenerationModel,
@@ -120,6 +121,9 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
                                             frames=(first_frame, last_frame), key_frames=info.region == "keyframes")
     if info.region == "element":
         _check_element(shot=shot, params=params or {})
+    # The artist's key frames (the frames of the key-frame sequence in the range): the dashboard counts them.
+    keyed = ({"key_frames": sum(first_frame <= f <= last_frame for f in glob_frames(matte_pattern))}
+             if info.region == "keyframes" else {})
     if base_seed is None:
         base_seed = int.from_bytes(os.urandom(4), "little")
     request = GenerationRequest.objects.create(
@@ -133,7 +137,7 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
     events.event_append(request_id=request.pk, type="request.created", actor=user, payload={
         "shot": shot.code, "task": task, "frames": [first_frame, last_frame], "count": count,
         "model": request.model_name, "prompt": request.prompt, "strength": strength, "by": user.username,
-        **({} if matte_release is None else {"matte_release": matte_release})})
+        **keyed, **({} if matte_release is None else {"matte_release": matte_release})})
     if derived_from is not None:  # the origin's viewers see the iteration appear
         events.event_append(request_id=derived_from.request_id, type="request.iterated", actor=user, payload={
             "request": request.pk, "variation": derived_from.pk, "label": derived_from.label, "by": user.username})

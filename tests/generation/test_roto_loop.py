@@ -71,6 +71,7 @@ def test_roto_from_key_frames_to_a_released_matte(client, compositor, swan_shot)
     variation = request.variations.get()
     assert variation.status == "done", variation.error
     assert request.status == "review"
+    assert request.events.get(type="request.created").payload["key_frames"] == 2  # the dashboard counts them
     for f in range(FIRST, LAST + 1):
         header = frames.read_header(frame_path(variation.exr_pattern, f))
         assert header.channels == ("A",) and header.display_window == DISPLAY
