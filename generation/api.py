@@ -56,6 +56,10 @@ class RequestCreateSerializer(serializers.Serializer):
                                       help_text="Image-to-image tasks (atmosphere, time of day): how far the region "
                                                 "is re-noised; empty for the task's default")
     params = serializers.DictField(required=False, default=dict, help_text="The task's own inputs, if it takes any")
+    matte_release = serializers.IntegerField(
+        min_value=1, max_value=2**62, required=False, allow_null=True, default=None,
+        help_text="A released matte of the shot (a roto; GET /api/shots/<id>/mattes/ lists them) as the region, "
+                  "instead of matte_pattern or rect")
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -98,8 +102,28 @@ class RequestListCreate(generics.ListCreateAPIView):
             user=request.user, shot=shot, model=model, first_frame=data["first_frame"],
             last_frame=data["last_frame"], count=data["count"], task=data["task"],
             matte_pattern=data["matte_pattern"], rect=data["rect"], prompt=data["prompt"], steps=data["steps"],
-            base_seed=data["seed"], strength=data["strength"], params=data["params"])
+            base_seed=data["seed"], strength=data["strength"], params=data["params"],
+            matte_release=data["matte_release"])
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+class ReleasedMatteSerializer(serializers.Serializer):
+    release = serializers.IntegerField(help_text="What a request names as matte_release")
+    version = serializers.IntegerField()
+    label = serializers.CharField()
+    path = serializers.CharField(help_text="The released frame pattern")
+    request = serializers.IntegerField(help_text="The request that made it")
+    first_frame = serializers.IntegerField()
+    last_frame = serializers.IntegerField()
+
+
+class ShotReleasedMattes(APIView):
+    """The shot's released mattes (rotos), newest first: what a generation request may take as its matte."""
+
+    @extend_schema(responses={200: ReleasedMatteSerializer(many=True)})
+    def get(self, request, pk: int):
+        shot, _ = shot_for_member(request.user, pk)
+        return Response(ReleasedMatteSerializer(selectors.released_mattes(shot.pk), many=True).data)
 
 
 class RequestDetail(generics.RetrieveAPIView):

@@ -4,8 +4,11 @@
 id: a missing one ("no such request") or one on a show the user is not on ("not found") is ``NotFound`` (404).
 """
 
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 
+from generation.engine.task_kinds import TASKS
 from generation.models import GenerationModel, GenerationRequest, ModelKind, ModelStatus, RequestEvent, Variation
 from portal.errors import NotFound
 from portal.selectors import member_role
@@ -43,3 +46,32 @@ def show_upscaler(show_id: int) -> GenerationModel | None:
     """The show's upscaler for the finishing stage: the newest upscaler approved for the show, or None."""
     return (GenerationModel.objects.filter(kind=ModelKind.UPSCALER, status=ModelStatus.APPROVED,
                                            approved_shows=show_id).order_by("-pk").first())
+
+
+@dataclass(frozen=True)
+class ReleasedMatte:
+    """A released matte element of a shot (a task whose element is a matte: roto), as its release recorded it."""
+
+    release: int  # the release's id: what a request names as its matte
+    version: int
+    path: str  # the released frame pattern
+    request: int
+    task_label: str
+    first_frame: int
+    last_frame: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.task_label} v{self.version:03d}, frames {self.first_frame}-{self.last_frame}"
+
+
+def released_mattes(shot_id: int) -> list[ReleasedMatte]:
+    """The shot's released mattes, newest first, from the requests' ``release.done`` events (generation does not
+    know who picks or releases; the event log says what was released, with its version and path)."""
+    matte_tasks = [task for task, info in TASKS.items() if info.element == "matte"]
+    done = (RequestEvent.objects.filter(type="release.done", request__shot_id=shot_id, request__task__in=matte_tasks)
+            .select_related("request").order_by("-pk"))
+    return [ReleasedMatte(release=event.payload["release"], version=event.payload["version"],
+                          path=event.payload["path"], request=event.request_id, task_label=event.request.task_label,
+                          first_frame=event.request.first_frame, last_frame=event.request.last_frame)
+            for event in done if {"release", "version", "path"} <= event.payload.keys()]

@@ -9,11 +9,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from generation import events, lifecycle
+from generation import events, lifecycle, selectors
 from generation.engine import task_kinds
 from generation.engine.frames import FrameError, read_header
 from generation.engine.registry import card_manifest_hash, card_shows
-from generation.engine.sequence import frame_path
+from generation.engine.sequence import frame_path, glob_frames
 from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (
     GenerationModel,
@@ -112,10 +112,13 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
                    count: int = 4, task: str = DEFAULT_TASK, plate: Plate | None = None,
                    matte_pattern: str = "", rect: list | None = None, prompt: str = "", steps: int = 25,
                    base_seed: int | None = None, derived_from: Variation | None = None,
-                   strength: float | None = None, params: dict | None = None) -> GenerationRequest:
+                   strength: float | None = None, params: dict | None = None,
+                   matte_release: int | None = None) -> GenerationRequest:
     """Create a request and its variations, and queue one task per variation (the task's runner does it).
 
     ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
+    ``matte_release``: the id of a released matte of the shot (a roto, :func:`selectors.released_mattes`) to use
+    as the region, instead of ``matte_pattern`` or ``rect``.
     ``model``: None for a task that needs none (``TaskInfo.needs_model``). ``params``: the task's own inputs.
     """
     show_id = shot.show.pk
@@ -127,6 +130,9 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         raise PortalError(f"shot {shot.code} has no plate to generate on", code="no_plate")
     info = _task(task)
     _check_numbers(plate=plate, first_frame=first_frame, last_frame=last_frame, count=count, steps=steps)
+    if count > 1 and not info.seed_varies:
+        raise PortalError(f"{info.label.lower()} makes one result from the same inputs (the seed does not change it), "
+                          f"so {count} variations would be identical: ask for 1", code="count")
     _check_model(model=model, show_id=show_id, task=task, info=info)
     try:
         strength = task_kinds.resolve_strength(task, strength) if strength is not None else None
@@ -134,11 +140,17 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         raise PortalError(str(exc), code="strength") from None
     if not isinstance(params if params is not None else {}, dict):
         raise PortalError("params must be an object of the task's inputs", code="params")
+    if matte_release is not None:
+        matte_pattern = _released_matte(shot=shot, info=info, release=matte_release, matte_pattern=matte_pattern,
+                                        rect=rect, frames=(first_frame, last_frame))
     if info.region in ("matte", "keyframes") or matte_pattern or rect is not None:
         matte_pattern, rect = _check_region(plate=plate, matte_pattern=matte_pattern, rect=rect,
                                             frames=(first_frame, last_frame), key_frames=info.region == "keyframes")
     if info.region == "element":
         _check_element(shot=shot, params=params or {})
+    # The artist's key frames (the frames of the key-frame sequence in the range): the dashboard counts them.
+    keyed = ({"key_frames": sum(first_frame <= f <= last_frame for f in glob_frames(matte_pattern))}
+             if info.region == "keyframes" else {})
     if base_seed is None:
         base_seed = int.from_bytes(os.urandom(4), "little")
     request = GenerationRequest.objects.create(
@@ -151,13 +163,32 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         for i in range(count))
     events.event_append(request_id=request.pk, type="request.created", actor=user, payload={
         "shot": shot.code, "task": task, "frames": [first_frame, last_frame], "count": count,
-        "model": request.model_name, "prompt": request.prompt, "strength": strength, "by": user.username})
+        "model": request.model_name, "prompt": request.prompt, "strength": strength, "by": user.username,
+        **keyed, **({} if matte_release is None else {"matte_release": matte_release})})
     if derived_from is not None:  # the origin's viewers see the iteration appear
         events.event_append(request_id=derived_from.request_id, type="request.iterated", actor=user, payload={
             "request": request.pk, "variation": derived_from.pk, "label": derived_from.label, "by": user.username})
     for variation_id in request.variations.values_list("pk", flat=True):
         worker.enqueue("generation.tasks.generate_variation", variation_id)
     return request
+
+
+def _released_matte(*, shot: Shot, info: task_kinds.TaskInfo, release: int, matte_pattern: str, rect: list | None,
+                    frames: tuple[int, int]) -> str:
+    """The frame pattern of the shot's released matte ``release``, checked against the request."""
+    if info.region != "matte":
+        raise PortalError(f"{info.label.lower()} does not take a matte, so it cannot use a released one",
+                          code="matte_release")
+    if matte_pattern or rect is not None:
+        raise PortalError("give the region once: a released matte, a matte sequence or a rectangle",
+                          code="matte_release")
+    found = next((m for m in selectors.released_mattes(shot.pk) if m.release == release), None)
+    if found is None:
+        raise PortalError(f"release {release} is not a released matte of shot {shot.code}", code="matte_release")
+    if not found.first_frame <= frames[0] <= frames[1] <= found.last_frame:
+        raise PortalError(f"the released matte {found.label} does not cover frames {frames[0]}-{frames[1]}",
+                          code="matte_release")
+    return found.path
 
 
 def task_needs_model(task: str) -> bool:

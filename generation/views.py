@@ -31,7 +31,7 @@ def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
         "plates": [(plate, grain_chart(plate.grain_profile)) for plate in shot.plates.all()],
         "models": models, "pending_models": pending, "can_request": role in CAN_REQUEST, "tasks": Task.choices,
         "model_optional": any(not info.needs_model for info in task_kinds.TASKS.values()),
-        "form": _request_form(request, shot)})
+        "released_mattes": selectors.released_mattes(shot.pk), "form": _request_form(request, shot)})
 
 
 def _request_form(request: HttpRequest, shot) -> dict:
@@ -87,13 +87,15 @@ def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
     if model is None and (chosen or services.task_needs_model(request.POST.get("task", services.DEFAULT_TASK))):
         raise PortalError("choose a generation model", code="model")
     seed = request.POST.get("base_seed", "").strip()
+    release = request.POST.get("matte_release", "").strip()  # a released roto as the matte, if one is chosen
     created = services.request_create(
         base_seed=_int(seed, "base_seed", low=0, high=2**62) if seed else None, derived_from=_derived_from(request),
         user=request.user, shot=shot, model=model, first_frame=_int(request.POST.get("first_frame"), "first_frame"),
         last_frame=_int(request.POST.get("last_frame"), "last_frame"), count=_int(request.POST.get("count"), "count"),
         task=request.POST.get("task", services.DEFAULT_TASK), matte_pattern=request.POST.get("matte_pattern", ""),
         rect=_rect(request.POST.get("rect", "")), prompt=request.POST.get("prompt", ""),
-        steps=_int(request.POST.get("steps") or "25", "steps"), strength=_strength(request.POST.get("strength", "")))
+        steps=_int(request.POST.get("steps") or "25", "steps"), strength=_strength(request.POST.get("strength", "")),
+        matte_release=_int(release, "matte_release", low=1) if release else None)
     return redirect("request-detail", request_id=created.pk)
 
 

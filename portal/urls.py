@@ -54,6 +54,7 @@ urlpatterns = [
     path("api/variations/<int:pk>/pick/", review_api.VariationPick.as_view()),
     path("api/releases/", review_api.ReleaseList.as_view()),
     path("api/shows/<slug:show_code>/metrics/", review_dashboard.ShowMetricsView.as_view()),
+    path("api/shots/<int:pk>/mattes/", generation_api.ShotReleasedMattes.as_view()),
     path("admin/", admin.site.urls),
     # Operations (issue 17): health for the load balancer and monitoring, metrics for Prometheus.
     path("health/", health.view, name="health"),

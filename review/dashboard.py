@@ -42,6 +42,11 @@ COLUMNS = [
     ("compute_per_release", "Compute per released element", "seconds"),
     ("send_back_rate", "Send-back rate", "rate"),
     ("throughput_per_day", "Released per day", "ratio"),
+    ("roto_passes", "Roto passes", "count"),
+    ("roto_correction_passes", "Roto correction passes", "count"),
+    ("roto_elements", "Roto mattes released", "count"),
+    ("keyframes_per_roto_element", "Key frames per roto matte", "ratio"),
+    ("roto_compute_seconds", "Roto compute", "seconds"),
 ]
 
 
@@ -221,6 +226,13 @@ class FiguresSerializer(serializers.Serializer):
     compute_per_release = serializers.FloatField(allow_null=True)
     send_back_rate = serializers.FloatField(allow_null=True, help_text="Sent back / all sign-off decisions")
     throughput_per_day = serializers.FloatField(help_text="Released elements per day of the range")
+    roto_passes = serializers.IntegerField(help_text="Roto requests (each pass of a roto is one)")
+    roto_correction_passes = serializers.IntegerField(
+        help_text="Roto passes that redo an earlier pass (iterated from it, or keeping its locked frames)")
+    roto_elements = serializers.IntegerField(help_text="Roto mattes released")
+    keyframes_per_roto_element = serializers.FloatField(
+        allow_null=True, help_text="The artist's key frames per released roto matte (mean)")
+    roto_compute_seconds = serializers.FloatField(help_text="Compute seconds of the roto passes")
 
 
 class TrendPointSerializer(serializers.Serializer):

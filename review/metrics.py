@@ -16,9 +16,23 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, DateTimeField, FloatField, Func, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    CharField,
+    Count,
+    DateTimeField,
+    FloatField,
+    Func,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
+from generation.engine.task_kinds import TASKS
 from generation.models import GenerationRequest, RequestEvent, Variation, VariationStatus
 from portal.errors import PortalError
 from portal.models import Shot, Show
@@ -77,6 +91,13 @@ class Figures:
     compute_per_release: float | None = None
     send_back_rate: float | None = None
     throughput_per_day: float = 0.0
+    # Roto (a task whose element is a matte): each pass is a request; a correction pass redoes an earlier one
+    # (iterated from it, or keeping its locked frames); key frames are the artist's, per released matte.
+    roto_passes: int = 0
+    roto_correction_passes: int = 0
+    roto_elements: int = 0
+    keyframes_per_roto_element: float | None = None
+    roto_compute_seconds: float = 0.0
 
 
 @dataclass
@@ -203,6 +224,12 @@ class _Request:
     signoffs: int = 0
     sent_back: int = 0
     released_at: float | None = None
+    roto: bool = False  # a pass of a matte task
+    correction: bool = False  # a roto pass that redoes an earlier one
+    key_frames: int | None = None  # the artist's key frames, as the request recorded them
+
+
+MATTE_TASKS = [task for task, info in TASKS.items() if info.element == "matte"]
 
 
 def _request_rows(scope: Scope) -> list[_Request]:
@@ -216,10 +243,17 @@ def _request_rows(scope: Scope) -> list[_Request]:
     # frames and progress events follow it.
     first_frame = (RequestEvent.objects.filter(request=OuterRef("pk"), type="variation.frame").order_by("seq")
                    .values("created_at")[:1])
-    rows = {pk: _Request(shot_id=shot_id, created_at=created_at, first_proxy_at=proxy_at)
-            for pk, shot_id, created_at, proxy_at in in_scope.order_by().annotate(
+    # A request's first event (seq 1) is its creation, which records a roto pass's key frames: one index lookup.
+    created = RequestEvent.objects.filter(request=OuterRef("pk"), seq=1, type="request.created")
+    rows = {pk: _Request(shot_id=shot_id, created_at=created_at, first_proxy_at=proxy_at, roto=task in MATTE_TASKS,
+                         correction=task in MATTE_TASKS and (derived is not None or previous is not None),
+                         key_frames=_count(keys))
+            for pk, shot_id, created_at, proxy_at, task, derived, previous, keys in in_scope.order_by().annotate(
                 created=Epoch("created_at"), proxy_at=Epoch(Subquery(first_frame, output_field=DateTimeField())),
-            ).values_list("pk", "shot_id", "created", "proxy_at")}
+                keys=Subquery(created.annotate(keys=KeyTextTransform("key_frames", "payload")).values("keys")[:1],
+                              output_field=CharField()),
+            ).values_list("pk", "shot_id", "created", "proxy_at", "task", "derived_from_id",
+                          "params__previous_pattern", "keys")}
     if not rows:
         return []
     grouped = [
@@ -239,6 +273,11 @@ def _request_rows(scope: Scope) -> list[_Request]:
             for name, value in values.items():
                 setattr(row, name, getattr(row, name) if value is None else value)
     return list(rows.values())
+
+
+def _count(text) -> int | None:
+    """A count recorded in an event's payload (text from the database), or None when absent or not a count."""
+    return int(text) if isinstance(text, int | str) and str(text).isdigit() else None
 
 
 def _queue_waits(scope: Scope) -> dict[int, list[float]]:
@@ -285,7 +324,17 @@ def _figures(label: str, rows: list, waits: list[float], days: int, *, sequence:
         compute_per_release=_ratio(sum(row.gpu for row in released), len(released)),
         send_back_rate=_ratio(sum(row.sent_back for row in rows), sum(row.signoffs for row in rows)),
         throughput_per_day=len(released) / days,
+        **_roto_figures(rows),
     )
+
+
+def _roto_figures(rows: list) -> dict:
+    passes = [row for row in rows if row.roto]
+    elements = [row for row in passes if row.released_at is not None]
+    keyed = [row.key_frames for row in elements if row.key_frames is not None]
+    return {"roto_passes": len(passes), "roto_correction_passes": sum(row.correction for row in passes),
+            "roto_elements": len(elements), "keyframes_per_roto_element": _ratio(sum(keyed), len(keyed)),
+            "roto_compute_seconds": sum(row.gpu for row in passes)}
 
 
 def _trend(scope: Scope, rows: list) -> list[TrendPoint]:

@@ -3,10 +3,13 @@
 How a pass makes a frame's matte (all at the shot's proxy size except the last step):
 1. flow: the two key frames around the frame are carried to it by dense optical flow (OpenCV DIS), forward
    from the key before and backward from the key after, each with a trust map (forward/backward consistency,
-   so occluded and revealed pixels are not trusted; trust also fades a little per step);
+   so occluded and revealed pixels are not trusted; trust also fades a little per step). Warps are
+   accumulated (:func:`roto_flow.carry`): each frame samples the key matte once, where its pixels came from,
+   so the matte does not blur away over tens of frames as a chain of resampled warps does;
 2. fusion: the two carried mattes are blended per pixel by trust and nearness in time;
 3. the shot's model, learned from the two key frames: a local colour model (:mod:`roto_colour`) decides the
-   pixels near the edge that flow does not trust. A tiny CNN that mends the carried matte
+   pixels near the edge that flow does not trust (occluded or revealed on the way, and, as trust fades, more
+   and more far from both key frames). A tiny CNN that mends the carried matte
    (:mod:`roto_model`, ``RotoOptions.model``) is there too, off by default: the bench did not show it
    paying for its time. Islands smaller than half the smallest part drawn on the key frames are dropped;
 4. the edge pass: a guided filter at full resolution gives soft, sub-pixel edges on a narrow band.
@@ -31,7 +34,7 @@ import torch
 
 from generation.engine.roto_colour import colour_mend, colour_model, reliability
 from generation.engine.roto_edge import refine_edges
-from generation.engine.roto_flow import STEP_TRUST, ShotFlow, propagate
+from generation.engine.roto_flow import STEP_TRUST, ShotFlow, carry, propagate
 from generation.engine.roto_model import TrainingFrame, mend, train_mender
 
 ROUND_TRIPS = (4, 8, 16)  # frames out and back: short, medium and long drift for the model to learn from
@@ -251,11 +254,11 @@ class RotoShot:
         carried: dict[int, list] = {f: [] for f in span}
         i0 = self.frames.start
         if a is not None:
-            mattes, trusts = propagate(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0)
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0)
             for f, m, t in zip(span, mattes, trusts, strict=True):
                 carried[f].append((m, t, span.stop - f if b is not None else 1, f - a))
         if b is not None:
-            mattes, trusts = propagate(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0)
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0)
             for f, m, t in zip(reversed(span), mattes, trusts, strict=True):
                 carried[f].append((m, t, f - span.start + 1 if a is not None else 1, b - f))
         return carried
@@ -267,9 +270,11 @@ class RotoShot:
         speck = min(smallest_part(self._proxy_matte(keys[f])) for f in (a, b) if f is not None) / 2
         out = {}
         for n, f in enumerate(span):
-            fused, trust, seen = fuse(carried[f])
+            fused, trust, _ = fuse(carried[f])
             if table is not None:
-                fused = colour_mend(table[0], self._proxies[f - self.frames.start], fused, seen, table[1])
+                # The colour model speaks where flow is not trusted: occluded or revealed on the way (the
+                # consistency test) and, more and more, far from both key frames (trust fades per step).
+                fused = colour_mend(table[0], self._proxies[f - self.frames.start], fused, trust, table[1])
             if model is not None:
                 small = self._model_image(f)
                 size = small.shape[:2]

@@ -31,7 +31,7 @@ from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResul
 
 OVERLAY_RGB = np.array([0.9, 0.05, 0.02], np.float32)  # scene-linear red: unmistakable over any plate
 OVERLAY_OPACITY = 0.5
-METHOD = "dis-flow both ways + trust fusion + local colour model + speck removal + guided-filter edges"
+METHOD = "dis-flow both ways (accumulated warps) + trust fusion + local colour model + speck removal + guided-filter edges"
 
 
 class _Plates:

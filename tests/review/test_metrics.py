@@ -287,3 +287,42 @@ def test_the_dashboards_queries_do_not_grow_with_the_data(client, producer, make
     # session, user, show, role, shots, 5 for the figures, the filter's choices
     with django_assert_max_num_queries(11):
         client.get("/shows/tst/dashboard/" + QUERY)
+
+
+def _roto(story: Story, key_frames: int, **changes) -> Story:
+    """The story's request made a roto pass with ``key_frames`` key frames, as request_create records them."""
+    GenerationRequest.objects.filter(pk=story.request.pk).update(task="roto", **changes)
+    RequestEvent.objects.filter(request=story.request, seq=1).update(payload={"key_frames": key_frames})
+    return story
+
+
+def test_roto_figures_count_passes_corrections_key_frames_per_released_matte_and_compute(client, producer, show,
+                                                                                        story, make):
+    """Three roto passes beside the story: a first pass on sh010 (2 keys, never released), its correction
+    iterated from it (3 keys, released), and a correction on sh030 that keeps locked frames of an earlier pass
+    (5 keys, released). Key frames per released roto matte: (3 + 5) / 2."""
+    first = _roto(make("sh010", at(2, 15), [(DONE, 5, 40)]).proxies(60), 2)
+    fixed = make("sh010", at(3, 15), [(DONE, 5, 60)]).proxies(60)
+    _roto(fixed, 3, derived_from=first.variations[0]).picked(100).signed("approved", 200).released(300)
+    locked = make("sh030", at(4, 9), [(DONE, 5, 30)]).proxies(60)
+    _roto(locked, 5, params={"previous_pattern": "/work/tst/roto.####.exr", "locked": [1002]})
+    locked.picked(100).signed("approved", 200).released(300)
+
+    metrics = show_metrics(scope(show))
+    totals = metrics.totals
+    assert (totals.roto_passes, totals.roto_correction_passes, totals.roto_elements) == (3, 2, 2)
+    assert totals.keyframes_per_roto_element == pytest.approx(4.0)
+    assert totals.roto_compute_seconds == pytest.approx(130)
+    assert totals.compute_seconds == pytest.approx(580 + 130)  # roto's compute is part of the show's too
+    sh010, sh020, sh030 = metrics.shots
+    assert (sh010.roto_passes, sh010.roto_correction_passes, sh010.roto_elements) == (2, 1, 1)
+    assert sh010.keyframes_per_roto_element == pytest.approx(3.0) and sh010.roto_compute_seconds == pytest.approx(100)
+    assert (sh020.roto_passes, sh020.keyframes_per_roto_element, sh020.roto_compute_seconds) == (0, None, 0)
+    assert sh030.keyframes_per_roto_element == pytest.approx(5.0)
+
+    client.force_login(producer)
+    header, *rows = list(csv.reader(io.StringIO(client.get(f"/shows/tst/dashboard.csv{QUERY}").content.decode())))
+    column = header.index("Key frames per roto matte")
+    assert [row[column] for row in rows] == ["3.000", "", "5.000", "4.000"]
+    api = client.get(f"/api/shows/tst/metrics/{QUERY}").json()["totals"]
+    assert (api["roto_passes"], api["roto_correction_passes"], api["keyframes_per_roto_element"]) == (3, 2, 4.0)

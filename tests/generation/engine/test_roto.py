@@ -11,6 +11,7 @@ import pytest
 from generation.engine.roto import RotoError, RotoOptions, RotoShot, drop_specks, frames_affected, smallest_part
 from generation.engine.roto_colour import colour_mend, colour_model
 from generation.engine.roto_edge import refine_edges
+from generation.engine.roto_flow import STEP_TRUST, ShotFlow, carry, propagate
 from tests.realdata import testdata as real_footage
 
 FIRST = 1001  # plate frame numbers, not indices
@@ -181,3 +182,27 @@ def test_specks_smaller_than_any_drawn_part_are_dropped_and_drawn_parts_kept():
     cleaned = drop_specks(carried, smallest_part(drawn) / 2)
     assert cleaned[5:7, 60:62].max() == 0
     assert np.array_equal(cleaned[50:54, 70:74], drawn[50:54, 70:74]) and cleaned[10:40, 10:40].min() == 1
+
+
+def _drifting_flow(n: int, h: int, w: int, dx: float) -> ShotFlow:
+    """A shot whose content moves ``dx`` px right per frame everywhere (sub-pixel: every warp resamples)."""
+    fwd = np.zeros((h, w, 2), np.float16)
+    fwd[..., 0] = dx
+    ones = np.ones((h, w), np.float16)
+    return ShotFlow([fwd] * (n - 1), [-fwd] * (n - 1), [ones] * (n - 1), [ones] * (n - 1))
+
+
+def test_accumulated_warps_keep_a_thin_part_that_a_chain_of_warps_blurs_away():
+    """A 2-px line carried 24 frames at 0.5 px a frame: resampled at every step (propagate) it melts below 0.5;
+    sampled once where each pixel came from (carry) it arrives as drawn, 12 px to the right, both ways."""
+    n, h, w = 25, 32, 96
+    key = np.zeros((h, w), np.float32)
+    key[:, 30:32] = 1.0
+    flow = _drifting_flow(n, h, w, 0.5)
+    chained, _ = propagate(flow, key, 0, n)
+    carried, trust = carry(flow, key, 0, n)
+    assert chained[-1].max() < 0.5  # the chain of bilinear warps lost the line
+    assert np.array_equal(carried[-1] >= 0.5, np.roll(key, 12, axis=1) >= 0.5)
+    assert trust[-1].min() == pytest.approx(STEP_TRUST**24, rel=1e-3)  # trust fades per step, nothing occluded
+    back, _ = carry(flow, carried[-1], n - 1, -1)
+    assert np.array_equal(back[-1] >= 0.5, key >= 0.5)
