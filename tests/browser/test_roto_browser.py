@@ -288,7 +288,6 @@ def test_the_readme_screenshot_of_a_roto_overlay_on_sintel(open_page, compositor
         shots[layer] = screenshots / f"roto-sintel-{layer}.png"
         cora.locator("#large-box").screenshot(path=str(shots[layer]))
     if os.environ.get("PT_WRITE_DOCS") == "1":
-        for layer, name in (("incontext", "roto-overlay.png"), ("outline", "roto-outline.png"),
-                            ("matte", "roto-matte.png")):
+        for layer, name in (("incontext", "roto-overlay.png"), ("outline", "roto-outline.png")):
             shutil.copy(shots[layer], REPO / "docs" / name)
         shutil.copy(screenshots / "roto-sintel-page.png", REPO / "docs" / "roto-page.png")
