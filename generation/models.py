@@ -184,3 +184,54 @@ class RequestEvent(models.Model):
     def as_message(self) -> dict:
         return {"type": self.type, "seq": self.seq, "time": self.created_at.isoformat(),
                 "request": self.request_id, "payload": self.payload}
+
+
+class RotoSet(models.Model):
+    """One roto of a shot drawn in the browser: its key frames, the frames the artist locked, its passes."""
+
+    shot = models.ForeignKey(Shot, on_delete=models.CASCADE, related_name="roto_sets")
+    name = models.SlugField(max_length=32)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    locked = models.JSONField(default=list, blank=True,
+                              help_text="Frames a later pass keeps as they are (fixed frames), until unlocked")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["shot", "name"], name="unique_roto_set_per_shot")]
+
+    def __str__(self) -> str:
+        return f"{self.shot} roto {self.name}"
+
+
+class RotoKeyFrame(models.Model):
+    """A key frame as drawn: its shapes, who drew it and when, the matte EXR the server rasterised from them.
+
+    Rows are never changed: a redrawn frame is a new row, the newest row of a frame is its key frame, and a row
+    with ``removed`` takes the frame out of the key frames (an unlocked fixed frame)."""
+
+    roto_set = models.ForeignKey(RotoSet, on_delete=models.CASCADE, related_name="keyframes")
+    frame = models.IntegerField()
+    shapes = models.JSONField(default=list, blank=True)
+    drawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    drawn_at = models.DateTimeField(auto_now_add=True)
+    path = models.CharField(max_length=1000, blank=True, help_text="The matte EXR (half, A, the plate's windows)")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the matte EXR file as written")
+    removed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["frame", "pk"]
+
+
+class RotoPass(models.Model):
+    """A roto request made from a roto set: the pass number, the key frames it used, the frames it kept."""
+
+    roto_set = models.ForeignKey(RotoSet, on_delete=models.CASCADE, related_name="passes")
+    request = models.OneToOneField(GenerationRequest, on_delete=models.CASCADE, related_name="roto_pass")
+    number = models.PositiveIntegerField()
+    keyframes = models.JSONField(default=dict, help_text="{frame: RotoKeyFrame id} this pass used")
+    locked = models.JSONField(default=list, help_text="Frames kept from the pass before (not recomputed)")
+    recomputed = models.JSONField(default=list, help_text="Frames this pass computed afresh")
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["roto_set", "number"], name="unique_roto_pass_number")]

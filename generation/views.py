@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from generation import crops, proxies, selectors, services
+from generation import crops, proxies, roto_proxies, selectors, services
 from generation.engine import task_kinds
 from generation.grain_chart import grain_chart
 from generation.models import GenerationModel, ModelStatus, Task, Variation, coverage_text
@@ -204,8 +204,11 @@ def _accel_location(path: Path) -> str | None:
 
 @page
 def variation_proxy(request: HttpRequest, variation_id: int, frame: int) -> HttpResponse:
-    """A variation's proxy at a frame: ?kind=incontext|element, ?display=&view= from the show's config."""
+    """A variation's proxy at a frame: ?kind=incontext|element, ?display=&view= from the show's config; a matte
+    element (roto) also ?kind=matte (alone, grey) or outline (its edge over the plate)."""
     variation = selectors.variation_for_member(request.user, variation_id)
+    if request.GET.get("kind") in roto_proxies.KINDS:
+        return _proxy_response(roto_proxies.variation_matte(variation, frame, request.GET["kind"]))
     path = proxies.variation_proxy(variation, frame, kind=request.GET.get("kind", "incontext"),
                                    display=request.GET.get("display", ""), view=request.GET.get("view", ""))
     return _proxy_response(path)

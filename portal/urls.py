@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from generation import api as generation_api
+from generation import roto_views
 from generation import views as generation_views
 from portal import api as portal_api
 from portal import health, metrics
@@ -40,6 +41,17 @@ urlpatterns = [
     path("media/variations/<int:variation_id>/crop/<slug:which>/<int:frame>.jpg", generation_views.variation_crop_image,
          name="variation-crop-image"),
     path("media/requests/<int:request_id>/plate/<int:frame>.jpg", generation_views.plate_proxy, name="plate-proxy"),
+    # Roto drawn in the browser: key frames on the plate, passes, corrections (generation/roto_views.py).
+    path("shots/<int:shot_id>/roto/", roto_views.roto_list, name="roto-list"),
+    path("shots/<int:shot_id>/roto/new", roto_views.roto_new, name="roto-new"),
+    path("shots/<int:shot_id>/roto/<slug:name>/", roto_views.roto_detail, name="roto-detail"),
+    path("shots/<int:shot_id>/roto/<slug:name>/state.json", roto_views.roto_state, name="roto-state"),
+    path("shots/<int:shot_id>/roto/<slug:name>/keys/<int:frame>", roto_views.roto_key_draw, name="roto-key-draw"),
+    path("shots/<int:shot_id>/roto/<slug:name>/lock/<int:frame>", roto_views.roto_lock, name="roto-lock"),
+    path("shots/<int:shot_id>/roto/<slug:name>/passes", roto_views.roto_pass, name="roto-pass"),
+    path("media/shots/<int:shot_id>/plate/<int:frame>.jpg", roto_views.shot_plate_proxy, name="shot-plate-proxy"),
+    path("media/shots/<int:shot_id>/roto/<slug:name>/keys/<int:frame>.jpg", roto_views.roto_key_matte,
+         name="roto-key-matte"),
     # The JSON API for pipeline clients (token) and scripts.
     path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("api/shows/", portal_api.ShowList.as_view()),

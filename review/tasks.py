@@ -5,6 +5,7 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 
+from generation import roto_keyframes
 from portal.colour import show_colour
 from review import services
 from review.models import Release, ReleaseStatus, SignOffDecision
@@ -41,6 +42,7 @@ def provenance(release: Release) -> dict[str, str]:
         "parallel_track:signed_off_by": signoff.signed_by.username,
         "parallel_track:signed_off_at": signoff.created_at.isoformat(),
         "parallel_track:version": str(release.version),
+        **roto_keyframes.release_provenance(request),  # a roto drawn in the browser: its key frames, who drew them
     }
 
 

@@ -7,7 +7,7 @@ import re
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from generation import proxies
+from generation import proxies, roto_keyframes
 from generation.engine import task_kinds
 from generation.models import GenerationRequest, Variation
 from generation.selectors import request_for_member, variation_for_member
@@ -32,6 +32,8 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         "req": gen_request, "shot": gen_request.shot, "show": show, "role": role,
         "variations": gen_request.variations.all(), "pick": services.current_pick(gen_request.pk),
         "needs_pick": task_kinds.task_info(gen_request.task).needs_pick,
+        "element_matte": task_kinds.task_info(gen_request.task).element == "matte",
+        "roto_pass": roto_keyframes.roto_set_for_request(gen_request),
         "can_pick": role in CAN_PICK, "can_sign_off": role in CAN_SIGN_OFF, "can_request": role in CAN_REQUEST,
         "origin": origin, "iterations": GenerationRequest.objects.filter(derived_from__request=gen_request)
         .select_related("derived_from", "requested_by").order_by("created_at"),

@@ -133,3 +133,36 @@ def test_websockets_admit_members_and_refuse_outsiders_and_anonymous(director, o
     assert async_to_sync(_ws_connect)(director.pk, gen_request.pk)[0] is True
     assert async_to_sync(_ws_connect)(outsider.pk, gen_request.pk) == (False, 4403)
     assert async_to_sync(_ws_connect)(None, gen_request.pk) == (False, 4403)
+
+
+def _roto_pages(roto_set, frame: int):
+    base = f"/shots/{roto_set.shot_id}/roto/{roto_set.name}"
+    return [
+        ("get", f"/shots/{roto_set.shot_id}/roto/"),
+        ("post", f"/shots/{roto_set.shot_id}/roto/new"),
+        ("get", f"{base}/"),
+        ("get", f"{base}/state.json"),
+        ("post", f"{base}/keys/{frame}"),
+        ("post", f"{base}/lock/{frame}"),
+        ("post", f"{base}/passes"),
+        ("get", f"/media/shots/{roto_set.shot_id}/plate/{frame}.jpg"),
+        ("get", f"/media/shots/{roto_set.shot_id}/roto/{roto_set.name}/keys/{frame}.jpg"),
+    ]
+
+
+def test_an_outsider_gets_404_on_every_roto_page_and_a_producer_draws_nothing(client, outsider, producer, compositor,
+                                                                             shot):
+    from generation import roto_keyframes
+
+    roto_set = roto_keyframes.roto_set_create(user=compositor, shot=shot)
+    square = [{"tool": "polygon", "points": [[10, 10], [90, 10], [90, 90], [10, 90]]}]
+    roto_keyframes.keyframe_draw(user=compositor, roto_set=roto_set, frame=1001, shapes=square)
+    client.force_login(outsider)
+    for method, url in _roto_pages(roto_set, 1001):
+        assert getattr(client, method)(url).status_code == 404, url
+    client.force_login(producer)  # a member who may look but not draw
+    assert client.get(f"/shots/{shot.pk}/roto/{roto_set.name}/").status_code == 200
+    assert client.get(f"/media/shots/{shot.pk}/roto/{roto_set.name}/keys/1001.jpg").status_code == 200
+    drawn = client.post(f"/shots/{shot.pk}/roto/{roto_set.name}/keys/1002", {"shapes": square},
+                        content_type="application/json")
+    assert drawn.status_code == 403 and roto_set.keyframes.count() == 1
