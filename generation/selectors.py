@@ -43,3 +43,20 @@ def show_upscaler(show_id: int) -> GenerationModel | None:
     """The show's upscaler for the finishing stage: the newest upscaler approved for the show, or None."""
     return (GenerationModel.objects.filter(kind=ModelKind.UPSCALER, status=ModelStatus.APPROVED,
                                            approved_shows=show_id).order_by("-pk").first())
+
+
+def element_sources(shot) -> list[tuple[int, str]]:
+    """What a task on an element (upscale) can start from, for the shot page's chooser: every finished variation
+    of ``shot`` that wrote an EXR sequence, newest request first, as ``(variation id, label)``; the label names
+    the task (so a roto matte, a sky replacement, an earlier upscale) and says which are released elements. The caller has loaded ``shot`` for the member."""
+    from generation.engine import task_kinds
+
+    rows = (Variation.objects.filter(request__shot=shot, status="done").exclude(exr_pattern="")
+            .select_related("request").order_by("-request__created_at", "-request_id", "index"))
+    out = []
+    for v in rows:
+        request = v.request
+        kind = task_kinds.task_info(request.task).label
+        released = " · released" if request.status == "released" else ""
+        out.append((v.pk, f"request {request.pk} · {kind} · {v.label}{released}"))
+    return out
