@@ -75,3 +75,18 @@ def released_mattes(shot_id: int) -> list[ReleasedMatte]:
                           path=event.payload["path"], request=event.request_id, task_label=event.request.task_label,
                           first_frame=event.request.first_frame, last_frame=event.request.last_frame)
             for event in done if {"release", "version", "path"} <= event.payload.keys()]
+def element_sources(shot) -> list[tuple[int, str]]:
+    """What a task on an element (upscale) can start from, for the shot page's chooser: every finished variation
+    of ``shot`` that wrote an EXR sequence, newest request first, as ``(variation id, label)``; the label names
+    the task (so a roto matte, a sky replacement, an earlier upscale) and says which are released elements. The caller has loaded ``shot`` for the member."""
+    from generation.engine import task_kinds
+
+    rows = (Variation.objects.filter(request__shot=shot, status="done").exclude(exr_pattern="")
+            .select_related("request").order_by("-request__created_at", "-request_id", "index"))
+    out = []
+    for v in rows:
+        request = v.request
+        kind = task_kinds.task_info(request.task).label
+        released = " · released" if request.status == "released" else ""
+        out.append((v.pk, f"request {request.pk} · {kind} · {v.label}{released}"))
+    return out

@@ -31,7 +31,9 @@ def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
         "plates": [(plate, grain_chart(plate.grain_profile)) for plate in shot.plates.all()],
         "models": models, "pending_models": pending, "can_request": role in CAN_REQUEST, "tasks": Task.choices,
         "model_optional": any(not info.needs_model for info in task_kinds.TASKS.values()),
-        "released_mattes": selectors.released_mattes(shot.pk), "form": _request_form(request, shot)})
+        "released_mattes": selectors.released_mattes(shot.pk),
+        "element_tasks": " ".join(t for t, info in task_kinds.TASKS.items() if info.region == "element"),
+        "element_sources": selectors.element_sources(shot), "form": _request_form(request, shot)})
 
 
 def _request_form(request: HttpRequest, shot) -> dict:
@@ -95,8 +97,22 @@ def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
         task=request.POST.get("task", services.DEFAULT_TASK), matte_pattern=request.POST.get("matte_pattern", ""),
         rect=_rect(request.POST.get("rect", "")), prompt=request.POST.get("prompt", ""),
         steps=_int(request.POST.get("steps") or "25", "steps"), strength=_strength(request.POST.get("strength", "")),
-        matte_release=_int(release, "matte_release", low=1) if release else None)
+        matte_release=_int(release, "matte_release", low=1) if release else None,
+        params=_element_params(request))
     return redirect("request-detail", request_id=created.pk)
+
+
+def _element_params(request: HttpRequest) -> dict | None:
+    """A task on an element (upscale): the chosen source, ``{"variation": id}`` (checked by the service: a finished
+    variation of this shot); other tasks take no params from the form."""
+    task = request.POST.get("task", services.DEFAULT_TASK)
+    if task not in task_kinds.TASKS or task_kinds.TASKS[task].region != "element":
+        return None
+    source = request.POST.get("source", "").strip()
+    if not source:
+        raise PortalError("choose the element to start from (a variation, a released element or a roto matte)",
+                          code="source")
+    return {"variation": _int(source, "source", low=1)}
 
 
 def _strength(text: str) -> float | None:

@@ -111,6 +111,7 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     created_by: str = "train_show_model"
     extra: dict = field(default_factory=dict)
+    init_from: str = ""  # a show model directory whose weights start the run (fine-tuning); "" starts from scratch
 
     def check(self) -> None:
         h, w = self.sample_size
@@ -141,6 +142,8 @@ class TrainingConfig:
         recipe["sample_size"] = list(self.sample_size)
         recipe["block_out_channels"] = list(self.block_out_channels)
         recipe["zero_terminal_snr"] = True
+        if self.init_from:  # the starting weights are part of what decides the result
+            recipe["init_from_manifest_sha256"] = registry.read_model_card(self.init_from).manifest_hash
         return recipe
 
 
@@ -428,11 +431,25 @@ def train_show_model(
 
 
 def _new_state(config: TrainingConfig, device: torch.device) -> _State:
-    unet = build_unet(config).to(device).train()
+    unet = build_unet(config)
+    if config.init_from:
+        _load_initial_weights(unet, config.init_from)
+    unet = unet.to(device).train()
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator("cpu").manual_seed(config.seed)
     return _State(unet=unet, ema=ema, optimizer=optimizer, generator=generator)
+
+
+def _load_initial_weights(unet: torch.nn.Module, model_dir: str) -> None:
+    """Start from a show model's weights (its architecture must be the config's)."""
+    from safetensors.torch import load_file
+
+    weights = Path(model_dir) / "unet" / "diffusion_pytorch_model.safetensors"
+    try:
+        unet.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+    except (OSError, RuntimeError) as exc:
+        raise TrainingError(f"cannot start from {model_dir}: {exc}") from None
 
 
 def _train_loop(config, data, state, device, fingerprint, on_progress, should_stop) -> None:

@@ -126,3 +126,42 @@ def test_the_crop_view_shows_plate_and_element_at_full_resolution(client, compos
     assert client.get(f"/variations/{variation.pk}/crop?size=100").status_code == 400
     client.force_login(outsider)
     assert client.get(f"/variations/{variation.pk}/crop").status_code == 404
+
+
+def test_the_shot_page_chooses_the_upscale_source_among_the_shots_finished_elements(client, compositor, supervisor,
+                                                                                    shot, show_model, upscaler):
+    source = _sky(compositor, shot, show_model)
+    services.model_approve(user=supervisor, model=upscaler, show_id=shot.sequence.show_id)
+    client.force_login(compositor)
+    page = client.get(f"/shots/{shot.pk}/").content.decode()
+    assert 'data-element-tasks="upscale"' in page
+    assert f'<option value="{source.pk}">request {source.request_id} · Sky replacement · v01</option>' in page
+    form = {"task": "upscale", "model": upscaler.pk, "first_frame": 1001, "last_frame": 1002, "count": 1,
+            "steps": 25, "prompt": ""}
+    refused = client.post(f"/shots/{shot.pk}/requests/new", form)  # no source chosen
+    assert refused.status_code == 400 and b"choose the element to start from" in refused.content
+    assert client.post(f"/shots/{shot.pk}/requests/new", form | {"source": "999999"}).status_code == 400
+    made = client.post(f"/shots/{shot.pk}/requests/new", form | {"source": str(source.pk)})
+    assert made.status_code == 302
+    request = GenerationRequest.objects.get(task="upscale")
+    assert request.params == {"variation": source.pk}
+    worker.drain_embedded()
+    assert request.variations.get().status == "done"
+
+
+def test_an_unapproved_upscaler_is_refused_by_the_page_the_api_and_the_finishing_stage(client, compositor, shot,
+                                                                                       show_model, upscaler):
+    source = _sky(compositor, shot, show_model)  # the finishing stage left it alone: the upscaler is pending
+    assert _header(source).getattribute("parallel_track:upscaler") is None
+    client.force_login(compositor)
+    page = client.get(f"/shots/{shot.pk}/").content.decode()
+    assert f'<option value="{upscaler.pk}">' not in page  # not offered
+    form = {"task": "upscale", "model": upscaler.pk, "first_frame": 1001, "last_frame": 1002, "count": 1,
+            "steps": 25, "source": str(source.pk)}
+    by_page = client.post(f"/shots/{shot.pk}/requests/new", form)
+    assert by_page.status_code == 403 and b"not approved" in by_page.content
+    body = {"shot": shot.pk, "model": upscaler.pk, "first_frame": 1001, "last_frame": 1002, "count": 1,
+            "task": "upscale", "params": {"variation": source.pk}}
+    by_api = client.post("/api/requests/", body, content_type="application/json")
+    assert by_api.status_code == 403 and "not approved" in by_api.content.decode()
+    assert not GenerationRequest.objects.filter(task="upscale").exists()

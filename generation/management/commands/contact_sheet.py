@@ -37,6 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--steps", type=int, default=25, help="--demo: denoising steps")
         parser.add_argument("--frames", type=int, default=2, help="--demo: plate frames per variation")
         parser.add_argument("--size", default="1920x1080", help="--demo: plate WIDTHxHEIGHT")
+        parser.add_argument("--upscaler", default="",
+                            help="--demo: an upscaler directory: the finishing stage on (card upscaled, carried, "
+                                 "regrained with the demo plate's measured grain)")
         parser.add_argument("--work", default="", help="--demo: keep the plate and variations here")
 
     def handle(self, *args, **opts):
@@ -81,18 +84,34 @@ class Command(BaseCommand):
             work = Path(opts["work"] or scratch)
             first, last = 1001, 1000 + max(1, opts["frames"])
             plate = render_demo_plate(work / "plate", first=first, last=last, width=width, height=height)
+            finishing = self._finishing(opts["upscaler"], plate["plate"], first, last)
             tiles, seconds = [], []
             for seed in range(1, opts["count"] + 1):
                 out = work / "variations" / f"v{seed:02d}"
                 started = time.perf_counter()
                 result = generate_variation(VariationSpec(
                     plate_pattern=plate["plate"], matte_pattern=plate["matte"], rect=None, first=first, last=last,
-                    model_path=card.path, seed=seed, steps=opts["steps"], out_dir=str(out), device="cpu"))
+                    model_path=card.path, seed=seed, steps=opts["steps"], out_dir=str(out), device="cpu", **finishing))
                 seconds.append(time.perf_counter() - started)
                 tiles.append((f"v{seed:02d}  seed {seed}", frame_path(result.proxy_pattern, first)))
                 self.stdout.write(f"v{seed:02d}: {seconds[-1]:.1f} s (denoise {result.timings['denoise']:.2f} s)")
             title = (f"{card.name} · demo plate {width}x{height} · {opts['count']} variations, "
                      f"{opts['steps']} DDIM steps · frame {first}")
+            if finishing:
+                title += f" · finished: {Path(opts['upscaler']).name} ×4 + plate grain"
             path = make_contact_sheet(tiles, opts["out"], columns=opts["columns"], tile_width=opts["tile_width"],
                                       title=title)
         self.stdout.write(f"{len(tiles)} variation(s) -> {path}; {sum(seconds) / len(seconds):.1f} s each")
+
+    def _finishing(self, upscaler: str, plate_pattern: str, first: int, last: int) -> dict:
+        """The finishing stage's VariationSpec fields for --upscaler (none without it)."""
+        if not upscaler:
+            return {}
+        from generation.engine.grain import measure_plate
+        from generation.engine.upscale import UpscaleError, read_upscaler_card
+
+        try:
+            read_upscaler_card(upscaler)
+        except UpscaleError as exc:
+            raise CommandError(str(exc)) from exc
+        return {"upscaler_path": upscaler, "grain_profile": measure_plate(plate_pattern, first, last).to_dict()}

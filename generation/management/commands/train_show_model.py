@@ -46,6 +46,8 @@ class Command(BaseCommand):
         parser.add_argument("--fp16", action="store_true", help="store the final weights as float16")
         parser.add_argument("--resume", action="store_true", default=True,
                             help="resume from the newest checkpoint in --out (the default)")
+        parser.add_argument("--init-from", default="",
+                            help="a show model directory to start from (fine-tune) instead of random weights")
         parser.add_argument("--no-resume", dest="resume", action="store_false",
                             help="discard the checkpoints in --out and start over")
 
@@ -57,7 +59,7 @@ class Command(BaseCommand):
             lookdev_dir=opts["lookdev"], out_dir=opts["out"], name=opts["name"], steps=opts["steps"],
             batch_size=opts["batch_size"], sample_size=_size(opts["sample_size"]), lr=opts["lr"],
             seed=opts["seed"], checkpoint_every=opts["checkpoint_every"], device=opts["device"],
-            threads=opts["threads"], save_fp16=opts["fp16"], resume=opts["resume"],
+            threads=opts["threads"], save_fp16=opts["fp16"], resume=opts["resume"], init_from=opts["init_from"],
             extra={"show": show.code})
         card = self._train(config)
         model = services.model_register(name=card.name, kind=ModelKind.SHOW_MODEL, path=card.path,

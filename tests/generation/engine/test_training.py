@@ -143,3 +143,16 @@ def test_it_checks_the_config(lookdev: Path, tmp_path: Path) -> None:
         train_show_model(_config(lookdev, tmp_path, steps=0))
     with pytest.raises(TrainingError, match="prediction_type"):
         train_show_model(_config(lookdev, tmp_path, prediction_type="epsilon"))
+
+
+def test_a_run_can_start_from_a_show_models_weights_and_its_recipe_names_them(lookdev: Path, tmp_path: Path) -> None:
+    _, base = _train(_config(lookdev, tmp_path / "base", steps=2))
+    config = _config(lookdev, tmp_path / "tuned", steps=2, init_from=base.path)
+    assert config.recipe()["init_from_manifest_sha256"] == base.manifest_hash
+    assert "init_from_manifest_sha256" not in _config(lookdev, tmp_path / "x").recipe()  # old recipes unchanged
+    losses_from_base, tuned = _train(config)
+    losses_from_scratch, _ = _train(_config(lookdev, tmp_path / "scratch", steps=2))
+    assert losses_from_base[0][1] != losses_from_scratch[0][1]  # the same batch, other starting weights
+    assert tuned.manifest["recipe"]["init_from_manifest_sha256"] == base.manifest_hash
+    with pytest.raises(TrainingError, match="cannot start from"):
+        train_show_model(_config(lookdev, tmp_path / "bad", block_out_channels=(8, 24), init_from=base.path))
