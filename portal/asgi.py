@@ -16,6 +16,7 @@ from django.urls import path  # noqa: E402
 from generation.consumers import RequestConsumer  # noqa: E402
 from portal import worker  # noqa: E402
 from portal.ws_auth import TokenOrSession  # noqa: E402
+from review.session_consumer import SessionConsumer  # noqa: E402
 
 if settings.PT_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
@@ -33,7 +34,8 @@ if settings.PT_SERVE_STATIC:
 
     django_http = StaticFiles(django_http)
 
-websocket_urls = [path("ws/requests/<int:request_id>/", RequestConsumer.as_asgi())]
+websocket_urls = [path("ws/requests/<int:request_id>/", RequestConsumer.as_asgi()),
+                  path("ws/sessions/<int:session_id>/", SessionConsumer.as_asgi())]
 
 router = ProtocolTypeRouter({"http": django_http, "websocket": TokenOrSession(URLRouter(websocket_urls))})
 

@@ -9,6 +9,7 @@ from portal import api as portal_api
 from portal import views as portal_views
 from review import api as review_api
 from review import dashboard as review_dashboard
+from review import session_views
 from review import views as review_views
 
 handler404 = "portal.api_errors.not_found"  # JSON under /api/, as the schema says
@@ -51,4 +52,17 @@ urlpatterns = [
     path("api/releases/", review_api.ReleaseList.as_view()),
     path("api/shows/<slug:show_code>/metrics/", review_dashboard.ShowMetricsView.as_view()),
     path("admin/", admin.site.urls),
+]
+
+urlpatterns += [  # dailies: review sessions (review/session_views.py)
+    path("shows/<slug:show_code>/sessions/", session_views.session_list, name="session-list"),
+    path("shows/<slug:show_code>/sessions/new", session_views.session_new, name="session-new"),
+    path("sessions/<int:session_id>/", session_views.session_detail, name="session-detail"),
+    path("sessions/<int:session_id>/notes", session_views.session_note, name="session-note"),
+    path("sessions/<int:session_id>/picks", session_views.session_pick, name="session-pick"),
+    path("sessions/<int:session_id>/order", session_views.session_order, name="session-order"),
+    path("sessions/<int:session_id>/summary/", session_views.session_summary, name="session-summary"),
+    path("sessions/<int:session_id>/summary.csv", session_views.session_summary_csv, name="session-csv"),
+    path("sessions/<int:session_id>/playlist.otio", session_views.session_otio, name="session-otio"),
+    path("sessions/<int:session_id>/playlist.edl", session_views.session_edl, name="session-edl"),
 ]
