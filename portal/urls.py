@@ -9,7 +9,7 @@ from portal import api as portal_api
 from portal import views as portal_views
 from review import api as review_api
 from review import dashboard as review_dashboard
-from review import session_views
+from review import session_media, session_views
 from review import views as review_views
 
 handler404 = "portal.api_errors.not_found"  # JSON under /api/, as the schema says
@@ -65,4 +65,7 @@ urlpatterns += [  # dailies: review sessions (review/session_views.py)
     path("sessions/<int:session_id>/summary.csv", session_views.session_summary_csv, name="session-csv"),
     path("sessions/<int:session_id>/playlist.otio", session_views.session_otio, name="session-otio"),
     path("sessions/<int:session_id>/playlist.edl", session_views.session_edl, name="session-edl"),
+    path("media/variations/<int:variation_id>/look/<int:frame>.jpg", session_media.variation_look_image,
+         name="variation-look"),
+    path("media/requests/<int:request_id>/look/<int:frame>.jpg", session_media.plate_look_image, name="plate-look"),
 ]
