@@ -45,6 +45,7 @@ _after = database_sync_to_async(sessions.session_events_after)
 _drive = database_sync_to_async(sessions.drive)
 _hand = database_sync_to_async(sessions.hand_control)
 _presence = database_sync_to_async(sessions.presence)
+_facts = database_sync_to_async(sessions.session_facts)
 
 
 class SessionConsumer(AsyncJsonWebsocketConsumer):
@@ -54,12 +55,15 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         self.caught_up, self.allowed, self.joined = False, False, False
         self.pending: list[dict] = []
         self.watch = None
+        self.drives: dict | None = None  # drive frames not written yet, merged (the newest value of each field)
+        self.driving = None
         await self.accept()
         self.user = await _participant(self.scope.get("user"), self.session_id)
         if self.user is None:
             await self.close(code=FORBIDDEN)
             return
         self.allowed = True
+        self.facts = await _facts(self.session_id)
         self.group = sessions.session_group(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)  # join first, then read the database
         self.watch = asyncio.ensure_future(self._watch_membership())
@@ -117,11 +121,10 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
             if await self._still_allowed():
                 await self.send_json({"type": "pong", "seq": self.sent_seq})
             return
+        if kind == "drive":
+            return self._queue_drive(content.get("state"))
         try:
-            if kind == "drive":
-                message = await _drive(user=self.user, session_id=self.session_id, state=content.get("state"),
-                                       announce=False)
-            elif kind == "hand":
+            if kind == "hand":
                 message = await _hand(user=self.user, session_id=self.session_id, to=str(content.get("to", "")),
                                       announce=False)
             else:
@@ -129,6 +132,26 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         except PortalError as error:
             return await self._error(error.code, error.message)
         await self._publish(message)
+
+    def _queue_drive(self, state):
+        """A scrub sends faster than a loaded server writes: frames that arrive while one is being written are
+        merged and written as one state, so followers get the driver's newest view instead of a growing backlog."""
+        if not isinstance(state, dict):
+            return asyncio.ensure_future(self._error("state", "a drive frame carries a state object"))
+        self.drives = (self.drives or {}) | state
+        if self.driving is None or self.driving.done():
+            self.driving = asyncio.ensure_future(self._write_drives())
+
+    async def _write_drives(self):
+        while self.drives is not None and self.allowed:
+            state, self.drives = self.drives, None
+            try:
+                message = await _drive(user=self.user, session_id=self.session_id, state=state, facts=self.facts,
+                                       announce=False)
+            except PortalError as error:
+                await self._error(error.code, error.message)
+                continue
+            await self._publish(message)
 
     async def _error(self, code: str, message: str):
         await self.send_json({"type": "error", "code": code, "message": message})

@@ -7,6 +7,8 @@ Supervisors and directors make sessions and drive; every member of the show may 
 the same 404 as a missing session.
 """
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -198,21 +200,41 @@ def _number(value, low: float, high: float, name: str) -> float:
     return round(min(max(float(value), low), high), 3)
 
 
-def state_checked(session: ReviewSession, wanted: dict) -> dict:
-    """The driver's state, every field checked against the session: the item is one of its items, the frame in
-    that item's range, the tile one of the item's variations, the display/view one the browser can show."""
+@dataclass(frozen=True)
+class SessionFacts:
+    """What a driver's state is checked against; fixed for a session's life (a reorder moves only positions), so a
+    consumer reads it once and every drive after costs one short transaction."""
+
+    items: dict  # item id -> (first frame, last frame, [tile variation ids])
+    display_views: frozenset  # (display, view) pairs a browser shows correctly
+
+
+def session_facts(session_id: int) -> SessionFacts:
+    session = ReviewSession.objects.select_related("show").get(pk=session_id)
+    items = {item.pk: (item.request.first_frame, item.request.last_frame, [v.pk for v in item_variations(item)])
+             for item in session_items(session)}
+    return SessionFacts(items=items, display_views=frozenset((dv.display, dv.view)
+                                                             for dv in browser_display_views(session.show)))
+
+
+_FIELDS = ("item", "frame", "playing", "tile", "mode", "display", "view", "exposure", "gamma", "channels")
+
+
+def state_checked(facts: SessionFacts, current: dict, wanted: dict) -> dict:
+    """The driver's state (``wanted`` over the ``current`` one), every field checked against the session: the item
+    is one of its items, the frame in that item's range, the tile one of the item's variations, the display/view
+    one the browser can show."""
     if not isinstance(wanted, dict):
         raise PortalError("a state is a JSON object", code="state")
-    state = dict(session.state) | {k: v for k, v in wanted.items() if k in session.state or k in _FIELDS}
-    item = (SessionItem.objects.select_related("request", "variation", "release__signoff__variation")
-            .filter(pk=state.get("item") if isinstance(state.get("item"), int) else 0, session=session).first())
+    state = dict(current) | {k: v for k, v in wanted.items() if k in _FIELDS}
+    item = facts.items.get(state.get("item")) if isinstance(state.get("item"), int) else None
     if item is None:
         raise PortalError("that item is not in this session", code="item")
+    first, last, tiles = item
     frame = state.get("frame")
     if isinstance(frame, bool) or not isinstance(frame, int):
         raise PortalError("the frame is a whole number", code="frame")
-    state["frame"] = min(max(frame, item.request.first_frame), item.request.last_frame)
-    tiles = [v.pk for v in item_variations(item)]
+    state["frame"] = min(max(frame, first), last)
     if state.get("tile") not in tiles:
         if wanted.get("tile") is not None:
             raise PortalError("that tile is not a variation of the item", code="tile")
@@ -221,7 +243,7 @@ def state_checked(session: ReviewSession, wanted: dict) -> dict:
         raise PortalError(f"the view mode is one of {', '.join(MODES)}", code="mode")
     if state.get("channels") not in CHANNELS:
         raise PortalError("channels are rgb or alpha", code="channels")
-    if proxies.DisplayView(state.get("display"), state.get("view")) not in browser_display_views(session.show):
+    if (state.get("display"), state.get("view")) not in facts.display_views:
         raise PortalError("that display/view is not offered for browser viewing", code="display_view")
     state["playing"] = bool(state.get("playing"))
     state["exposure"] = _number(state.get("exposure", 0.0), *EXPOSURE_RANGE, "exposure")
@@ -229,25 +251,27 @@ def state_checked(session: ReviewSession, wanted: dict) -> dict:
     return {k: state[k] for k in _FIELDS}
 
 
-_FIELDS = ("item", "frame", "playing", "tile", "mode", "display", "view", "exposure", "gamma", "channels")
-
-
-def _current_user(user) -> User | None:
-    return get_user_model().objects.filter(pk=user.pk, is_active=True).first() if user and user.pk else None
-
-
-@transaction.atomic
-def drive(*, user: User, session_id: int, state: dict, announce: bool = True) -> dict:
-    """The driver's new state, for every follower; anyone else is refused (403)."""
-    session = ReviewSession.objects.select_for_update().select_related("show").filter(pk=session_id).first()
-    if session is None:
-        raise NotFound("no such session")
-    require_member(user, session.show_id)
-    if session.driver_id != user.pk:
-        raise Forbidden("only the driver changes the session's view; ask for control", code="not_driver")
-    checked = state_checked(session, state)
-    return event_append(session_id, "session.state", checked | {"by": user.username}, actor=user, state=checked,
-                        announce=announce)
+def drive(*, user: User, session_id: int, state: dict, facts: SessionFacts | None = None,
+          announce: bool = True) -> dict:
+    """The driver's new state, for every follower; anyone else is refused (403). One transaction: the session row
+    locked, membership, the state and the next seq written, the event appended."""
+    with transaction.atomic():
+        row = (ReviewSession.objects.select_for_update().filter(pk=session_id)
+               .values("driver_id", "state", "last_seq", "show_id").first())
+        if row is None:
+            raise NotFound("no such session")
+        require_member(user, row["show_id"])
+        if row["driver_id"] != user.pk:
+            raise Forbidden("only the driver changes the session's view; ask for control", code="not_driver")
+        checked = state_checked(facts or session_facts(session_id), row["state"], state)
+        seq = row["last_seq"] + 1
+        ReviewSession.objects.filter(pk=session_id).update(last_seq=seq, state=checked)
+        message = SessionEvent.objects.create(session_id=session_id, seq=seq, type="session.state",
+                                              payload=checked | {"by": user.username}, actor=user).as_message()
+        if announce:
+            transaction.on_commit(lambda: events.announce(session_group(session_id),
+                                                          {"type": "session.event", "event": message}))
+    return message
 
 
 @transaction.atomic

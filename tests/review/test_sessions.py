@@ -6,7 +6,7 @@ import io
 
 import opentimelineio as otio
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.urls import path
@@ -147,23 +147,30 @@ async def _join(user, session_id: int, after: int):
     return communicator
 
 
-async def _until(communicator, wanted: str, timeout: float = 5.0) -> dict:
+async def _until(communicator, wanted: str, timeout: float = 5.0, **payload) -> dict:
+    """The next message of type ``wanted`` (whose payload has ``payload``'s values), skipping the others."""
     while True:
         message = await communicator.receive_json_from(timeout=timeout)
-        if message.get("type") == wanted:
+        if message.get("type") == wanted and all(message["payload"].get(k) == v for k, v in payload.items()):
             return message
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_stream_syncs_followers_hands_control_and_late_joiners_catch_up(
+def test_the_stream_syncs_followers_hands_control_and_late_joiners_catch_up(
         supervisor, director, producer, outsider, show, playlist):
-    made = await sync_to_async(_session)(supervisor, show, playlist)
+    made = _session(supervisor, show, playlist)
+    items = list(made.items.all())
+    async_to_sync(_stream_scenario)(made, items, supervisor, director, producer, outsider)
+    rows = list(SessionEvent.objects.filter(session=made).values_list("seq", flat=True))
+    assert rows == list(range(1, len(rows) + 1))
+
+
+async def _stream_scenario(made, items, supervisor, director, producer, outsider):
     driver = await _join(supervisor, made.pk, made.last_seq)
     assert (await _until(driver, "session.presence"))["payload"]["present"] == ["sam"]
     follower = await _join(director, made.pk, made.last_seq)
     joined = await _until(driver, "session.presence")
     assert joined["payload"]["present"] == ["sam", "dana"]
-    items = await sync_to_async(lambda: list(made.items.all()))()
     await driver.send_json_to({"type": "drive", "state": {"item": items[1].pk, "frame": 1004}})
     seen = await _until(follower, "session.state")
     assert (seen["payload"]["item"], seen["payload"]["frame"]) == (items[1].pk, 1004)
@@ -173,7 +180,7 @@ async def test_the_stream_syncs_followers_hands_control_and_late_joiners_catch_u
     await driver.send_json_to({"type": "hand", "to": "dana"})
     assert (await _until(follower, "session.control"))["payload"]["driver"] == "dana"
     await follower.send_json_to({"type": "drive", "state": {"mode": "single"}})
-    assert (await _until(driver, "session.state"))["payload"]["mode"] == "single"
+    assert (await _until(driver, "session.state", mode="single"))["payload"]["by"] == "dana"
     # a reconnect from the seq it had gets everything it missed, in order
     last = seen["seq"]
     await follower.disconnect()
@@ -188,8 +195,6 @@ async def test_the_stream_syncs_followers_hands_control_and_late_joiners_catch_u
     assert (await refused.receive_output(timeout=5))["code"] == 4403
     await driver.disconnect()
     await late.disconnect()
-    rows = await sync_to_async(lambda: list(SessionEvent.objects.filter(session=made).values_list("seq", flat=True)))()
-    assert rows == list(range(1, len(rows) + 1))
 
 
 @pytest.mark.django_db
