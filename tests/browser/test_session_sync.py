@@ -30,6 +30,8 @@ BLOCKABLE = """
 STATE = "() => ({item: ptSession.view.item, frame: ptSession.view.frame, tile: ptSession.view.tile, " \
         "mode: ptSession.view.mode, display: ptSession.view.display, view: ptSession.view.view, " \
         "driver: ptSession.driver, following: ptSession.following})"
+IMAGES_READY = """(ids) => ids.every((id) => { const i = document.getElementById(id);
+  return i && !i.hidden && i.complete && i.naturalWidth > 0; })"""
 LIVE = "() => document.getElementById('session').dataset.live === '1'"
 
 
@@ -105,8 +107,31 @@ def test_three_participants_follow_the_driver_hand_over_step_away_and_catch_up(
         wait_for(page, **picked)
         src = shown_src(page, "#img-a")
         assert "display=" in src and "view=" in src, src
+    for page in (sam, dana):  # the matte outline traced over the comp in context
+        page.wait_for_function("() => !!document.getElementById('outline').dataset.src")
+        page.wait_for_function(IMAGES_READY, arg=["img-a", "img-b"])
     sam.screenshot(path=str(shots_dir / "session-driver.png"))
     dana.screenshot(path=str(shots_dir / "session-follower.png"))
+
+    # exposure before the view, then the alpha: the followers' images are the server's looks, and they load
+    sam.locator("#exposure").evaluate("(e) => { e.value = 2; e.dispatchEvent(new Event('change')); }")
+    for page in (dana, cora):
+        page.wait_for_function("() => ptSession.view.exposure === 2")
+        page.wait_for_function(IMAGES_READY, arg=["img-a", "img-b"])
+        src = shown_src(page, "#img-a")
+        assert f"/variations/{second_tiles[1].pk}/look/{frame}.jpg" in src and "exposure=2" in src, src
+        assert "/look/" in shown_src(page, "#img-b")
+    dana.screenshot(path=str(shots_dir / "session-exposure.png"))
+    sam.select_option("#channels", "alpha")
+    for page in (dana, cora):
+        page.wait_for_function("() => ptSession.view.channels === 'alpha'")
+        page.wait_for_function(IMAGES_READY, arg=["img-a"])
+        assert "kind=alpha" in shown_src(page, "#img-a")
+    dana.screenshot(path=str(shots_dir / "session-alpha.png"))
+    sam.select_option("#channels", "rgb")
+    sam.locator("#exposure").evaluate("(e) => { e.value = 0; e.dispatchEvent(new Event('change')); }")
+    wait_for(dana, mode="incontext")
+    dana.wait_for_function("() => ptSession.view.exposure === 0 && ptSession.view.channels === 'rgb'")
 
     # control handed over: dana drives, sam and cora follow
     sam.select_option("#hand-to", "dana")
