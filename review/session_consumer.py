@@ -10,19 +10,15 @@ Refusals (not logged in, not on the show, removed while watching) are 4403 after
 """
 
 import asyncio
-import json
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from generation.consumers import EventStreamConsumer
 from portal.errors import NotFound, PortalError
-from portal.ws_auth import FORBIDDEN, query_int
 from review import sessions
 
-RECHECK_SECONDS = 5.0
-# A driver's view change carries nothing anyone wrote: delivered on the periodic membership check.
+# A driver's view change and presence carry nothing anyone wrote: delivered on the periodic membership check.
 QUIET = frozenset({"session.state", "session.presence"})
 
 
@@ -48,87 +44,56 @@ _presence = database_sync_to_async(sessions.presence)
 _facts = database_sync_to_async(sessions.session_facts)
 
 
-class SessionConsumer(AsyncJsonWebsocketConsumer):
+class SessionConsumer(EventStreamConsumer):
+    event_type = "session.event"
+    stream_key = "session"
+    quiet = QUIET
+
     async def connect(self):
-        self.session_id = int(self.scope["url_route"]["kwargs"]["session_id"])
-        self.sent_seq = query_int(self.scope, "after")
-        self.caught_up, self.allowed, self.joined = False, False, False
-        self.pending: list[dict] = []
-        self.watch = None
+        self.user, self.joined = None, False
         self.drives: dict | None = None  # drive frames not written yet, merged (the newest value of each field)
         self.driving = None
-        await self.accept()
-        self.user = await _participant(self.scope.get("user"), self.session_id)
-        if self.user is None:
-            await self.close(code=FORBIDDEN)
-            return
-        self.allowed = True
-        self.facts = await _facts(self.session_id)
-        self.group = sessions.session_group(self.session_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)  # join first, then read the database
-        self.watch = asyncio.ensure_future(self._watch_membership())
-        await self._publish(await _presence(user=self.user, session_id=self.session_id, joined=True, announce=False))
+        await super().connect()
+
+    def group_name(self) -> str:
+        return sessions.session_group(self.stream_id)
+
+    async def may_watch(self) -> bool:
+        self.user = await _participant(self.user or self.scope.get("user"), self.stream_id)
+        return self.user is not None
+
+    async def log_after(self, seq: int) -> list[dict]:
+        return await _after(self.stream_id, seq)
+
+    async def on_allowed(self):
+        self.facts = await _facts(self.stream_id)
+
+    async def on_joined(self):
+        await self._publish(await _presence(user=self.user, session_id=self.stream_id, joined=True, announce=False))
         self.joined = True
-        await self._catch_up()
-        self.caught_up = True
-        for event in sorted(self.pending, key=lambda e: e["seq"]):
-            await self._deliver(event)
-        self.pending.clear()
 
     async def disconnect(self, code):
-        if self.watch is not None:
-            self.watch.cancel()
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await super().disconnect(code)
         if self.joined:
             self.joined = False
-            await self._publish(await _presence(user=self.user, session_id=self.session_id, joined=False,
+            await self._publish(await _presence(user=self.user, session_id=self.stream_id, joined=False,
                                                 announce=False))
 
     async def _publish(self, message: dict):
         """A committed event of ours, to everyone in the session (this socket included, through the group)."""
-        await self.channel_layer.group_send(self.group, {"type": "session.event", "event": message})
-
-    async def _watch_membership(self):
-        interval = float(getattr(settings, "PT_WS_RECHECK_SECONDS", RECHECK_SECONDS))
-        while True:
-            await asyncio.sleep(interval)
-            if not await self._still_allowed():
-                return
-
-    async def _still_allowed(self) -> bool:
-        if await _participant(self.user, self.session_id) is not None:
-            return True
-        self.allowed = False
-        await self.channel_layer.group_discard(self.group, self.channel_name)
-        await self.close(code=FORBIDDEN)
-        return False
-
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        try:
-            content = json.loads(text_data) if text_data is not None else None
-        except ValueError:
-            content = None
-        if not isinstance(content, dict):
-            return await self._error("bad_frame", "a frame is a JSON object such as {\"type\": \"ping\"}")
-        await self.receive_json(content)
+        await self.channel_layer.group_send(self.group_name(), {"type": self.event_type, "event": message})
 
     async def receive_json(self, content, **kwargs):
-        kind = content.get("type")
-        if not self.allowed:
-            return
-        if kind == "ping":
-            if await self._still_allowed():
-                await self.send_json({"type": "pong", "seq": self.sent_seq})
-            return
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping" or not self.allowed:
+            return await super().receive_json(content) if self.allowed else None
         if kind == "drive":
             return self._queue_drive(content.get("state"))
+        if kind != "hand":
+            return await self._error("bad_frame", "a participant sends ping, drive or hand")
         try:
-            if kind == "hand":
-                message = await _hand(user=self.user, session_id=self.session_id, to=str(content.get("to", "")),
-                                      announce=False)
-            else:
-                return await self._error("bad_frame", "a participant sends ping, drive or hand")
+            message = await _hand(user=self.user, session_id=self.stream_id, to=str(content.get("to", "")),
+                                  announce=False)
         except PortalError as error:
             return await self._error(error.code, error.message)
         await self._publish(message)
@@ -146,7 +111,7 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         while self.drives is not None and self.allowed:
             state, self.drives = self.drives, None
             try:
-                message = await _drive(user=self.user, session_id=self.session_id, state=state, facts=self.facts,
+                message = await _drive(user=self.user, session_id=self.stream_id, state=state, facts=self.facts,
                                        announce=False)
             except PortalError as error:
                 await self._error(error.code, error.message)
@@ -155,38 +120,3 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
 
     async def _error(self, code: str, message: str):
         await self.send_json({"type": "error", "code": code, "message": message})
-
-    async def dispatch(self, message):
-        if message["type"] == "session.event":  # no hop to the sync thread per live event (see RequestConsumer)
-            await self.session_event(message)
-        else:
-            await super().dispatch(message)
-
-    async def session_event(self, message):
-        event = message["event"]
-        if not self.allowed:
-            return
-        if not self.caught_up:
-            self.pending.append(event)
-            return
-        if event.get("type") not in QUIET and not await self._still_allowed():
-            return
-        await self._deliver(event)
-
-    async def _deliver(self, event: dict):
-        if event["seq"] <= self.sent_seq or event.get("session") != self.session_id:
-            return
-        if event["seq"] > self.sent_seq + 1:
-            await self._catch_up()  # a gap: the database has everything up to this event, in order
-            return
-        await self.send_json(event)
-        self.sent_seq = event["seq"]
-
-    async def _catch_up(self):
-        while self.allowed:
-            batch = await _after(self.session_id, self.sent_seq)
-            for event in batch:
-                await self.send_json(event)
-                self.sent_seq = event["seq"]
-            if len(batch) < 5000:
-                return
