@@ -89,6 +89,12 @@ def test_pages_are_for_members_only(client, supervisor, outsider, compositor, sh
     page = client.get(f"/sessions/{made.pk}/")
     assert page.status_code == 200 and b"session-data" in page.content
     assert client.post("/shows/tst/sessions/new", {"name": "x", "by": "filter"}).status_code == 403
+    client.force_login(supervisor)
+    listing = client.get("/shows/tst/sessions/").content.decode()
+    assert f"/sessions/{made.pk}/" in listing and f'value="request:{playlist["first"].pk}"' in listing
+    assert f'value="release:{playlist["release"].pk}"' in listing
+    summary = client.get(f"/sessions/{made.pk}/summary/").content.decode()
+    assert "released v003" in summary and summary.count("<tr>") == 4  # a header and three items
 
 
 @pytest.mark.django_db
