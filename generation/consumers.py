@@ -48,22 +48,47 @@ def _may_view(user, request_id: int) -> bool:
 _events_after = database_sync_to_async(events_after)
 
 
-class RequestConsumer(AsyncJsonWebsocketConsumer):
+class EventStreamConsumer(AsyncJsonWebsocketConsumer):
+    """One append-only event log, streamed by ``seq``: the catch-up from the database, the live events in order and
+    never twice, gaps filled from the database, the membership watch, ``ping``/``pong``. A subclass names the log
+    (``stream_key``, ``event_type``, ``group_name``, ``log_after``) and who may watch it (``may_watch``)."""
+
+    event_type = "request.event"  # the channel-layer message a live event comes in
+    stream_key = "request"  # the log's id in every event, and the URL's kwarg is <stream_key>_id
+    quiet = TICKS  # event types delivered without a membership check of their own
+
+    def group_name(self) -> str:
+        raise NotImplementedError
+
+    async def may_watch(self) -> bool:
+        raise NotImplementedError
+
+    async def log_after(self, seq: int) -> list[dict]:
+        raise NotImplementedError
+
+    async def on_allowed(self):
+        """After the access check, before joining the group: a subclass loads what it keeps per socket."""
+
+    async def on_joined(self):
+        """After joining the group, before the catch-up: an event appended here is caught up like any other."""
+
     async def connect(self):
-        self.request_id = int(self.scope["url_route"]["kwargs"]["request_id"])
+        self.stream_id = int(self.scope["url_route"]["kwargs"][f"{self.stream_key}_id"])
         self.sent_seq = query_int(self.scope, "after")
         self.caught_up = False
         self.pending: list[dict] = []
         self.allowed = False
         self.watch = None
         await self.accept()  # refusals too: a close before accept is an HTTP 403 that the page retries
-        if not await _may_view(self.scope.get("user"), self.request_id):
+        if not await self.may_watch():
             await self.close(code=FORBIDDEN)
             return
         self.allowed = True
+        await self.on_allowed()
         # Join first, then read the database: nothing falls between the two.
-        await self.channel_layer.group_add(request_group(self.request_id), self.channel_name)
+        await self.channel_layer.group_add(self.group_name(), self.channel_name)
         self.watch = asyncio.ensure_future(self._watch_membership())
+        await self.on_joined()
         await self._send_from_database()
         self.caught_up = True
         for event in sorted(self.pending, key=lambda e: e["seq"]):
@@ -73,8 +98,8 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if getattr(self, "watch", None) is not None:
             self.watch.cancel()
-        if hasattr(self, "request_id"):
-            await self.channel_layer.group_discard(request_group(self.request_id), self.channel_name)
+        if hasattr(self, "stream_id"):
+            await self.channel_layer.group_discard(self.group_name(), self.channel_name)
 
     async def _watch_membership(self):
         interval = float(getattr(settings, "PT_WS_RECHECK_SECONDS", RECHECK_SECONDS))
@@ -84,10 +109,10 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
                 return
 
     async def _still_allowed(self) -> bool:
-        if await _may_view(self.scope.get("user"), self.request_id):
+        if await self.may_watch():
             return True
         self.allowed = False  # nothing more is delivered, even an event already on its way
-        await self.channel_layer.group_discard(request_group(self.request_id), self.channel_name)
+        await self.channel_layer.group_discard(self.group_name(), self.channel_name)
         await self.close(code=FORBIDDEN)
         return False
 
@@ -114,19 +139,19 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
         # Channels hops to its one sync thread to close stale database connections before every handler:
         # with 50 viewers, 50 hops per event, queued on that thread. A live event needs no connection here
         # (a gap is filled through database_sync_to_async, which closes old connections itself).
-        if message["type"] == "request.event":
-            await self.request_event(message)
+        if message["type"] == self.event_type:
+            await self.stream_event(message)
         else:
             await super().dispatch(message)
 
-    async def request_event(self, message):
+    async def stream_event(self, message):
         event = message["event"]
         if not self.allowed:
             return  # refused, or closed for lost membership
         if not self.caught_up:
             self.pending.append(event)
             return
-        if event.get("type") not in TICKS and not await self._still_allowed():
+        if event.get("type") not in self.quiet and not await self._still_allowed():
             return
         await self._deliver(event)
 
@@ -139,16 +164,35 @@ class RequestConsumer(AsyncJsonWebsocketConsumer):
             # (a stray announcement) and is never forwarded.
             await self._send_from_database()
             return
-        if event.get("request") != self.request_id:
+        if event.get(self.stream_key) != self.stream_id:
             return
         await self.send_json(event)
         self.sent_seq = event["seq"]
 
     async def _send_from_database(self):
         while self.allowed:
-            batch = await _events_after(self.request_id, self.sent_seq)
+            batch = await self.log_after(self.sent_seq)
             for event in batch:
                 await self.send_json(event)
                 self.sent_seq = event["seq"]
             if len(batch) < 5000:
                 return
+
+
+class RequestConsumer(EventStreamConsumer):
+    """/ws/requests/<id>/: the request's event log."""
+
+    def group_name(self) -> str:
+        return request_group(self.stream_id)
+
+    @property
+    def request_id(self) -> int:
+        return self.stream_id
+
+    async def may_watch(self) -> bool:
+        return await _may_view(self.scope.get("user"), self.stream_id)
+
+    async def log_after(self, seq: int) -> list[dict]:
+        return await _events_after(self.stream_id, seq)
+
+    request_event = EventStreamConsumer.stream_event

@@ -39,10 +39,16 @@ def event_append(*, request_id: int, type: str, payload: dict | None = None, act
 
 
 def _announce(request_id: int, message: dict) -> None:
+    announce(request_group(request_id), {"type": "request.event", "event": message})
+
+
+def announce(group: str, layer_message: dict) -> None:
+    """Send ``layer_message`` to a channel-layer group from any thread (a view, a worker, a consumer's sync
+    hop); a failure is logged, never raised: the database has the event and viewers catch up from it."""
     layer = get_channel_layer()
     if layer is None:
         return
-    send = layer.group_send(request_group(request_id), {"type": "request.event", "event": message})
+    send = layer.group_send(group, layer_message)
     try:
         loop = worker.server_loop()
         if loop is not None and loop.is_running() and not _on_loop(loop):
@@ -54,7 +60,7 @@ def _announce(request_id: int, message: dict) -> None:
         else:
             async_to_sync(_await)(send)
     except Exception:  # noqa: BLE001 - the database has the event; viewers catch up on reconnect
-        log.warning("could not announce event %s of request %s", message["seq"], request_id, exc_info=True)
+        log.warning("could not announce event %s to %s", layer_message["event"].get("seq"), group, exc_info=True)
 
 
 async def _await(coroutine) -> None:

@@ -17,6 +17,7 @@ from generation.consumers import RequestConsumer  # noqa: E402
 from portal import worker  # noqa: E402
 from portal.metrics import count_websockets  # noqa: E402
 from portal.ws_auth import TokenOrSession  # noqa: E402
+from review.session_consumer import SessionConsumer  # noqa: E402
 
 if settings.PT_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
@@ -34,7 +35,8 @@ if settings.PT_SERVE_STATIC:
 
     django_http = StaticFiles(django_http)
 
-websocket_urls = [path("ws/requests/<int:request_id>/", RequestConsumer.as_asgi())]
+websocket_urls = [path("ws/requests/<int:request_id>/", RequestConsumer.as_asgi()),
+                  path("ws/sessions/<int:session_id>/", SessionConsumer.as_asgi())]
 
 router = ProtocolTypeRouter({"http": django_http, "websocket": count_websockets(TokenOrSession(URLRouter(websocket_urls)))})
 

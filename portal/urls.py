@@ -11,6 +11,7 @@ from portal import health, metrics
 from portal import views as portal_views
 from review import api as review_api
 from review import dashboard as review_dashboard
+from review import session_media, session_views
 from review import views as review_views
 
 handler404 = "portal.api_errors.not_found"  # JSON under /api/, as the schema says
@@ -79,4 +80,20 @@ urlpatterns += [
     path("account/tokens/<int:token_id>/revoke", portal_views.api_token_revoke, name="api-token-revoke"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+]
+
+urlpatterns += [  # dailies: review sessions (review/session_views.py)
+    path("shows/<slug:show_code>/sessions/", session_views.session_list, name="session-list"),
+    path("shows/<slug:show_code>/sessions/new", session_views.session_new, name="session-new"),
+    path("sessions/<int:session_id>/", session_views.session_detail, name="session-detail"),
+    path("sessions/<int:session_id>/notes", session_views.session_note, name="session-note"),
+    path("sessions/<int:session_id>/picks", session_views.session_pick, name="session-pick"),
+    path("sessions/<int:session_id>/order", session_views.session_order, name="session-order"),
+    path("sessions/<int:session_id>/summary/", session_views.session_summary, name="session-summary"),
+    path("sessions/<int:session_id>/summary.csv", session_views.session_summary_csv, name="session-csv"),
+    path("sessions/<int:session_id>/playlist.otio", session_views.session_otio, name="session-otio"),
+    path("sessions/<int:session_id>/playlist.edl", session_views.session_edl, name="session-edl"),
+    path("media/variations/<int:variation_id>/look/<int:frame>.jpg", session_media.variation_look_image,
+         name="variation-look"),
+    path("media/requests/<int:request_id>/look/<int:frame>.jpg", session_media.plate_look_image, name="plate-look"),
 ]

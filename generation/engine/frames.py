@@ -494,12 +494,15 @@ def write_exr(
 
 
 def write_jpeg(path: str | os.PathLike[str], rgb8: np.ndarray, *, quality: int = 90) -> None:
-    """Atomically write a uint8 (h, w, 3) display-referred image as JPEG."""
+    """Atomically write a uint8 (h, w, 3) display-referred image as JPEG: full-resolution chroma (4:4:4, no colour
+    bleeding across a matte edge) and tagged sRGB (Exif ColorSpace 1), what the proxies' sRGB views encode."""
     rgb8 = np.ascontiguousarray(rgb8)
     if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
         raise ValueError(f"write_jpeg needs uint8 (h, w, 3), got {rgb8.dtype} {rgb8.shape}")
     spec = oiio.ImageSpec(rgb8.shape[1], rgb8.shape[0], 3, "uint8")
     spec.attribute("compression", f"jpeg:{int(quality)}")
+    spec.attribute("jpeg:subsampling", "4:4:4")
+    spec.attribute("oiio:ColorSpace", "sRGB")
     _atomic_write(os.fspath(path), ".jpg", lambda tmp: _write_image(tmp, spec, rgb8))
 
 
