@@ -364,8 +364,11 @@ def variation_cancel(*, user: User, variation: Variation) -> None:
 
 
 def _cancel(user: User, variation: Variation) -> None:
+    """Cancel and, once that commits, remove its files (a queued one or one whose worker died has no worker to do
+    it; a running one's worker stops within a step and removes what it wrote after, too)."""
     lifecycle.variation_move(variation, "cancel", actor=user, payload={"by": user.username}, cancelled_by=user,
-                             finished_at=timezone.now())
+                             finished_at=timezone.now(), **_released())
+    transaction.on_commit(lambda: variation_remove_files(variation))
 
 
 def variation_remove_files(variation: Variation) -> None:

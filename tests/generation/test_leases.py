@@ -5,6 +5,7 @@ The tests use the plain ``db`` fixture, so request_create's tickets are never se
 each test delivers its tickets itself, one at a time, on the test's thread, through the real Celery task.
 """
 
+import errno
 import shutil
 import time
 from datetime import timedelta
@@ -14,18 +15,21 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from generation import leases, services
+from generation import leases, services, tasks
 from generation.models import GenerationRequest, RequestEvent, Variation
 from generation.tasks import generate_variation
+from portal import worker
 from tests.conftest import inside
 from tests.factories import request_with_done_variations
 
 pytestmark = pytest.mark.django_db
 
 
-def _request(user, shot, model, count=1):
+def _request(user, shot, model, count=1, *, clean=True):
     request = services.request_create(user=user, shot=shot, model=model, first_frame=1001, last_frame=1002,
                                       count=count, steps=1, base_seed=3)
+    if not clean:  # its tickets are running already (a transaction test)
+        return request
     # The database is emptied between tests and ids start again: an earlier test's request folder goes too.
     folder = Path(request.variations.first().work_dir).parent
     shutil.rmtree(inside(folder, settings.WORK_ROOT), ignore_errors=True)
@@ -120,3 +124,85 @@ def test_queued_variations_of_a_cancelled_request_never_start(compositor, shot, 
     _deliver(request.variations.first().pk)
     assert set(request.variations.values_list("status", "attempts")) == {("cancelled", 0)}
     assert "variation.started" not in _events(request.pk)
+
+
+def _wait(condition, what, timeout=240.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_removes_the_files_of_every_cancelled_variation_and_the_queued_never_start(compositor, shot,
+                                                                                       show_model):
+    request = services.request_create(user=compositor, shot=shot, model=show_model, first_frame=1001,
+                                      last_frame=1006, count=2, steps=12, base_seed=9)
+    first, second = request.variations.order_by("index")
+    _wait(lambda: Variation.objects.filter(request=request, status="running", frames_done__gte=1).exists(),
+          "variation part-way through its frames")
+    running = Variation.objects.get(request=request, status="running")
+    assert list(Path(running.output_dir).glob("exr/*.exr")), "the running attempt writes into its staging folder"
+    services.request_cancel(user=compositor, request=request)
+    worker.drain_embedded()
+    for variation in Variation.objects.filter(request=request):
+        assert variation.status == "cancelled" and variation.lease_owner == ""
+        assert not Path(variation.work_dir).exists(), "the README says cancel removes a variation's files"
+        assert services.variation_attempt_folders(variation) == []
+    assert GenerationRequest.objects.get(pk=request.pk).status == "cancelled"
+    types = _events(request.pk)
+    assert types.count("request.cancelled") == 1 and types.count("variation.cancelled") == 2
+    assert "variation.done" not in types and types.count("variation.started") == 1
+    assert Variation.objects.get(pk=second.pk if running.pk == first.pk else first.pk).attempts == 0
+    assert types[-1] == "request.cancelled", "the stopped attempt announced nothing after the cancel"
+
+
+def _flaky(monkeypatch, error):
+    """The real runner, but its first attempt writes a frame and then fails with ``error``."""
+    real, calls = tasks.runner, []
+
+    def runner(task):
+        run = real(task)
+
+        def attempt(spec, **kwargs):
+            calls.append(spec.out_dir)
+            if len(calls) == 1:
+                Path(spec.out_dir, "exr").mkdir(parents=True, exist_ok=True)
+                Path(spec.out_dir, "exr", "element.1001.exr").write_bytes(b"half")
+                raise error
+            return run(spec, **kwargs)
+
+        return attempt
+
+    monkeypatch.setattr(tasks, "runner", runner)
+    return calls
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_error_is_retried_after_a_back_off_and_runs_once(compositor, shot, show_model, monkeypatch,
+                                                                     settings):
+    settings.PT_RETRY_BACKOFF_S = 1
+    calls = _flaky(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    request = _request(compositor, shot, show_model, clean=False)
+    _wait(lambda: GenerationRequest.objects.get(pk=request.pk).status == "review", "request settled")
+    variation = request.variations.get()
+    assert (variation.status, variation.attempts, variation.output_attempts) == ("done", 2, 1)
+    assert len(calls) == 2 and calls[0] != calls[1] and not Path(calls[0]).exists()
+    requeued = RequestEvent.objects.get(request=request, type="variation.requeued").payload
+    assert requeued["retry_in_s"] == 1.0 and "No space left" in requeued["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bad_input_is_not_retried(compositor, shot, show_model, monkeypatch):
+    calls = _flaky(monkeypatch, ValueError("the matte has no pixels"))
+    request = _request(compositor, shot, show_model, clean=False)
+    _wait(lambda: GenerationRequest.objects.get(pk=request.pk).status == "failed", "request failed")
+    variation = request.variations.get()
+    assert (variation.attempts, variation.output_attempts, len(calls)) == (1, 0, 1)
+    assert "no pixels" in variation.error and "variation.requeued" not in _events(request.pk)
+    assert not Path(calls[0]).exists()
+
+
+def test_which_errors_are_transient():
+    assert leases.transient(OSError(errno.ENOSPC, "full")) and leases.transient(ConnectionError())
+    assert not leases.transient(FileNotFoundError("plate")) and not leases.transient(ValueError("bad"))
