@@ -85,11 +85,13 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
                    count: int = 4, task: str = DEFAULT_TASK, plate: Plate | None = None,
                    matte_pattern: str = "", rect: list | None = None, prompt: str = "", steps: int = 25,
                    base_seed: int | None = None, derived_from: Variation | None = None,
-                   strength: float | None = None, params: dict | None = None) -> GenerationRequest:
+                   strength: float | None = None, params: dict | None = None,
+                   priority: int = 0) -> GenerationRequest:
     """Create a request and its variations, and queue one task per variation (the task's runner does it).
 
     ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
     ``model``: None for a task that needs none (``TaskInfo.needs_model``). ``params``: the task's own inputs.
+    ``priority``: higher runs first on the GPU queue (``generation.fair_share``); equal ones share round-robin.
     """
     show_id = shot.show.pk
     require_role(user, show_id, CAN_REQUEST, "request variations")
@@ -118,7 +120,7 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         shot=shot, plate=plate, task=task, first_frame=first_frame, last_frame=last_frame,
         matte_pattern=matte_pattern, rect=rect, prompt=prompt[:500], count=count, model=model,
         base_seed=base_seed, steps=steps, strength=strength, params=params or {}, requested_by=user,
-        derived_from=derived_from)
+        derived_from=derived_from, priority=priority)
     Variation.objects.bulk_create(
         Variation(request=request, index=i, seed=(base_seed + 7919 * i) % 2**63, work_dir=str(_work_dir(request, i)))
         for i in range(count))

@@ -206,3 +206,44 @@ def test_bad_input_is_not_retried(compositor, shot, show_model, monkeypatch):
 def test_which_errors_are_transient():
     assert leases.transient(OSError(errno.ENOSPC, "full")) and leases.transient(ConnectionError())
     assert not leases.transient(FileNotFoundError("plate")) and not leases.transient(ValueError("bad"))
+
+
+def _started_order(*requests):
+    ids = {r.pk for r in requests}
+    rows = Variation.objects.filter(request_id__in=ids).order_by("started_at")
+    return [(v.request_id, v.index) for v in rows]
+
+
+def test_a_large_request_does_not_delay_another_users_small_one_by_more_than_one_variation(
+        compositor, supervisor, shot, show_model):
+    large = _request(compositor, shot, show_model, count=3)
+    small = services.request_create(user=supervisor, shot=shot, model=show_model, first_frame=1001,
+                                    last_frame=1002, count=1, steps=1, base_seed=4)
+    for _ in range(4):  # one worker: the tickets one after another, in the order they were queued
+        _deliver()
+    assert _started_order(large, small) == [(large.pk, 0), (small.pk, 0), (large.pk, 1), (large.pk, 2)]
+    first = large.variations.get(index=0)
+    waited = small.variations.get().started_at - first.started_at
+    one_variation = first.finished_at - first.started_at
+    assert waited <= one_variation * 1.5, (waited, one_variation)
+
+
+def test_a_higher_priority_runs_first_and_equal_ones_take_turns(compositor, supervisor, shot, show_model):
+    a = _request(compositor, shot, show_model, count=2)
+    b = services.request_create(user=supervisor, shot=shot, model=show_model, first_frame=1001, last_frame=1002,
+                                count=2, steps=1, base_seed=4)
+    urgent = services.request_create(user=compositor, shot=shot, model=show_model, first_frame=1001,
+                                     last_frame=1002, count=1, steps=1, base_seed=5, priority=5)
+    for _ in range(5):
+        _deliver()
+    assert _started_order(a, b, urgent) == [(urgent.pk, 0), (b.pk, 0), (a.pk, 0), (b.pk, 1), (a.pk, 1)]
+
+
+def test_the_tasks_carry_late_acks_time_limits_and_no_broker_retry_for_bad_input(settings):
+    from review.tasks import release_element
+
+    for task in (generate_variation, release_element):
+        assert task.acks_late and task.reject_on_worker_lost
+        assert 0 < task.soft_time_limit < task.time_limit
+    assert settings.CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS
+    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
