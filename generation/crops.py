@@ -40,7 +40,7 @@ def crop_jpeg(variation: Variation, frame: int, which: str, x: int, y: int, size
         raise NotFound("that variation has no frames yet")
     code = request.show.code
     roots = show_roots(code)
-    folder = proxies.inside_work_root(Path(variation.work_dir) / "proxy" / "crop", code)
+    folder = proxies.inside_work_root(Path(variation.output_dir) / "proxy" / "crop", code)
     missing = "that frame is not written yet"
     element_path = proxies.readable(folder.parent.parent / "exr" / Path(frame_path(ELEMENT_NAME, frame)).name,
                                      roots, missing)

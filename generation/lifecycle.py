@@ -17,7 +17,8 @@ The main path of a request (REQUEST_MOVES has every source of every move)::
     needs_pick False:                 review ─sign_off_unpicked─▶ signed_off
     cancel: from queued, running, review, picked or failed ─▶ cancelled (nothing is released before sign-off)
 
-A variation: queued ─claim─▶ running ─finish─▶ done; queued/running ─fail─▶ failed, ─cancel─▶ cancelled.
+A variation: queued ─claim─▶ running ─finish─▶ done; queued/running ─fail─▶ failed, ─cancel─▶ cancelled;
+running ─requeue─▶ queued (its owner died: recovery). A worker's moves carry ``where`` (its lease) as well.
 """
 
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 
 from generation import events
 from generation.engine.task_kinds import task_info
@@ -73,11 +75,14 @@ REQUEST_MOVES: dict[str, Move] = {
 
 V = VariationStatus
 VARIATION_MOVES: dict[str, Move] = {
-    # A running variation whose worker died is claimed again by the retry.
+    # A running variation whose worker died is claimed again by the retry, once its lease has expired (the claim's
+    # ``where``, generation/leases.py): a second delivery while the lease lives matches no row.
     "claim": _move([V.QUEUED, V.RUNNING], V.RUNNING, "variation.started", "it has settled already"),
     "finish": _move([V.RUNNING], V.DONE, "variation.done", "it is not running"),
     "fail": _move([V.QUEUED, V.RUNNING], V.FAILED, "variation.failed", "it has settled already"),
     "cancel": _move([V.QUEUED, V.RUNNING], V.CANCELLED, "variation.cancelled", "it has already finished", "settled"),
+    # Recovery (generation/recovery.py): a running variation whose owner is dead goes back to the queue.
+    "requeue": _move([V.RUNNING], V.QUEUED, "variation.requeued", "it is not running"),
 }
 SETTLED = frozenset({V.DONE, V.FAILED, V.CANCELLED})
 del R, V
@@ -131,12 +136,13 @@ def request_try_move(request_id: int, name: str, *, payload: dict | None = None,
 
 
 def variation_move(variation: Variation, name: str, *, actor=None, payload: dict | None = None,
-                   quiet: bool = False, **fields) -> bool:
+                   quiet: bool = False, where: Q | None = None, **fields) -> bool:
     """Move a variation by the table row ``name`` and append its event (``payload`` plus the variation's id
-    and index). A refused move raises ``Conflict``, or returns False when ``quiet`` (a worker's duplicate)."""
+    and index). A refused move raises ``Conflict``, or returns False when ``quiet`` (a worker's duplicate).
+    ``where``: a further condition of the same UPDATE (a lease: only its holder, or only when it is free)."""
     move = VARIATION_MOVES[name]
     with transaction.atomic():
-        if not _update(Variation, variation.pk, move, fields):
+        if not _update(Variation, variation.pk, move, fields, where):
             if quiet:
                 return False
             raise _refused(Variation, variation.pk, move, variation.label)
@@ -146,8 +152,9 @@ def variation_move(variation: Variation, name: str, *, actor=None, payload: dict
     return True
 
 
-def _update(model, pk: int, move: Move, fields: dict) -> int:
-    return model.objects.filter(pk=pk, status__in=move.sources).update(status=move.target, **fields)
+def _update(model, pk: int, move: Move, fields: dict, where: Q | None = None) -> int:
+    rows = model.objects.filter(pk=pk, status__in=move.sources)
+    return (rows.filter(where) if where is not None else rows).update(status=move.target, **fields)
 
 
 def _refused(model, pk: int, move: Move, what: str) -> Conflict:

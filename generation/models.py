@@ -1,6 +1,7 @@
 """Generation models, requests, their variations and the append-only event log of each request."""
 
 import math
+import os
 
 from django.conf import settings
 from django.db import models
@@ -74,6 +75,8 @@ class GenerationRequest(models.Model):
     derived_from = models.ForeignKey("Variation", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="derived_requests",
                                      help_text="The variation this request iterates from, if any")
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first; equal priorities share the GPUs "
+                                                             "round-robin between the people asking")
 
     class Meta:
         ordering = ["-created_at"]
@@ -148,6 +151,12 @@ class Variation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
+    # The lease (generation/leases.py): who runs the variation now and until when; a claim renews it by heartbeat.
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Claims taken: each attempt writes its own folder")
+    output_attempts = models.PositiveIntegerField(default=0, help_text="Attempts whose output was moved into place "
+                                                                       "(more than 1 would be a duplicate run)")
 
     class Meta:
         ordering = ["index"]
@@ -161,6 +170,18 @@ class Variation(models.Model):
     def coverage_flagged(self) -> bool:
         """Some matte pixel of some frame got no generated content (a hole): not pickable without an override."""
         return coverage_flagged(self.coverage)
+
+    def staging_dir(self, attempt: int) -> str:
+        """Where attempt ``attempt`` writes, beside the work folder; the lease holder renames it into place."""
+        folder = os.path.dirname(self.work_dir)
+        return os.path.join(folder, f".{os.path.basename(self.work_dir)}.attempt-{attempt}")
+
+    @property
+    def output_dir(self) -> str:
+        """The folder holding the variation's frames now: its running attempt's staging folder, else its own."""
+        if self.status == VariationStatus.RUNNING and self.attempts and self.work_dir:
+            return self.staging_dir(self.attempts)
+        return self.work_dir
 
     def __str__(self) -> str:
         return f"{self.request} {self.label}"
@@ -235,3 +256,15 @@ class RotoPass(models.Model):
     class Meta:
         ordering = ["number"]
         constraints = [models.UniqueConstraint(fields=["roto_set", "number"], name="unique_roto_pass_number")]
+class WorkLease(models.Model):
+    """A lease on work that has no status row of its own here (a release): ``kind`` and ``key`` name it."""
+
+    kind = models.CharField(max_length=32)
+    key = models.BigIntegerField()
+    owner = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    output_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="unique_work_lease")]

@@ -146,7 +146,7 @@ def variation_proxy(variation: Variation, frame: int, *, kind: str, display: str
         raise NotFound(missing)
     code = request.show.code
     roots = show_roots(code)
-    proxy_dir = inside_work_root(Path(variation.work_dir) / "proxy", code)
+    proxy_dir = inside_work_root(Path(variation.output_dir) / "proxy", code)  # a running attempt: its own
     engine_proxy = resolved_inside(proxy_dir / Path(frame_path(PROXY_NAME, frame)).name, roots)
     if kind == "incontext" and dv == DisplayView(show.display, show.view) and engine_proxy and engine_proxy.is_file():
         return engine_proxy

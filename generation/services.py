@@ -7,9 +7,10 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from generation import events, lifecycle, selectors
+from generation import events, fair_share, leases, lifecycle, selectors
 from generation.engine import task_kinds
 from generation.engine.frames import FrameError, read_header
 from generation.engine.registry import card_manifest_hash, card_shows
@@ -113,13 +114,14 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
                    matte_pattern: str = "", rect: list | None = None, prompt: str = "", steps: int = 25,
                    base_seed: int | None = None, derived_from: Variation | None = None,
                    strength: float | None = None, params: dict | None = None,
-                   matte_release: int | None = None) -> GenerationRequest:
+                   matte_release: int | None = None, priority: int = 0) -> GenerationRequest:
     """Create a request and its variations, and queue one task per variation (the task's runner does it).
 
     ``derived_from``: the variation this request iterates from ("iterate from here"); same shot only.
     ``matte_release``: the id of a released matte of the shot (a roto, :func:`selectors.released_mattes`) to use
     as the region, instead of ``matte_pattern`` or ``rect``.
     ``model``: None for a task that needs none (``TaskInfo.needs_model``). ``params``: the task's own inputs.
+    ``priority``: higher runs first on the GPU queue (``generation.fair_share``); equal ones share round-robin.
     """
     show_id = shot.show.pk
     require_role(user, show_id, CAN_REQUEST, "request variations")
@@ -157,7 +159,7 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
         shot=shot, plate=plate, task=task, first_frame=first_frame, last_frame=last_frame,
         matte_pattern=matte_pattern, rect=rect, prompt=prompt[:500], count=count, model=model,
         base_seed=base_seed, steps=steps, strength=strength, params=params or {}, requested_by=user,
-        derived_from=derived_from)
+        derived_from=derived_from, priority=priority)
     Variation.objects.bulk_create(
         Variation(request=request, index=i, seed=(base_seed + 7919 * i) % 2**63, work_dir=str(_work_dir(request, i)))
         for i in range(count))
@@ -227,14 +229,19 @@ def _work_dir(request: GenerationRequest, index: int) -> Path:
 
 
 def variation_claim(*, variation_id: int, worker_name: str) -> Variation | None:
-    """Claim a queued variation (or re-claim one whose worker died). None when it has settled already."""
+    """Claim this variation (queued, or running with a dead owner) with a lease; None when it has settled, its
+    request was cancelled, or its lease lives (a second delivery while the first runs). The lease's owner is
+    ``variation.lease_owner``; the attempt writes into ``variation.output_dir``."""
     variation = Variation.objects.only("pk", "index", "request_id", "status").filter(pk=variation_id).first()
     if variation is None:
         return None
+    owner = leases.owner_token(worker_name)
     with transaction.atomic():
         if not lifecycle.variation_move(variation, "claim", quiet=True, payload={"worker": worker_name},
+                                        where=fair_share.claimable(),
                                         claimed_by=worker_name, started_at=timezone.now(), progress=0.0,
-                                        frames_done=0, error=""):
+                                        frames_done=0, error="", lease_owner=owner, lease_expires_at=leases.expiry(),
+                                        attempts=F("attempts") + 1):
             return None
         lifecycle.request_try_move(variation.request_id, "start")
     # Read what the worker runs only once the claim is made (a model changed meanwhile is seen).
@@ -242,20 +249,74 @@ def variation_claim(*, variation_id: int, worker_name: str) -> Variation | None:
                                             "request__plate").get(pk=variation_id)
 
 
+def variation_claim_next(*, worker_name: str) -> Variation | None:
+    """A GPU ticket's claim: the variation that should run next by fair share (``generation.fair_share``), or
+    None when nothing is claimable. A claim lost to another worker tries the next one."""
+    for _ in range(3):
+        candidates = fair_share.next_variations()
+        if not candidates:
+            return None
+        for variation_id in candidates:
+            claimed = variation_claim(variation_id=variation_id, worker_name=worker_name)
+            if claimed is not None:
+                return claimed
+    return None
+
+
+def variation_lease_renew(*, variation: Variation) -> bool:
+    """The heartbeat: True while ``variation.lease_owner`` still holds the lease (and it is still running)."""
+    return bool(Variation.objects.filter(pk=variation.pk, status=VariationStatus.RUNNING,
+                                         lease_owner=variation.lease_owner).update(lease_expires_at=leases.expiry()))
+
+
+def variation_holds_lease(variation: Variation) -> bool:
+    return Variation.objects.filter(pk=variation.pk, status=VariationStatus.RUNNING,
+                                    lease_owner=variation.lease_owner).exists()
+
+
+def _holder(variation: Variation) -> Q:
+    return Q(lease_owner=variation.lease_owner) if variation.lease_owner else Q()
+
+
+def _released() -> dict:
+    return {"lease_owner": "", "lease_expires_at": None}
+
+
+@transaction.atomic
+def variation_requeue(*, variation: Variation, error: str = "", backoff_s: float = 0.0, actor=None,
+                      expired_only: bool = False) -> bool:
+    """Put a running variation back in the queue: its owner died (recovery) or hit a transient error (the
+    back-off: a lease held by no one until then). Only for the owner as read (``variation.lease_owner``), and
+    with ``expired_only`` only once that lease has expired."""
+    where = _holder(variation)
+    if expired_only or not variation.lease_owner:
+        where &= leases.free()
+    lease = ({"lease_owner": leases.BACKOFF_OWNER, "lease_expires_at": leases.expiry(backoff_s)} if backoff_s
+             else _released())
+    return lifecycle.variation_move(variation, "requeue", quiet=True, where=where, actor=actor,
+                                    payload={"error": error[:500], "retry_in_s": round(backoff_s, 1)},
+                                    progress=0.0, frames_done=0, error=error[:2000], **lease)
+
+
 _STAGES = {"track": (0.0, 0.1), "denoise": (0.1, 0.4), "frames": (0.5, 0.5)}
 
 
 def variation_progress(*, variation: Variation, stage: str, done: int, total: int) -> None:
+    """Progress of the lease holder (an attempt that lost its lease says nothing more)."""
     start, span = _STAGES.get(stage, (0.0, 1.0))
     fraction = start + span * done / max(total, 1)
-    Variation.objects.filter(pk=variation.pk, status=VariationStatus.RUNNING).update(progress=fraction)
+    if not Variation.objects.filter(_holder(variation), pk=variation.pk,
+                                    status=VariationStatus.RUNNING).update(progress=fraction):
+        return
     events.event_append(request_id=variation.request_id, type="variation.progress", payload={
         "variation": variation.pk, "index": variation.index, "stage": stage, "done": done, "total": total,
         "progress": round(fraction, 4)})
 
 
 def variation_frame_done(*, variation: Variation, frame: int, done: int) -> None:
-    Variation.objects.filter(pk=variation.pk).update(frames_done=done)
+    if not Variation.objects.filter(_holder(variation), pk=variation.pk,
+                                    status=VariationStatus.RUNNING).update(frames_done=done):
+        return
     events.event_append(request_id=variation.request_id, type="variation.frame", payload={
         "variation": variation.pk, "index": variation.index, "frame": frame,
         "proxy": f"/media/variations/{variation.pk}/proxy/{frame}.jpg"})
@@ -267,24 +328,81 @@ def variation_is_cancelled(variation_id: int) -> bool:
 
 @transaction.atomic
 def variation_finish(*, variation: Variation, exr_pattern: str, proxy_pattern: str, compute_seconds: float,
-                     flicker_ratio: float, element_window: dict, coverage: float | None) -> None:
+                     flicker_ratio: float, element_window: dict, coverage: float | None,
+                     staging: str = "") -> bool:
+    """Record a finished variation. With a lease (``variation.lease_owner``), only its holder finishes: under the
+    row's lock it moves its ``staging`` folder into the work folder, then moves the variation. False when the lease
+    was lost (the staging folder is removed: another attempt owns the work now)."""
+    if variation.lease_owner:
+        if not Variation.objects.select_for_update().filter(_holder(variation), pk=variation.pk,
+                                                            status=VariationStatus.RUNNING).exists():
+            _remove_inside_work_root(staging)
+            return False
+        if staging:
+            exr_pattern, proxy_pattern = (_moved(p, staging, variation.work_dir) for p in (exr_pattern, proxy_pattern))
+            _move_into_place(staging, variation.work_dir)
+        for dead in variation_attempt_folders(variation):  # earlier attempts whose owners died: the holder decides
+            shutil.rmtree(dead, ignore_errors=True)
     threshold = variation.request.show.flicker_threshold
     # Flagged on the raw figure: a coverage that rounds to 1.0 still has a hole and is still flagged.
     payload = {"compute_seconds": round(compute_seconds, 3), "flicker_ratio": round(flicker_ratio, 4),
                "flicker_flagged": flicker_ratio > threshold, "coverage": None if coverage is None else round(coverage, 4),
                "coverage_flagged": coverage_flagged(coverage)}
-    if lifecycle.variation_move(variation, "finish", quiet=True, payload=payload, progress=1.0,
-                                exr_pattern=exr_pattern, proxy_pattern=proxy_pattern, gpu_seconds=compute_seconds,
-                                flicker_ratio=flicker_ratio, coverage=coverage, element_window=element_window,
-                                finished_at=timezone.now()):
-        _settle_request_if_done(variation.request_id)
+    if not lifecycle.variation_move(variation, "finish", quiet=True, payload=payload, where=_holder(variation),
+                                    progress=1.0, exr_pattern=exr_pattern, proxy_pattern=proxy_pattern,
+                                    gpu_seconds=compute_seconds, flicker_ratio=flicker_ratio, coverage=coverage,
+                                    element_window=element_window, finished_at=timezone.now(),
+                                    output_attempts=F("output_attempts") + 1, **_released()):
+        return False
+    _settle_request_if_done(variation.request_id)
+    return True
+
+
+def _moved(pattern: str, staging: str, work_dir: str) -> str:
+    """A pattern inside the staging folder, as it reads once the folder is the work folder."""
+    if pattern and staging and os.path.commonpath([pattern, staging]) == os.path.normpath(staging):
+        return os.path.join(work_dir, os.path.relpath(pattern, staging))
+    return pattern
+
+
+def _move_into_place(staging: str, work_dir: str) -> None:
+    """The staging folder becomes the work folder in one rename (a leftover work folder of a lost attempt that
+    died after its rename but before its commit is replaced)."""
+    final = _inside_work_root(work_dir)
+    if final is None or _inside_work_root(staging) is None:
+        raise PortalError(f"{work_dir}: a variation's folders lie inside the work area", code="work_dir")
+    if final.exists():
+        shutil.rmtree(final)
+    if not os.path.isdir(staging):  # a runner that wrote no file (its result is in the database)
+        final.mkdir(parents=True)
+        return
+    os.rename(staging, final)
+
+
+def _inside_work_root(path: str) -> Path | None:
+    folder = Path(path).resolve() if path else None
+    return folder if folder and Path(settings.WORK_ROOT).resolve() in folder.parents else None
+
+
+def _remove_inside_work_root(path: str) -> None:
+    folder = _inside_work_root(path)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def variation_attempt_folders(variation: Variation) -> list[Path]:
+    """Every attempt's staging folder of the variation still on disk (dead attempts leave theirs)."""
+    folder = _inside_work_root(variation.work_dir)
+    if folder is None or not folder.parent.is_dir():
+        return []
+    return sorted(folder.parent.glob(f".{folder.name}.attempt-*"))
 
 
 @transaction.atomic
 def variation_fail(*, variation: Variation, error: str) -> None:
     error = shown_in(error)  # viewers read it: paths relative to their storage root (the worker's log has all)
     if lifecycle.variation_move(variation, "fail", quiet=True, payload={"error": error[:500]}, error=error[:2000],
-                                finished_at=timezone.now()):
+                                where=_holder(variation), finished_at=timezone.now(), **_released()):
         _settle_request_if_done(variation.request_id)
 
 
@@ -307,15 +425,18 @@ def variation_cancel(*, user: User, variation: Variation) -> None:
 
 
 def _cancel(user: User, variation: Variation) -> None:
+    """Cancel and, once that commits, remove its files (a queued one or one whose worker died has no worker to do
+    it; a running one's worker stops within a step and removes what it wrote after, too)."""
     lifecycle.variation_move(variation, "cancel", actor=user, payload={"by": user.username}, cancelled_by=user,
-                             finished_at=timezone.now())
+                             finished_at=timezone.now(), **_released())
+    transaction.on_commit(lambda: variation_remove_files(variation))
 
 
 def variation_remove_files(variation: Variation) -> None:
-    """Remove a variation's work folder, which must lie inside the work area."""
-    folder = Path(variation.work_dir).resolve() if variation.work_dir else None
-    if folder and Path(settings.WORK_ROOT).resolve() in folder.parents:
+    """Remove a variation's work folder and every attempt's staging folder, which must lie inside the work area."""
+    for folder in variation_attempt_folders(variation):
         shutil.rmtree(folder, ignore_errors=True)
+    _remove_inside_work_root(variation.work_dir)
 
 
 @transaction.atomic

@@ -2,15 +2,19 @@
 
 import logging
 import socket
+import time
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
 from django.conf import settings
 
-from generation import selectors, services
+from generation import leases, recovery, selectors, services
 from generation.engine import task_kinds
 from generation.engine.inpaint import Cancelled
 from generation.engine.variation import VariationSpec
 from generation.models import Variation
+from portal import worker
 from portal.colour import show_colour
 
 log = logging.getLogger(__name__)
@@ -26,7 +30,7 @@ def _spec_for(variation: Variation) -> VariationSpec:
         plate_pattern=request.plate.path_pattern, matte_pattern=request.matte_pattern or None,
         rect=tuple(request.rect) if request.rect else None, first=request.first_frame, last=request.last_frame,
         model_path=request.model.path if request.model_id else "", seed=variation.seed, steps=request.steps,
-        out_dir=variation.work_dir, **_finishing(variation),
+        out_dir=variation.output_dir, **_finishing(variation),
         task=request.task, strength=task_kinds.resolve_strength(request.task, request.strength), prompt=request.prompt,
         working_space=show.working_space, plate_colourspace=request.plate.colourspace,
         pixel_aspect=request.plate.pixel_aspect,
@@ -96,19 +100,80 @@ def _usable(variation: Variation) -> None:
         services.model_check_usable(model=request.model, show_id=request.show.pk, task=request.task)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=2, default_retry_delay=5)
-def generate_variation(self, variation_id: int) -> None:
-    variation = services.variation_claim(variation_id=variation_id,
-                                         worker_name=self.request.hostname or socket.gethostname())
+@shared_task(name="generation.tasks.recover_stranded")
+def recover_stranded(every_owner_dead: bool = True) -> dict:
+    """The embedded portal's start: every lease is a dead process's; requeue their work and send its tickets."""
+    return recovery.recover(every_owner_dead=every_owner_dead)
+
+
+worker_ready.connect(recovery.start_sweeper, weak=False)  # each production worker, once it consumes
+
+def _limits() -> dict:
+    soft = settings.PT_GENERATE_SOFT_LIMIT_S
+    return {"soft_time_limit": soft, "time_limit": soft + settings.PT_HARD_LIMIT_GRACE_S}
+
+
+class TimeLimit(Exception):
+    """The variation ran past its soft time limit (checked between denoising steps, on any pool)."""
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, **_limits())
+def generate_variation(self, variation_id: int | None = None) -> None:
+    """One GPU ticket: run the variation that should run next (``generation.fair_share``). ``variation_id`` is
+    the variation the ticket was sent for; any ticket may run any claimable variation, so a ticket whose
+    variation has settled or is leased by a live worker does nothing, or runs the next one waiting."""
+    worker_name = self.request.hostname or socket.gethostname()
+    variation = services.variation_claim_next(worker_name=worker_name)
     if variation is None:
-        return  # settled already: a duplicate delivery
+        return  # nothing claimable: a duplicate delivery, or a surplus ticket of recovery
+    if variation.attempts > settings.PT_MAX_ATTEMPTS:
+        services.variation_fail(variation=variation, error=f"gave up after {variation.attempts - 1} attempts")
+        return
+    staging = variation.output_dir
+    try:
+        _attempt(variation, staging)
+    except Exception as exc:  # noqa: BLE001 - a transient error: back to the queue after a back-off
+        if not leases.transient(exc):
+            raise
+        _remove_staging(staging)
+        _retry_later(self, variation, exc)
+
+
+def _remove_staging(staging: str) -> None:
+    try:
+        services._remove_inside_work_root(staging)
+    except OSError:
+        log.warning("could not remove %s", staging, exc_info=True)
+
+
+def _retry_later(task, variation: Variation, exc: BaseException) -> None:
+    """Requeue the variation with a back-off lease and send a ticket for when it ends; past the attempts, fail."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+    error = f"{type(exc).__name__}: {exc}"
+    log.warning("variation %s: transient error, attempt %s: %s", variation.pk, variation.attempts, error)
+    if variation.attempts >= settings.PT_MAX_ATTEMPTS:
+        services.variation_fail(variation=variation, error=f"gave up after {variation.attempts} attempts: {error}")
+        return
+    backoff = leases.backoff_seconds(variation.attempts)
+    if services.variation_requeue(variation=variation, error=error, backoff_s=backoff):
+        worker.send_later(task.name, variation.pk, countdown=backoff)
+
+
+def _attempt(variation: Variation, staging: str) -> None:
+    """Run one claimed attempt into ``staging`` while its lease is renewed; only the holder finishes."""
     try:
         run = runner(variation.request.task)
         _usable(variation)
-    except Exception as exc:  # noqa: BLE001
+        params = _params(variation)
+    except Exception as exc:  # noqa: BLE001 - bad input: recorded, never retried
+        if leases.transient(exc):
+            raise
         services.variation_fail(variation=variation, error=str(exc))
         return
     frames_done = 0
+    deadline = time.monotonic() + settings.PT_GENERATE_SOFT_LIMIT_S
 
     def on_frame(frame: int, exr_path: str, proxy_path: str) -> None:
         nonlocal frames_done
@@ -118,22 +183,43 @@ def generate_variation(self, variation_id: int) -> None:
     def on_progress(stage: str, done: int, total: int) -> None:
         services.variation_progress(variation=variation, stage=stage, done=done, total=total)
 
-    try:
-        params = _params(variation)
-    except Exception as exc:  # noqa: BLE001
-        services.variation_fail(variation=variation, error=str(exc))
-        return
-    try:
-        result = run(_spec_for(variation), on_progress=on_progress, on_frame=on_frame,
-                     should_cancel=lambda: services.variation_is_cancelled(variation_id), **params)
-    except Cancelled:
-        services.variation_remove_files(variation)
-        return
-    except Exception as exc:  # noqa: BLE001 - recorded on the variation, shown to its viewers
-        log.exception("variation %s failed", variation_id)
-        services.variation_fail(variation=variation, error=f"{type(exc).__name__}: {exc}")
-        return
+    with leases.Heartbeat(lambda: services.variation_lease_renew(variation=variation)) as heartbeat:
+        def should_cancel() -> bool:
+            if time.monotonic() > deadline:
+                raise TimeLimit(f"ran past its time limit of {settings.PT_GENERATE_SOFT_LIMIT_S} s")
+            return heartbeat.lost or services.variation_is_cancelled(variation.pk)
+
+        spec = _spec_for(variation)  # out_dir: this attempt's staging folder
+        try:
+            result = run(spec, on_progress=on_progress, on_frame=on_frame, should_cancel=should_cancel, **params)
+        except Cancelled:
+            _stopped(variation, staging)
+            return
+        except (TimeLimit, SoftTimeLimitExceeded) as exc:
+            _remove_staging(staging)
+            services.variation_fail(variation=variation, error=str(exc) or "ran past its time limit")
+            return
+        except Exception as exc:  # noqa: BLE001 - recorded on the variation, shown to its viewers
+            if leases.transient(exc):
+                raise
+            log.exception("variation %s failed", variation.pk)
+            _remove_staging(staging)
+            services.variation_fail(variation=variation, error=f"{type(exc).__name__}: {exc}")
+            return
+        if heartbeat.lost:
+            _remove_staging(staging)
+            return
     services.variation_finish(variation=variation, exr_pattern=result.exr_pattern,
                               proxy_pattern=result.proxy_pattern, compute_seconds=result.compute_seconds,
                               flicker_ratio=result.flicker_ratio, element_window=result.element_window,
-                              coverage=getattr(result, "coverage", None))  # None: a runner that measures none
+                              coverage=getattr(result, "coverage", None),  # None: a runner that measures none
+                              staging=staging)
+
+
+def _stopped(variation: Variation, staging: str) -> None:
+    """The run stopped between steps: cancelled (every file of the variation goes), or its lease lost (only
+    this attempt's folder goes; the new holder owns the rest)."""
+    if services.variation_is_cancelled(variation.pk):
+        services.variation_remove_files(variation)
+    else:
+        _remove_staging(staging)

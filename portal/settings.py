@@ -150,6 +150,20 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", "3600")}
 PT_EMBEDDED_WORKER = not PRODUCTION_MODE and envbool("PT_EMBEDDED_WORKER", "True")
+# Faults (generation/leases.py, generation/recovery.py): a claim is a lease renewed every third of its length; a
+# dead worker's work is taken over once it expires. Transient errors (I/O, a lost database or broker) are retried
+# with exponential back-off up to the attempts below; bad input never. Time limits are per task (soft, then hard).
+PT_LEASE_SECONDS = envint("PT_LEASE_SECONDS", "60")
+PT_RETRY_BACKOFF_S = envint("PT_RETRY_BACKOFF_S", "5")
+PT_RETRY_BACKOFF_MAX_S = envint("PT_RETRY_BACKOFF_MAX_S", "300")
+PT_MAX_ATTEMPTS = envint("PT_MAX_ATTEMPTS", "4")
+PT_GENERATE_SOFT_LIMIT_S = envint("PT_GENERATE_SOFT_LIMIT_S", str(6 * 3600))
+PT_RELEASE_SOFT_LIMIT_S = envint("PT_RELEASE_SOFT_LIMIT_S", str(2 * 3600))
+PT_HARD_LIMIT_GRACE_S = envint("PT_HARD_LIMIT_GRACE_S", "120")
+PT_RECOVERY_INTERVAL_S = envint("PT_RECOVERY_INTERVAL_S", "30")  # a production worker's sweep for stranded work
+PT_FAIR_SHARE_BY = os.getenv("PT_FAIR_SHARE_BY", "user")  # round-robin between "user"s or "show"s
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # its message is redelivered: no half-run twice
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 AUTH_PASSWORD_VALIDATORS = []
 LOGIN_URL = "/login/"

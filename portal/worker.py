@@ -79,6 +79,18 @@ def send_now(task, *args) -> Future | None:
     return None
 
 
+def send_later(task, *args, countdown: float) -> None:
+    """Send `task(*args)` in ``countdown`` seconds (a retry's back-off): on the embedded worker from a timer."""
+    if settings.PT_EMBEDDED_WORKER:
+        timer = threading.Timer(countdown, send_now, args=(task, *args))
+        timer.daemon = True
+        timer.start()
+        return
+    from celery import current_app
+
+    current_app.send_task(task if isinstance(task, str) else task.name, args=args, countdown=countdown)
+
+
 def drain_embedded(timeout: float = 600.0) -> None:
     """Wait until the embedded worker has run everything sent so far (tests and the demo command)."""
     marker = _embedded_executor().submit(lambda: None)

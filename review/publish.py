@@ -54,6 +54,7 @@ class PublishPlan:
     fps: Decimal | float | None = None  # the show's
     plate_pattern: str = ""  # the plate the element was made on: its timeCode, pixel aspect and display window
     threads: int = 0  # frames written at a time (0: one per core, at most 4)
+    attempt: int = 0  # the release's attempt (its lease's count): each writes its own staging folder
 
     @property
     def version_dir(self) -> Path:
@@ -64,7 +65,15 @@ class PublishPlan:
 
     @property
     def staging_dir(self) -> Path:
-        return self.version_dir.parent / f".{self.version_dir.name}.partial-{self.release_id}"
+        base = f".{self.version_dir.name}.partial-{self.release_id}"
+        return self.version_dir.parent / (f"{base}.{self.attempt}" if self.attempt else base)
+
+    def dead_attempts(self) -> list[Path]:
+        """Staging folders of this release's other attempts (the caller holds the release's lease: theirs died)."""
+        base = f".{self.version_dir.name}.partial-{self.release_id}"
+        parent = self.version_dir.parent
+        found = [parent / base, *parent.glob(f"{base}.*")] if parent.is_dir() else []
+        return [f for f in found if f.exists() and f != self.staging_dir]
 
 
 def publish_threads(threads: int = 0) -> int:
@@ -72,15 +81,20 @@ def publish_threads(threads: int = 0) -> int:
     return max(1, threads or min(4, os.cpu_count() or 1))
 
 
-def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = None) -> Path:
-    """Write the element into its version folder; return the folder. Idempotent for the same release."""
+def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = None,
+            before_rename: Callable[[], None] | None = None) -> Path:
+    """Write the element into its version folder; return the folder. Idempotent for the same release.
+
+    ``before_rename``: called just before the staging folder becomes the version; it raises to stop the move
+    (the release's lease was lost: another attempt owns the version now)."""
     final = plan.version_dir
     if final.exists():
         if _provenance_release(final) == plan.release_id and not verify(final):
             return final  # this release already completed
         raise PublishError(f"{final} already exists and belongs to another release")
     staging = plan.staging_dir
-    shutil.rmtree(staging, ignore_errors=True)  # a killed earlier attempt of this release
+    for dead in [staging, *plan.dead_attempts()]:  # killed earlier attempts of this release
+        shutil.rmtree(dead, ignore_errors=True)
     new_folders = [f for f in staging.parents if not f.exists()]  # a first version of its shot or task
     try:
         staging.mkdir(parents=True)
@@ -112,6 +126,8 @@ def publish(plan: PublishPlan, *, on_frame: Callable[[int, int], None] | None = 
              "frames": [plan.frames[0], plan.frames[-1]], "path": plan.target_pattern}, indent=2, sort_keys=True))
         _write_text(staging / f"{Path(plan.target_pattern).name.split('.')[0]}.nk", nuke_read_snippet(plan))
         _fsync(staging)
+        if before_rename is not None:
+            before_rename()
         os.rename(staging, final)
         for folder in [final.parent, *(f.parent for f in new_folders)]:  # every new name, durable
             _fsync(folder)

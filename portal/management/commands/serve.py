@@ -1,8 +1,10 @@
 """Run the portal: `manage.py serve --demo` migrates, seeds the demo show if absent and serves on one port."""
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from portal import worker
 from portal.models import Show
 
 
@@ -21,6 +23,11 @@ class Command(BaseCommand):
             call_command("migrate", verbosity=0, interactive=False)
             if not Show.objects.filter(code="demo").exists():
                 call_command("seed_demo")
+        if settings.PT_EMBEDDED_WORKER:
+            # The work a killed portal left: the database says what was queued or running; the worker thread
+            # requeues and finishes it before anything new (recovery, generation/recovery.py).
+            worker.send_now("generation.tasks.recover_stranded", True)
+            worker.send_now("review.tasks.recover_releases", True)
         self.stdout.write(f"Parallel Track on http://{opts['host']}:{opts['port']}/  (Ctrl-C stops it)")
         self.stdout.flush()
         uvicorn.run("portal.asgi:application", host=opts["host"], port=opts["port"], lifespan="off",
