@@ -3,6 +3,7 @@ frame for the next pass, lock and unlock frames; the pass history. Every read go
 (an outsider gets 404); every write is a service of :mod:`generation.roto_keyframes`."""
 
 import json
+import re
 
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -121,7 +122,7 @@ def roto_pass(request: HttpRequest, shot_id: int, name: str) -> HttpResponse:
     for field in ("first_frame", "last_frame"):
         text = request.POST.get(field, "").strip()
         if text:
-            if not text.lstrip("-").isdigit() or len(text) > 10:
+            if not re.fullmatch(r"-?[0-9]{1,9}", text):  # ASCII digits: not '²', not '--1'
                 raise PortalError(f"{field} must be a whole number", code=field)
             frames[field] = int(text)
     keyframes.pass_request(user=request.user, roto_set=roto_set, **frames)

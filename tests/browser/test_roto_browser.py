@@ -220,6 +220,16 @@ def test_a_compositor_draws_key_frames_asks_for_roto_fixes_a_frame_and_releases_
     assert _iou(two[FIX], _truth(FIX - FIRST)) > 0.9
     cora.locator("#stage").screenshot(path=str(screenshots / "roto-3-pass2.png"))
 
+    # Lock a frame the artist is happy with, then unlock it again (the next pass would compute it once more).
+    go_to_frame(cora, 1008)
+    cora.locator("#lock").click()
+    cora.wait_for_function("() => window.ptRoto.server.locked.includes(1008)")
+    assert "locked" in cora.locator("#frame-state").inner_text()
+    assert RotoSet.objects.get(pk=roto.pk).locked == [FIX, 1008]
+    cora.locator("#unlock").click()
+    cora.wait_for_function("() => !window.ptRoto.server.locked.includes(1008)")
+    assert RotoSet.objects.get(pk=roto.pk).locked == [FIX]
+
     # The review room: overlay, matte alone, outline; then the compositor signs it off (no pick) and releases.
     with cora.expect_navigation(url=f"**/requests/{second.request_id}/"):
         cora.locator("#pass-list li[data-pass='2'] a").click()
