@@ -7,6 +7,8 @@
   const root = document.getElementById("roto");
   if (!root) return;
   const $ = (id) => document.getElementById(id);
+  // The stage keeps the plate's display aspect: set through the CSSOM (the CSP allows no style attribute).
+  if ($("stage")) $("stage").style.setProperty("--aspect", $("stage").dataset.aspect);
   const W = parseInt(root.dataset.width, 10), H = parseInt(root.dataset.height, 10);
   const first = parseInt(root.dataset.first, 10), last = parseInt(root.dataset.last, 10);
   const shot = root.dataset.shot, setName = root.dataset.set;
