@@ -58,6 +58,14 @@ class SessionConsumer(EventStreamConsumer):
     def group_name(self) -> str:
         return sessions.session_group(self.stream_id)
 
+    async def dispatch(self, message):
+        # A participant's frame skips Channels' hop to the sync thread (closing stale connections) too: the drive's
+        # own database_sync_to_async closes them, and the hop queued behind every write on that one thread.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def may_watch(self) -> bool:
         self.user = await _participant(self.user or self.scope.get("user"), self.stream_id)
         return self.user is not None

@@ -3,7 +3,7 @@ before the display transform, and the element's alpha (its matte) as a grey imag
 
 Done on the server, from the EXRs, through the same proxy path as every proxy (``colour.make_proxy``), and
 cached beside the review room's renders: a 960-px float frame sent to the browser for a client-side pass would be
-~6 MB (RGB half) against ~60 kB of JPEG per look, and the browser has no OCIO to apply the view after it. The
+~3 MB (960×540 RGB half) against ~150 kB of 4:4:4 JPEG per look, and the browser has no OCIO to apply the view after it. The
 alpha is data, not colour: it is written as it is (0..1 → 0..255), no view applied. Only the sRGB display's
 views are offered (the proxies are 8-bit sRGB), see ``sessions.browser_display_views``.
 """

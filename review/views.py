@@ -16,7 +16,7 @@ from portal.colour import show_colour
 from portal.errors import PortalError
 from portal.models import CAN_PICK, CAN_REQUEST, CAN_SIGN_OFF
 from portal.pages import action, page
-from review import services
+from review import services, sessions
 from review.models import SignOffDecision
 
 
@@ -26,6 +26,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     role = require_member(request.user, gen_request.show.pk)
     show = gen_request.show
     colour_settings = show_colour(show)
+    browser = {(dv.display, dv.view) for dv in sessions.browser_display_views(show)}  # proxies are sRGB JPEGs
     origin = (Variation.objects.select_related("request").filter(pk=gen_request.derived_from_id).first()
               if gen_request.derived_from_id else None)
     return render(request, "review/request.html", {
@@ -37,7 +38,8 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         "can_pick": role in CAN_PICK, "can_sign_off": role in CAN_SIGN_OFF, "can_request": role in CAN_REQUEST,
         "origin": origin, "iterations": GenerationRequest.objects.filter(derived_from__request=gen_request)
         .select_related("derived_from", "requested_by").order_by("created_at"),
-        "display_views": [dv.as_dict() for dv in proxies.display_views(colour_settings)],
+        "display_views": [dv.as_dict() | {"browser": (dv.display, dv.view) in browser}
+                          for dv in proxies.display_views(colour_settings)],
         "show_display": colour_settings.display, "show_view": colour_settings.view})
 
 

@@ -81,6 +81,7 @@
     if (gridItem !== item.id) buildGrid(item);
     const f = view.frame;
     $("item-title").textContent = `${item.position + 1}. ${item.label}`;
+    $("playlist").querySelectorAll("button.item").forEach((b) => b.classList.toggle("current", parseInt(b.dataset.item, 10) === item.id));
     const scrub = $("scrub");
     scrub.min = item.first; scrub.max = item.last; scrub.value = f;
     $("frame-number").textContent = f;
@@ -279,15 +280,31 @@
   }
 
   // ---- controls --------------------------------------------------------------------------------------------------
+  // The playlist, in the session's order; a supervisor or director moves an item up (everyone's list follows).
   const playlist = $("playlist");
-  [...items.values()].sort((x, y) => x.position - y.position).forEach((item) => {
-    const li = document.createElement("li");
-    const b = Object.assign(document.createElement("button"), {type: "button", className: "ghost item", textContent: item.label});
-    b.dataset.item = item.id;
-    b.addEventListener("click", () => change({item: item.id}));
-    li.append(b);
-    playlist.append(li);
-  });
+  const ordered = () => [...items.values()].sort((x, y) => x.position - y.position);
+  function buildPlaylist() {
+    playlist.replaceChildren(...ordered().map((item, i, all) => {
+      const li = document.createElement("li");
+      const b = Object.assign(document.createElement("button"), {type: "button", className: "ghost item", textContent: item.label});
+      b.dataset.item = item.id;
+      b.classList.toggle("current", item.id === view.item);
+      b.addEventListener("click", () => change({item: item.id}));
+      li.append(b);
+      if (data.can_drive && i > 0) {
+        const up = Object.assign(document.createElement("button"), {type: "button", className: "ghost up", textContent: "↑", title: "move up"});
+        up.addEventListener("click", () => {
+          const order = all.map((x) => x.id);
+          [order[i - 1], order[i]] = [order[i], order[i - 1]];
+          post(`/sessions/${data.session}/order`, {order: order.join(",")});
+        });
+        li.append(up);
+      }
+      return li;
+    }));
+  }
+  handlers["session.reordered"] = (p) => { p.order.forEach((id, i) => { items.get(id).position = i; }); buildPlaylist(); render(); };
+  buildPlaylist();
   document.querySelectorAll(".mode").forEach((b) => b.addEventListener("click", () => change({mode: b.dataset.mode})));
   $("display-view").addEventListener("change", (e) => {
     const o = e.target.selectedOptions[0];

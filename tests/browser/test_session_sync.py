@@ -176,6 +176,25 @@ def test_three_participants_follow_the_driver_hand_over_step_away_and_catch_up(
     assert after == list(range(before + 1, before + 1 + len(after)))  # every missed event, in order, once
     assert SessionAttendee.objects.filter(session=session).count() == 3
 
+    # a note and a pick taken in the session: on their variation as usual, and listed on every page
+    cora.fill("#note-text", "horizon sits too low")
+    cora.click("#note-add")
+    dana.click("#pick-selected")
+    for page in (sam, dana, cora):
+        page.wait_for_function("(f) => [...document.querySelectorAll('#marks li')].map((li) => li.textContent)"
+                               ".some((t) => t.includes('horizon sits too low') && t.includes(`@ ${f}`))",
+                               arg=first_item)
+        page.wait_for_function("() => !!document.querySelector('#marks li[data-kind=pick]')")
+    tile = Variation.objects.get(pk=state(sam)["tile"])
+    assert tile.notes.get().frame == first_item and tile.picks.get().picked_by == director
+
+    # a supervisor moves the second item up: every playlist shows the new order
+    sam.click("#playlist li:nth-child(2) button.up")
+    for page in (sam, dana, cora):
+        page.wait_for_function("(id) => document.querySelector('#playlist li:first-child button.item').dataset.item"
+                               " === String(id)", arg=second.pk)
+    assert [i.pk for i in session.items.order_by("position")] == [second.pk, items[0].pk]
+
 
 def test_an_outsider_cannot_join(open_page, supervisor, outsider, show, shot, show_model, portal_server):
     from tests.factories import request_with_done_variations

@@ -279,3 +279,14 @@ def test_a_variation_item_uses_its_own_proxies(supervisor, show, playlist):
     made = sessions.session_create(user=supervisor, show=show, name="one", items=[("variation", v.pk)])
     media = sessions.item_media(made.items.get())
     assert media["pattern"] == v.proxy_pattern and media["what"] == "proxy"
+
+
+@pytest.mark.django_db
+def test_the_review_room_marks_the_views_a_browser_cannot_show(client, director, compositor, shot, show_model):
+    request = request_with_done_variations(user=compositor, shot=shot, model=show_model)
+    client.force_login(director)
+    page = client.get(f"/requests/{request.pk}/").content.decode()
+    options = [line for line in page.splitlines() if "<option value=" in line and "data-display=" in line]
+    marked = [o for o in options if "not for browser viewing" in o]
+    assert marked and all('data-display="sRGB' not in o for o in marked)
+    assert any('data-display="sRGB' in o and "not for browser" not in o for o in options)
