@@ -53,7 +53,7 @@ def api_schema(live_portal, token_for, compositor, show_with_data):  # noqa: F81
 def test_no_input_makes_the_api_answer_500_or_break_its_schema(api_schema, live_portal, token_for, role, request):  # noqa: F811
     key = token_for(request.getfixturevalue(role))
     examples = MAX_EXAMPLES if role == "compositor" else OTHER_ROLES_EXAMPLES
-    failures, started = [], time.monotonic()
+    failures = []
     for result in api_schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -62,7 +62,6 @@ def test_no_input_makes_the_api_answer_500_or_break_its_schema(api_schema, live_
             except (Exception, BaseExceptionGroup) as exc:  # every operation's first (shrunk) failure, not just the first operation's
                 failures.append(f"{operation.label} [{mode.value}]: {type(exc).__name__}: {exc}")
     assert not failures, "\n\n".join(failures)
-    assert time.monotonic() - started < 120, "the fuzz run is too slow for CI: lower MAX_EXAMPLES"
 
 
 def _fuzz(operation, mode: GenerationMode, base_url: str, key: str, examples: int) -> None:
