@@ -43,6 +43,7 @@ class CleanupOptions:
     flow_margin: int = 9  # px the hole is grown by before its flow is replaced (DIS patches see the object)
     visible_margin: int = 2  # px a source frame's hole is grown by before its pixels count as background
     reach: int = 0  # most frames a pixel is traced through each way (0: the whole shot)
+    sources: int = 2  # frames that show a hole pixel blended each way (nearest first, weighted by nearness)
     flow_size: int = 1024  # flow is computed at most this big (largest side), then scaled to the frame
 
 
@@ -228,15 +229,15 @@ class CleanupShot:
     # -- tracing ----------------------------------------------------------------------------------------------
 
     def _trace(
-        self, t: int, pts: np.ndarray, step: int, sources: Callable[[int], np.ndarray | None]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Trace pixels ``pts`` (N, 2) of frame t one frame at a time in direction ``step`` (±1) until a
-        frame's ``sources(s)`` (H, W) bool says the pixel is usable there. Returns (frame index, x, y) per
-        point, frame index -1 where none was found."""
+        self, t: int, pts: np.ndarray, step: int, sources: Callable[[int], np.ndarray | None], hits: int = 1
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Trace pixels ``pts`` (N, 2) of frame t one frame at a time in direction ``step`` (±1) through the
+        frames whose ``sources(s)`` (H, W) bool says the pixel is usable there, up to ``hits`` of them. Returns,
+        per hit, (frame index, x, y) per point, frame index -1 where no such hit was found."""
         n = len(self.plates)
         h, w = self.size
-        found = np.full(len(pts), -1, np.int32)
-        where = np.zeros_like(pts)
+        levels = [(np.full(len(pts), -1, np.int32), np.zeros_like(pts)) for _ in range(hits)]
+        count = np.zeros(len(pts), np.int32)
         p = pts.copy()
         alive = np.ones(len(pts), bool)
         reach = self.options.reach or n
@@ -256,10 +257,13 @@ class CleanupShot:
                 continue
             ok = _sample(usable.astype(np.float32), p[idx], cv2.INTER_NEAREST) > 0.5
             hit = idx[ok]
-            found[hit] = s
-            where[hit] = p[hit]
-            alive[hit] = False
-        return found, where[:, 0], where[:, 1]
+            for j in range(hits):
+                at = hit[count[hit] == j]
+                levels[j][0][at] = s
+                levels[j][1][at] = p[at]
+            count[hit] += 1
+            alive[hit[count[hit] >= hits]] = False
+        return [(found, where[:, 0], where[:, 1]) for found, where in levels]
 
     def _take(self, images: Sequence[np.ndarray], found: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         out = np.zeros((len(found), 3), np.float32)
@@ -286,11 +290,11 @@ class CleanupShot:
             values = np.zeros((len(pts), 3), np.float32)
             weight = np.zeros(len(pts), np.float32)
             for step in (-1, 1):
-                found, fx, fy = self._trace(t, pts, step, lambda s: visible[s])
-                got = found >= 0
-                wgt = np.where(got, 1.0 / np.maximum(np.abs(found - t), 1) ** 2, 0.0).astype(np.float32)
-                values += wgt[:, None] * self._take(self.plates, found, fx, fy)
-                weight += wgt
+                for found, fx, fy in self._trace(t, pts, step, lambda s: visible[s], self.options.sources):
+                    got = found >= 0
+                    wgt = np.where(got, 1.0 / np.maximum(np.abs(found - t), 1), 0.0).astype(np.float32)
+                    values += wgt[:, None] * self._take(self.plates, found, fx, fy)
+                    weight += wgt
             frame = self.plates[t].copy()
             seen = weight > 0
             frame[ys[seen], xs[seen]] = values[seen] / weight[seen, None]
@@ -332,7 +336,7 @@ class CleanupShot:
             if t == reference or len(pts) == 0:
                 continue
             step = 1 if reference > t else -1
-            found, fx, fy = self._trace(t, pts, step, lambda s: np.ones((h, w), bool) if s == reference else None)
+            [(found, fx, fy)] = self._trace(t, pts, step, lambda s: np.ones((h, w), bool) if s == reference else None)
             got = found >= 0
             xs, ys = pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64)
             if got.any():
