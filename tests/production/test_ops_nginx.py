@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.test import Client, override_settings
 
 from generation.models import GenerationRequest, Variation
 from tests.portal.test_ops_nginx import CERT, KEY, NGINX, SITE, need_nginx
@@ -73,9 +73,11 @@ def fetch(url: str, cookie: str = "") -> tuple[int, bytes, dict]:
         return error.code, error.read(), dict(error.headers)
 
 
-def session_cookie(user) -> str:
+def session_cookie(user, service_env: dict) -> str:
+    """A session the server accepts: its auth hash made with the server's SECRET_KEY."""
     client = Client()
-    client.force_login(user)
+    with override_settings(SECRET_KEY=service_env.get("SECRET_KEY") or settings.SECRET_KEY):
+        client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
@@ -99,12 +101,12 @@ def test_media_through_nginx_after_the_role_check(service_env, celery_worker, ap
         url = f"{base}/media/variations/{variation.pk}/proxy/1001.jpg"
         engine_proxy = Path(variation.work_dir) / "proxy" / "incontext.1001.jpg"
 
-        status, body, headers = fetch(url, session_cookie(producer))
+        status, body, headers = fetch(url, session_cookie(producer, service_env))
         assert status == 200 and body == engine_proxy.read_bytes(), (status, body[:200])
         assert headers["Content-Type"] == "image/jpeg" and "X-Accel-Redirect" not in headers
         assert headers["Cache-Control"] == "private, max-age=3600"
 
-        assert fetch(url, session_cookie(outsider))[0] == 404
+        assert fetch(url, session_cookie(outsider, service_env))[0] == 404
         assert fetch(url)[0] == 302  # not logged in: to the login page
         relative = engine_proxy.resolve().relative_to(Path(settings.WORK_ROOT).resolve())
         assert fetch(f"{base}{ACCEL}{relative}")[0] == 404, "the internal location answered from outside"
