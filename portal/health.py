@@ -86,8 +86,11 @@ class FreeSpace(HealthCheck):
 
     def run(self) -> None:
         path = self._path()
+        if not path.is_dir() and not settings.PRODUCTION_MODE:
+            # The embedded default makes its roots under PT_VAR_DIR on first use: measure where they will be.
+            path = next(parent for parent in path.parents if parent.is_dir())
         if not path.is_dir():
-            raise ServiceUnavailable(f"the {self.root} root is missing")
+            raise ServiceUnavailable(f"the {self.root} root is missing")  # production: a share not mounted
         free = shutil.disk_usage(path).free / 1e9
         wanted = settings.PT_HEALTH_MIN_FREE_GB
         if free < wanted:

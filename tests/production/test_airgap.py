@@ -109,14 +109,12 @@ def probed_env(service_env: dict, log: Path) -> dict:
     return {"PYTHONPATH": path, "PT_AIRGAP_LOG": str(log)}
 
 
-def token_api(server, username: str) -> Api:
-    from rest_framework.authtoken.models import Token
-
-    user = get_user_model().objects.get(username=username)
-    return Api(server.url, Token.objects.get_or_create(user=user)[0].key)
+def token_api(server, api_for, username: str) -> Api:
+    """The token api_for issues to a seeded user, sent to this test's own server."""
+    return Api(server.url, api_for(get_user_model().objects.get(username=username)).token)
 
 
-def test_the_demo_loop_connects_to_nothing_outside_loopback(service_env, workers, tmp_path):
+def test_the_demo_loop_connects_to_nothing_outside_loopback(service_env, workers, api_for, tmp_path):
     log = tmp_path / "connections.jsonl"
     probe = probed_env(service_env, log)
     env = dict(service_env, **probe)
@@ -128,7 +126,7 @@ def test_the_demo_loop_connects_to_nothing_outside_loopback(service_env, workers
     worker = workers.ensure(**probe)
     sampler = SocketSampler([server.proc.pid, worker.proc.pid])
     try:
-        cora, dana = token_api(server, "cora"), token_api(server, "dana")
+        cora, dana = token_api(server, api_for, "cora"), token_api(server, api_for, "dana")
         shot = Shot.objects.get(code="sq010_sh0040")
         request_id = ask(cora, shot, GenerationModel.objects.get(name="demo-sky"), count=1, steps=2)["id"]
         with follow(server, cora, request_id, after=0) as ws:

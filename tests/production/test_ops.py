@@ -83,11 +83,9 @@ def test_metrics_need_the_token(ops_server):
     assert status == 401
 
 
-def test_metrics_follow_the_loop(ops_server, workers, compositor, director, shot, show_model):
-    from rest_framework.authtoken.models import Token
-
-    cora = Api(ops_server.url, Token.objects.get_or_create(user=compositor)[0].key)
-    dana = Api(ops_server.url, Token.objects.get_or_create(user=director)[0].key)
+def test_metrics_follow_the_loop(ops_server, workers, api_for, compositor, director, shot, show_model):
+    # The tokens api_for issues, sent to this test's own server.
+    cora, dana = Api(ops_server.url, api_for(compositor).token), Api(ops_server.url, api_for(director).token)
     for worker in workers.started:
         worker.stop()
     before = scrape(ops_server)
