@@ -13,7 +13,7 @@ from django.utils import timezone
 from generation import events, fair_share, leases, lifecycle, selectors
 from generation.engine import task_kinds
 from generation.engine.frames import FrameError, read_header
-from generation.engine.registry import card_manifest_hash, card_shows
+from generation.engine.model_cards import card_manifest_hash, card_shows
 from generation.engine.sequence import frame_path, glob_frames
 from generation.engine.task_kinds import TaskError, check_model_kind
 from generation.models import (

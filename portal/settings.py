@@ -228,7 +228,7 @@ if PRODUCTION_MODE and not _TESTING:
 # that pair is locked out (429) for PT_LOGIN_COOLOFF_MINUTES, right password or not.
 INSTALLED_APPS += ["axes"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["portal.throttling.LoginThrottle", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = envint("PT_LOGIN_FAILURE_LIMIT", "5")
 AXES_COOLOFF_TIME = timedelta(minutes=envint("PT_LOGIN_COOLOFF_MINUTES", "15"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

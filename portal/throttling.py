@@ -1,5 +1,7 @@
-"""API throttles whose rates are read from settings.PT_API_RATES when a request comes (not when DRF loads)."""
+"""API throttles whose rates are read from settings.PT_API_RATES when a request comes (not when DRF loads), and the
+login throttle's backend."""
 
+from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
@@ -38,3 +40,14 @@ class TokenGuesses(SimpleRateThrottle):
     def count(self, request) -> None:
         if not self.exhausted(request):
             self.throttle_success()
+
+
+class LoginThrottle(AxesStandaloneBackend):
+    """django-axes' lockout check for every login that comes with a request (the login page, the admin: every
+    login over HTTP). A call without one (a script, the test client's ``login``) has nothing to throttle by and
+    goes on to the next backend instead of failing."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

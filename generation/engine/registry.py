@@ -17,7 +17,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # before any diffusers / huggingface_hub import
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see device.py; before torch
 
-import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -27,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from generation.engine.model_cards import CARD_NAME, card_manifest_hash, card_shows, manifest_hash  # noqa: F401
+
 if TYPE_CHECKING:
     from diffusers import DDIMScheduler, UNet2DModel
 
-CARD_NAME = "parallel_track.json"
 KINDS = ("show_model", "inpainting", "img2img", "upscaler")
 _CACHE_SIZE = 2
 _cache: OrderedDict[tuple, tuple] = OrderedDict()
@@ -51,39 +51,6 @@ class ModelCard:
     manifest: dict
     manifest_hash: str
     created_by: str = ""
-
-
-def manifest_hash(manifest: dict) -> str:
-    """sha256 (hex) of the manifest as canonical JSON (sorted keys, no whitespace, UTF-8)."""
-    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def card_shows(path: str | os.PathLike) -> tuple[str, ...]:
-    """The show codes a model's card names (``"shows": [...]``, or the show its training recorded, which
-    ``train_show_model`` and ``train_upscaler`` write as ``training.show``); () when unreadable or none.
-
-    A model may be approved only for these: a model trained on one show's look-dev is that show's."""
-    try:
-        raw = json.loads((Path(path) / CARD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ()
-    if not isinstance(raw, dict):
-        return ()
-    shows = raw.get("shows")
-    if not isinstance(shows, list):
-        training = raw.get("training") if isinstance(raw.get("training"), dict) else {}
-        shows = [training.get("show")]
-    return tuple(code for code in shows if isinstance(code, str) and code)
-
-
-def card_manifest_hash(path: str | os.PathLike) -> str | None:
-    """sha256 of the training manifest in the card on disk now (None when unreadable): what would run."""
-    try:
-        raw = json.loads((Path(path) / CARD_NAME).read_text(encoding="utf-8"))
-        return manifest_hash(raw["training_manifest"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
 
 
 def _check_manifest(manifest: Any, where: Path) -> None:
