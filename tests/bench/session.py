@@ -49,10 +49,10 @@ def _scratch_url(url: str) -> str:
 def build_session(followers: int) -> tuple[int, list[int], str, list[str]]:
     """A show, a request with four finished variations, a session over it; the driver's and followers' tokens."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from generation.models import GenerationModel, GenerationRequest, Variation
     from portal.models import Membership, Plate, Sequence, Shot, Show
+    from portal.tokens import token_issue
     from review import sessions
 
     code = f"sess{os.getpid()}"
@@ -71,7 +71,7 @@ def build_session(followers: int) -> tuple[int, list[int], str, list[str]]:
                                                model=model, requested_by=users[0], status="review")
     tiles = [Variation.objects.create(request=request, index=i, seed=i, status="done").pk for i in range(4)]
     session = sessions.session_create(user=users[0], show=show, name="bench", items=[("request", request.pk)])
-    tokens = [Token.objects.create(user=user).key for user in users]
+    tokens = [token_issue(user=user, name="session bench")[1] for user in users]
     return session.pk, tiles, tokens[0], tokens[1:]
 
 

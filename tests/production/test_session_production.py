@@ -6,9 +6,9 @@ import json
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
+from portal.tokens import token_issue
 from review import sessions
 from review.models import ReviewSession
 from tests.factories import request_with_done_variations
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
 
 def join(asgi_server, session_id: int, user, *, after: int):
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = token_issue(user=user, name="session test")[1]
     return connect(f"{asgi_server.ws_url}/ws/sessions/{session_id}/?after={after}",
                    additional_headers={"Authorization": f"Token {token}"}, open_timeout=10)
 
