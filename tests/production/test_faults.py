@@ -45,8 +45,8 @@ def _record(name: str, **figures) -> None:
             out.write(json.dumps({"name": name, **figures}) + "\n")
 
 
-def _ask(user, shot, model, *, count: int, steps: int, seed: int = 1) -> GenerationRequest:
-    return services.request_create(user=user, shot=shot, model=model, first_frame=FRAMES[0], last_frame=FRAMES[1],
+def _ask(user, shot, model, *, count: int, steps: int, seed: int = 1, last: int = FRAMES[1]) -> GenerationRequest:
+    return services.request_create(user=user, shot=shot, model=model, first_frame=FRAMES[0], last_frame=last,
                                    count=count, steps=steps, base_seed=seed)
 
 
@@ -72,9 +72,9 @@ def _aware(moment: float):
 
 def _check(request_ids) -> dict:
     """The figures of the suite: completed / expected, duplicates, partial versions visible; the log in order."""
-    frames = FRAMES[1] - FRAMES[0] + 1
     completed = duplicates = partial = 0
     for request in GenerationRequest.objects.filter(pk__in=request_ids):
+        frames = request.last_frame - request.first_frame + 1
         types = list(RequestEvent.objects.filter(request=request).order_by("seq").values_list("type", flat=True))
         seqs = list(RequestEvent.objects.filter(request=request).order_by("seq").values_list("seq", flat=True))
         assert seqs == list(range(1, len(seqs) + 1)), f"request {request.pk}: its event log has gaps"
@@ -252,8 +252,8 @@ def test_fair_share_eight_requesters_two_workers(workers, django_user_model, sho
         from django.db import connection
 
         try:
-            made[user.pk] = [_ask(user, shot, show_model, count=1, steps=1, seed=user.pk * 10 + k).pk
-                             for k in range(3)]
+            made[user.pk] = [_ask(user, shot, show_model, count=1, steps=1, seed=user.pk * 10 + k,
+                                  last=FRAMES[0] + 1).pk for k in range(3)]
         finally:
             connection.close()
 
@@ -276,3 +276,35 @@ def test_fair_share_eight_requesters_two_workers(workers, django_user_model, sho
             mean_wait_s=round(statistics.mean(waits.values()), 2))
     _assert_clean(figures)
     assert ratio <= 2.0, waits
+
+
+def test_two_claims_at_once_on_postgresql_one_wins(workers, compositor, shot, show_model):
+    """Eight threads deliver the same variation at once (no worker running): one lease, one attempt."""
+    from django.db import connection
+
+    from tests.factories import request_with_done_variations
+
+    if workers.current is not None:
+        workers.current.stop()  # no live worker or sweeper may take it meanwhile
+    request = request_with_done_variations(user=compositor, shot=shot, model=show_model, count=1)
+    GenerationRequest.objects.filter(pk=request.pk).update(status="queued")
+    variation = request.variations.get()
+    Variation.objects.filter(pk=variation.pk).update(status="queued")
+    barrier, won = threading.Barrier(8), []
+
+    def claim(n: int) -> None:
+        try:
+            barrier.wait()
+            if services.variation_claim(variation_id=variation.pk, worker_name=f"w{n}") is not None:
+                won.append(n)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    variation.refresh_from_db()
+    assert len(won) == 1 and variation.attempts == 1 and variation.claimed_by == f"w{won[0]}"
+    assert RequestEvent.objects.filter(request=request, type="variation.started").count() == 1
