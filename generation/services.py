@@ -238,7 +238,10 @@ def variation_claim(*, variation_id: int, worker_name: str) -> Variation | None:
     owner = leases.owner_token(worker_name)
     with transaction.atomic():
         if not lifecycle.variation_move(variation, "claim", quiet=True, payload={"worker": worker_name},
-                                        where=fair_share.claimable(),
+                                        # Only the row's own columns: a condition on a join becomes a subquery
+                                        # PostgreSQL checks on its snapshot, not again on the locked row, and
+                                        # every racer would win. A cancelled request's variations are cancelled.
+                                        where=leases.free(),
                                         claimed_by=worker_name, started_at=timezone.now(), progress=0.0,
                                         frames_done=0, error="", lease_owner=owner, lease_expires_at=leases.expiry(),
                                         attempts=F("attempts") + 1):

@@ -70,13 +70,15 @@ def visible(folder: Path) -> list[str]:
 def test_a_release_survives_its_worker_being_killed_mid_write(workers, compositor, director, shot, show_model,
                                                               storage):
     # One frame at a time (a real setting, PT_PUBLISH_THREADS) so the write lasts long enough to interrupt.
-    first = workers.ensure(CELERY_VISIBILITY_TIMEOUT="5", PT_PUBLISH_THREADS="1")
+    # Short leases and sweeps (generation/leases.py): the dead writer's lease runs out in seconds, not a minute.
+    fast = {"PT_LEASE_SECONDS": "4", "PT_RECOVERY_INTERVAL_S": "2"}
+    first = workers.ensure(CELERY_VISIBILITY_TIMEOUT="5", PT_PUBLISH_THREADS="1", **fast)
     variation = _finished_variation(compositor, shot, show_model, storage)
     review.pick_make(user=director, variation=variation)
     signoff = review.signoff_approve(user=compositor, request=GenerationRequest.objects.get(pk=variation.request_id))
     release = Release.objects.get(signoff=signoff)
     final = Path(publish_pattern(release)).parent
-    staging = final.parent / f".{final.name}.partial-{release.pk}"
+    staging = final.parent / f".{final.name}.partial-{release.pk}.1"  # the first attempt's own staging folder
     assert final.name == "v001"
 
     def writing_frames() -> bool:
@@ -98,7 +100,7 @@ def test_a_release_survives_its_worker_being_killed_mid_write(workers, composito
         # The unacknowledged message is redelivered once older than the visibility timeout (see the generation
         # killed-worker test): a worker starting after that restores it at start-up.
         time.sleep(max(0.0, killed_at + 6 - time.time()))
-        second = workers.start(wait=False, CELERY_VISIBILITY_TIMEOUT="5")
+        second = workers.start(wait=False, CELERY_VISIBILITY_TIMEOUT="5", **fast)
 
         def settled() -> bool:
             return Release.objects.get(pk=release.pk).status in ("done", "failed")

@@ -1,0 +1,310 @@
+"""The fault suite: real Celery worker processes, PostgreSQL and Redis, faults injected while requests run.
+
+Each fault is one the other users of a shared PostgreSQL and Redis do not feel: this run's own worker processes
+are SIGKILLed, only this run's Redis database is flushed, only the connections on this run's Redis database are
+cut (``CLIENT KILL ID``), the work area's disk is a tiny tmpfs of the test's own. Restarting PostgreSQL would hit
+everyone on the machine, so it runs only with ``PT_FAULTS_RESTART_POSTGRES=1``.
+
+After each: every request reaches a true final state, no variation's output was moved into place twice
+(``output_attempts``, and ``variation.done`` events), nothing partial is visible (no work folder of an unfinished
+variation, no attempt folder beside a finished one, every frame of a finished one), the event log is complete and
+in order. Each test records its figures in ``PT_FAULTS_RESULTS`` (a JSON lines file) for ``tests.bench.faults``.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from generation import services
+from generation.models import GenerationRequest, RequestEvent, Variation
+from portal.models import Membership
+from tests.conftest import inside
+from tests.production.test_production_loop import wait_for
+
+pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
+
+# Short leases and sweeps, so a fault is recovered from in seconds, not the production minute.
+FAULT_ENV = {"PT_LEASE_SECONDS": "4", "PT_RECOVERY_INTERVAL_S": "2", "PT_RETRY_BACKOFF_S": "1"}
+FRAMES = (1001, 1004)
+SETTLE_S = 300
+
+
+def _record(name: str, **figures) -> None:
+    path = os.getenv("PT_FAULTS_RESULTS")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps({"name": name, **figures}) + "\n")
+
+
+def _ask(user, shot, model, *, count: int, steps: int, seed: int = 1, last: int = FRAMES[1]) -> GenerationRequest:
+    return services.request_create(user=user, shot=shot, model=model, first_frame=FRAMES[0], last_frame=last,
+                                   count=count, steps=steps, base_seed=seed)
+
+
+def _settled(request_ids) -> bool:
+    return not GenerationRequest.objects.filter(pk__in=request_ids, status__in=["queued", "running"]).exists()
+
+
+def _running_with_frames() -> Variation | None:
+    return Variation.objects.filter(status="running", frames_done__gte=1).first()
+
+
+def _resumed_after(moment: float, request_ids) -> bool:
+    """Some variation of these requests was claimed after ``moment`` (time.time())."""
+    return RequestEvent.objects.filter(request_id__in=request_ids, type="variation.started",
+                                       created_at__gt=_aware(moment)).exists()
+
+
+def _aware(moment: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, tz=UTC)
+
+
+def _check(request_ids) -> dict:
+    """The figures of the suite: completed / expected, duplicates, partial versions visible; the log in order."""
+    completed = duplicates = partial = 0
+    for request in GenerationRequest.objects.filter(pk__in=request_ids):
+        frames = request.last_frame - request.first_frame + 1
+        types = list(RequestEvent.objects.filter(request=request).order_by("seq").values_list("type", flat=True))
+        seqs = list(RequestEvent.objects.filter(request=request).order_by("seq").values_list("seq", flat=True))
+        assert seqs == list(range(1, len(seqs) + 1)), f"request {request.pk}: its event log has gaps"
+        assert types.count("request.settled") == (1 if request.status in ("review", "failed") else 0), types
+        variations = list(request.variations.all())
+        completed += request.status == "review" and all(v.status == "done" for v in variations)
+        for variation in variations:
+            dones = RequestEvent.objects.filter(request=request, type="variation.done",
+                                                payload__variation=variation.pk).count()
+            duplicates += max(0, variation.output_attempts - 1) + max(0, dones - 1)
+            partial += len(services.variation_attempt_folders(variation)) if variation.status == "done" else 0
+            if variation.status == "done":
+                written = list((Path(variation.work_dir) / "exr").glob("element.*.exr"))
+                partial += len(written) != frames
+            elif Path(variation.work_dir).exists():
+                partial += 1
+    return {"completed": completed, "expected": len(request_ids), "duplicates": duplicates,
+            "partial_visible": partial}
+
+
+def _assert_clean(figures: dict) -> None:
+    assert figures["completed"] == figures["expected"], figures
+    assert figures["duplicates"] == 0 and figures["partial_visible"] == 0, figures
+
+
+def _fresh_worker(workers, **extra):
+    if workers.current is not None:
+        workers.current.stop()
+    return workers.start(**FAULT_ENV, **extra)
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def test_a_worker_sigkilled_during_generation(workers, compositor, shot, show_model):
+    first = _fresh_worker(workers)
+    request = _ask(compositor, shot, show_model, count=2, steps=10)
+    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    assert first.kill() == -9
+    killed = time.time()
+    workers.start(wait=False, **FAULT_ENV)
+    wait_for(lambda: _resumed_after(killed, [request.pk]), "the killed variation to be taken over", timeout=120)
+    recover_s = time.time() - killed
+    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+    figures = _check([request.pk])
+    _record("worker_sigkill_generation", **figures, recover_s=round(recover_s, 2))
+    _assert_clean(figures)
+    types = list(RequestEvent.objects.filter(request=request).values_list("type", flat=True))
+    assert "variation.requeued" in types or types.count("variation.started") > 2
+
+
+def test_redis_flushed_mid_run(workers, compositor, shot, show_model):
+    _fresh_worker(workers)
+    request = _ask(compositor, shot, show_model, count=3, steps=6)
+    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    client = _redis()
+    assert client.llen("gpu") >= 1, "the flush must lose tickets for the test to mean anything"
+    client.flushdb()  # this run's Redis database only: the queued tickets and the channel groups go
+    flushed = time.time()
+    wait_for(lambda: _resumed_after(flushed, [request.pk]), "work to resume after the flush", timeout=120)
+    recover_s = time.time() - flushed
+    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+    figures = _check([request.pk])
+    _record("redis_flushed", **figures, recover_s=round(recover_s, 2))
+    _assert_clean(figures)
+
+
+def _local_ports(pid: int) -> set[int]:
+    """The local TCP ports of process ``pid``'s sockets (from /proc: its fds' socket inodes in /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _cut_connections(client: redis.Redis, pid: int) -> int:
+    """Kill the Redis connections of process ``pid`` (our worker) on this run's database, and no one else's."""
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    ports = _local_ports(pid)
+    cut = 0
+    for entry in client.client_list():
+        if int(entry.get("db", -1)) == db and int(entry["addr"].rsplit(":", 1)[1]) in ports:
+            cut += bool(client.client_kill_filter(_id=entry["id"]))
+    return cut
+
+
+def test_the_broker_connection_cut_mid_run(workers, compositor, shot, show_model):
+    worker = _fresh_worker(workers)
+    request = _ask(compositor, shot, show_model, count=2, steps=10)
+    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    assert _cut_connections(_redis(), worker.proc.pid) >= 1
+    cut = time.time()
+    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+    recover_s = time.time() - cut
+    figures = _check([request.pk])
+    _record("broker_connection_cut", **figures, recover_s=round(recover_s, 2))
+    _assert_clean(figures)
+
+
+def _tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_model):
+    """A tmpfs of 64 KiB over this shot's work folder: the attempt fails with ENOSPC, is retried after a back-off;
+    the disk grows back and the retry completes. Nothing half-written is left in view."""
+    folder = inside(Path(settings.WORK_ROOT) / shot.show.code / shot.code, settings.WORK_ROOT)
+    shutil.rmtree(folder, ignore_errors=True)
+    if not _tmpfs(folder, "64k"):
+        pytest.skip("cannot mount a tmpfs here (not root): the disk-full fault needs one")
+    try:
+        _fresh_worker(workers, PT_MAX_ATTEMPTS="8")
+        request = _ask(compositor, shot, show_model, count=1, steps=2)
+        wait_for(lambda: RequestEvent.objects.filter(request=request, type="variation.requeued").exists(),
+                 "the full disk to be met and the variation requeued", timeout=240)
+        full = time.time()
+        subprocess.run(["mount", "-o", "remount,size=64m", str(folder)], check=True)
+        wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+        recover_s = time.time() - full
+        figures = _check([request.pk])
+        _record("work_disk_full", **figures, recover_s=round(recover_s, 2))
+        _assert_clean(figures)
+        requeued = RequestEvent.objects.filter(request=request, type="variation.requeued").first().payload
+        assert requeued["error"].startswith("OSError") and requeued["retry_in_s"] >= 1, requeued
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.skipif(os.getenv("PT_FAULTS_RESTART_POSTGRES") != "1",
+                    reason="restarting PostgreSQL hits every user of it: PT_FAULTS_RESTART_POSTGRES=1")
+def test_postgres_restarted_mid_run(workers, compositor, shot, show_model):
+    _fresh_worker(workers)
+    request = _ask(compositor, shot, show_model, count=2, steps=10)
+    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
+    restarted = time.time()
+    from django.db import connection
+
+    connection.close()
+    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+    figures = _check([request.pk])
+    _record("postgres_restarted", **figures, recover_s=round(time.time() - restarted, 2))
+    _assert_clean(figures)
+
+
+def test_fair_share_eight_requesters_two_workers(workers, django_user_model, show, shot, show_model):
+    """8 people × 3 requests at once on 2 worker processes: all complete, and no one waits much longer than
+    the others (the largest of the people's mean waits over the mean of them; goal ≤ 2)."""
+    if workers.current is not None:
+        workers.current.stop()
+    pair = [workers.start(**FAULT_ENV), workers.start(**FAULT_ENV)]
+    people = []
+    for n in range(8):
+        user = django_user_model.objects.create_user(f"req{n}", password="x")
+        Membership.objects.create(user=user, show=show, role="compositor")
+        people.append(user)
+    made: dict[int, list[int]] = {}
+
+    def ask_three(user):
+        from django.db import connection
+
+        try:
+            made[user.pk] = [_ask(user, shot, show_model, count=1, steps=1, seed=user.pk * 10 + k,
+                                  last=FRAMES[0] + 1).pk for k in range(3)]
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask_three, args=(user,)) for user in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [pk for pks in made.values() for pk in pks]
+    wait_for(lambda: _settled(ids), "24 requests to settle", timeout=SETTLE_S * 2)
+    assert all(worker.alive for worker in pair)
+    waits = {}
+    for user_id, pks in made.items():
+        rows = GenerationRequest.objects.filter(pk__in=pks)
+        waits[user_id] = statistics.mean(
+            (r.variations.get().started_at - r.created_at).total_seconds() for r in rows)
+    ratio = max(waits.values()) / statistics.mean(waits.values())
+    figures = _check(ids)
+    _record("fair_share", **figures, max_over_mean_wait=round(ratio, 3),
+            mean_wait_s=round(statistics.mean(waits.values()), 2))
+    _assert_clean(figures)
+    assert ratio <= 2.0, waits
+
+
+def test_two_claims_at_once_on_postgresql_one_wins(workers, compositor, shot, show_model):
+    """Eight threads deliver the same variation at once (no worker running): one lease, one attempt."""
+    from django.db import connection
+
+    from tests.factories import request_with_done_variations
+
+    if workers.current is not None:
+        workers.current.stop()  # no live worker or sweeper may take it meanwhile
+    request = request_with_done_variations(user=compositor, shot=shot, model=show_model, count=1)
+    GenerationRequest.objects.filter(pk=request.pk).update(status="queued")
+    variation = request.variations.get()
+    Variation.objects.filter(pk=variation.pk).update(status="queued")
+    barrier, won = threading.Barrier(8), []
+
+    def claim(n: int) -> None:
+        try:
+            barrier.wait()
+            if services.variation_claim(variation_id=variation.pk, worker_name=f"w{n}") is not None:
+                won.append(n)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    variation.refresh_from_db()
+    assert len(won) == 1 and variation.attempts == 1 and variation.claimed_by == f"w{won[0]}"
+    assert RequestEvent.objects.filter(request=request, type="variation.started").count() == 1
