@@ -3,7 +3,7 @@
     python manage.py contact_sheet --request 12 --frame 1001 --out sheet.png
     python manage.py contact_sheet --variations-dir var/work/somewhere --frame 1001 --out sheet.png
     python manage.py contact_sheet --demo --model deploy/demo-model/demo-sky --count 12 \\
-        --out docs/demo-sky-variations.png
+        --out docs/demo-contact-before.png   # --upscaler DIR: after the finishing stage
 
 ``--demo`` needs no database: it renders the demo plate, generates ``--count`` variations of it with
 seeds 1..count through the engine, and tiles them.
@@ -98,7 +98,7 @@ class Command(BaseCommand):
             title = (f"{card.name} · demo plate {width}x{height} · {opts['count']} variations, "
                      f"{opts['steps']} DDIM steps · frame {first}")
             if finishing:
-                title += f" · finished: {Path(opts['upscaler']).name} ×4 + plate grain"
+                title += f" · finished: {Path(opts['upscaler']).name} x4 + plate grain"
             path = make_contact_sheet(tiles, opts["out"], columns=opts["columns"], tile_width=opts["tile_width"],
                                       title=title)
         self.stdout.write(f"{len(tiles)} variation(s) -> {path}; {sum(seconds) / len(seconds):.1f} s each")
