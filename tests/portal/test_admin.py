@@ -18,11 +18,14 @@ def operator(django_user_model):
 
 
 @pytest.fixture
-def pending_model(show_model):
-    GenerationModel.objects.filter(pk=show_model.pk).update(status="pending")
-    show_model.approved_shows.clear()
-    show_model.refresh_from_db()
-    return show_model
+def pending_model(show, storage):
+    """A registered show model, pending, whose card names the show (approval is scoped to the card's shows)."""
+    from generation.engine.registry import build_tiny_show_model
+
+    card = build_tiny_show_model(str(storage / "models" / "tiny-admin"), seed=3, name="tiny-admin",
+                                 shows=(show.code,))
+    return GenerationModel.objects.create(name=card.name, kind="show_model", path=card.path, status="pending",
+                                          manifest_hash=card.manifest_hash)
 
 
 def test_every_catalogue_page_and_the_models_page_load(client, operator, plate, show_model):

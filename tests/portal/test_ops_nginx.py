@@ -38,6 +38,7 @@ def example_settings() -> dict:
             name, _, value = line.partition("=")
             env[name.strip()] = value.strip()
     env.pop("SECRET_KEY_FILE", None)  # a file on the studio's server; the paths do not depend on it
+    env["SECRET_KEY"] = "probe-" + "k" * 60  # production refuses the public key; the paths do not depend on it
     probe = ("import json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'portal.settings'; "
              "from django.conf import settings as s; "
              "print(json.dumps([str(s.STATIC_ROOT), str(s.WORK_ROOT), s.PT_MEDIA_ACCEL_PREFIX]))")

@@ -73,7 +73,7 @@ def test_proxies_of_an_anamorphic_logc4_plate_are_desqueezed_and_in_the_working_
             int((x + w) * 2 * 960 / 1024) + 3] = False
     # The review room's player box has the picture's shape, so the desqueezed proxies fill it.
     page = client.get(f"/requests/{logc4_request.pk}/").content.decode()
-    assert f"--aspect: {1024 / 436:.6f}" in page
+    assert f'data-aspect="{1024 / 436:.6f}"' in page
     # Outside the region the comp is the converted plate (both JPEGs: a code or two of compression apart).
     assert np.abs(comp[outside] - shown[outside]).mean() < 2.5
     assert np.abs(comp[outside] - as_if_linear[outside]).mean() > 10
