@@ -8,12 +8,11 @@ import pytest
 from generation.engine.sequence import frame_path
 from generation.models import GenerationRequest, RequestEvent, Variation
 from review.models import Release
-from tests.browser.conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Records what every websocket of the page receives, and can point new sockets at a closed port ("the network
-# is down") so the page's reconnect loop keeps failing until the test lets it through again.
+# Records what every websocket of the page receives, and can point new sockets at a path nothing answers ("the
+# network is down") so the page's reconnect loop keeps failing until the test lets it through again.
 SOCKET_SPY = """
 (() => {
   const Real = window.WebSocket;
@@ -21,7 +20,8 @@ SOCKET_SPY = """
   window.WebSocket = class extends Real {
     constructor(url, protocols) {
       const blocked = spy.block;
-      super(blocked ? url.replace(/\\/\\/[^/]+/, "//127.0.0.1:%(dead_port)d") : url, protocols);
+      // A cut socket goes to a path the portal does not serve (same origin: the CSP allows no other port).
+      super(blocked ? url.replace("/ws/", "/ws-cut/") : url, protocols);
       spy.urls.push({url, blocked});
       if (!blocked) this.addEventListener("message", (m) => {
         const ev = JSON.parse(m.data);
@@ -138,7 +138,7 @@ def test_a_compositor_asks_a_director_picks_and_the_sign_off_releases_v001(
 
 
 def test_a_viewer_whose_socket_is_cut_catches_up_in_order_without_duplicates(open_page, compositor, shot, show_model):
-    cora = open_page("cora", "cora-pw", init_script=SOCKET_SPY % {"dead_port": free_port()})
+    cora = open_page("cora", "cora-pw", init_script=SOCKET_SPY)
     request_id = ask_for_variations(cora, shot, count=2, steps=3)
     cora.wait_for_function("() => window.ptReview.seen.length >= 3", timeout=30_000)
 

@@ -75,8 +75,9 @@ def test_an_embedded_portal_killed_mid_request_finishes_it_after_restart(tmp_pat
     assert seed.wait(timeout=300) == 0, log.read_text(errors="replace")[-3000:]
     (shot,), = _rows(db, "SELECT id FROM portal_shot")
     (model,), = _rows(db, "SELECT id FROM generation_generationmodel")
-    (token,), = _rows(db, "SELECT t.key FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id "
-                          "WHERE u.username = 'cora'")
+    issued = subprocess.run([sys.executable, "manage.py", "issue_token", "--user", "cora", "--name", "recovery test"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True)
+    token = issued.stdout.strip().splitlines()[-1]  # the key, printed once (only its hash is stored)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     portal = _manage(env, "serve", "--port", str(port), log=log)
