@@ -14,6 +14,8 @@ camera track and plate frames are shared through the engine's caches, as on a wo
   so a machine whose load changed shows it);
 - ratio_to_floor: all_in_review_s / floor_s (goal ≤ 1.5); first_proxy_s (goal ≤ 3 s), all_in_review_s
   (goal ≤ 180 s);
+- cpu_s / floor_cpu_s / cpu_ratio_to_floor: the CPU seconds of the run (every thread) against the floor's
+  CPU seconds for the same frames: what the work costs, whatever share of a busy machine it got;
 - cpu_count (the cores this process may use), load_start / load_end (1, 5, 15-minute load averages),
   frame_workers, per-variation seconds and the first variation's stage timings.
 Env: BENCH_VARIATIONS (12), BENCH_FRAMES (96), BENCH_SIZE (1920x1080), BENCH_STEPS (25), BENCH_FLOOR_FRAMES
@@ -67,8 +69,8 @@ def oiio_frame(plate: str, exr_out: str, jpg_out: str, display: str, view: str, 
         raise RuntimeError(shown.geterror())
 
 
-def floor_seconds_per_frame(plate: dict, root: Path, count: int) -> float:
-    """Seconds per frame of :func:`oiio_frame` on one thread (OIIO's own threads set to 1)."""
+def floor_seconds_per_frame(plate: dict, root: Path, count: int) -> tuple[float, float]:
+    """Wall and CPU seconds per frame of :func:`oiio_frame` on one thread (OIIO's own threads set to 1)."""
     config = colour.pinned_config_name(None)
     display, view = colour.default_display_view(config)
     threads = oiio.get_int_attribute("threads")
@@ -80,12 +82,12 @@ def floor_seconds_per_frame(plate: dict, root: Path, count: int) -> float:
         oiio_frame(
             frame_path(plate["plate"], frames[0]), str(out / "w.exr"), str(out / "w.jpg"), display, view, config
         )  # warm: the config's processors
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for f in frames:
             oiio_frame(
                 frame_path(plate["plate"], f), str(out / f"{f}.exr"), str(out / f"{f}.jpg"), display, view, config
             )
-        return (time.perf_counter() - start) / len(frames)
+        return (time.perf_counter() - start) / len(frames), (time.process_time() - cpu) / len(frames)
     finally:
         oiio.attribute("threads", threads)
 
@@ -141,7 +143,7 @@ def main() -> None:
         ]
         done: list[float] = []
         results = []
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         watch = _FirstFile(frame_path(os.path.join(specs[0].out_dir, "proxy", "incontext.####.jpg"), 1001), start)
 
         def run(spec: VariationSpec) -> None:
@@ -153,13 +155,15 @@ def main() -> None:
             for future in futures:
                 future.result()
         all_in_review = time.perf_counter() - start
+        cpu_run = time.process_time() - cpu_start
         watch.stop()
         floor_after = floor_seconds_per_frame(plate, root, floor_frames)
         load_end = _load()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    per_frame = statistics.mean([floor_before, floor_after])
+    per_frame = statistics.mean([floor_before[0], floor_after[0]])
     floor = per_frame * variations * count / cores
+    floor_cpu = statistics.mean([floor_before[1], floor_after[1]]) * variations * count
     starts = [0.0] + done[:-1]
     print(
         json.dumps(
@@ -173,7 +177,10 @@ def main() -> None:
                 "all_in_review_s": round(all_in_review, 1),
                 "floor_s": round(floor, 1),
                 "ratio_to_floor": round(all_in_review / floor, 3),
-                "floor_seconds_per_frame_one_thread": [round(floor_before, 4), round(floor_after, 4)],
+                "floor_seconds_per_frame_one_thread": [round(floor_before[0], 4), round(floor_after[0], 4)],
+                "cpu_s": round(cpu_run, 1),
+                "floor_cpu_s": round(floor_cpu, 1),
+                "cpu_ratio_to_floor": round(cpu_run / floor_cpu, 3),
                 "cpu_count": cores,
                 "frame_workers": frame_workers(),
                 "load_start": load_start,
