@@ -187,10 +187,10 @@ class Variation(models.Model):
         return f"{self.request} {self.label}"
 
 
-class RequestEvent(models.Model):
-    """Append-only: what happened to a request, in order. Streaming and metrics read it."""
+class EventRecord(models.Model):
+    """An append-only event log's row: what happened, in order (``seq`` per owner), by whom. A request's log
+    (:class:`RequestEvent`) and a review session's (``review.SessionEvent``) add their owner and its constraint."""
 
-    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     payload = models.JSONField(default=dict)
@@ -199,12 +199,25 @@ class RequestEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
+
+    def message(self, owner: str, owner_id: int) -> dict:
+        """The event as viewers receive it (the websocket frame and the catch-up rows alike)."""
+        return {"type": self.type, "seq": self.seq, "time": self.created_at.isoformat(), owner: owner_id,
+                "payload": self.payload}
+
+
+class RequestEvent(EventRecord):
+    """Append-only: what happened to a request, in order. Streaming and metrics read it."""
+
+    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="events")
+
+    class Meta:
         ordering = ["request", "seq"]
         constraints = [models.UniqueConstraint(fields=["request", "seq"], name="unique_event_seq")]
 
     def as_message(self) -> dict:
-        return {"type": self.type, "seq": self.seq, "time": self.created_at.isoformat(),
-                "request": self.request_id, "payload": self.payload}
+        return self.message("request", self.request_id)
 
 
 class RotoSet(models.Model):

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from generation.models import GenerationRequest, Variation
+from generation.models import EventRecord, GenerationRequest, Variation
 from portal.models import Shot, Show
 
 
@@ -117,24 +117,17 @@ class SessionItem(models.Model):
         ordering = ["position", "pk"]
 
 
-class SessionEvent(models.Model):
+class SessionEvent(EventRecord):
     """Append-only, like a request's event log: what the session's driver and participants did, by seq."""
 
     session = models.ForeignKey(ReviewSession, on_delete=models.CASCADE, related_name="events")
-    seq = models.PositiveIntegerField()
-    type = models.CharField(max_length=40)
-    payload = models.JSONField(default=dict)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["session", "seq"]
         constraints = [models.UniqueConstraint(fields=["session", "seq"], name="unique_session_event_seq")]
 
     def as_message(self) -> dict:
-        return {"type": self.type, "seq": self.seq, "time": self.created_at.isoformat(),
-                "session": self.session_id, "payload": self.payload}
+        return self.message("session", self.session_id)
 
 
 class SessionAttendee(models.Model):
