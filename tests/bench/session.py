@@ -24,26 +24,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from tests.bench.streaming import _admin, _setup_django
+from tests.bench.streaming import scratch_portal
 
 ROLES = ("supervisor", "director", "compositor", "producer")
 
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
-
-
-def _scratch_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("DATABASE_URL must name a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/pt_bench")
-    return urlunsplit(parts._replace(path=f"/{(parts.path.lstrip('/') or 'pt_bench')}_session"))
 
 
 def build_session(followers: int) -> tuple[int, list[int], str, list[str]]:
@@ -165,35 +156,10 @@ def _landed(sent: dict, got: dict) -> list[float]:
 
 
 def session_bench(*, followers: int = 20, actions: int = 200, interval_ms: float = 50.0) -> dict:
-    database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not redis_url:
-        sys.exit("REDIS_URL must name a Redis database, e.g. redis://127.0.0.1:6379/10")
-    scratch = _scratch_url(database_url)
-    name = urlsplit(scratch).path.lstrip("/")
-    _admin(scratch, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(scratch, f'CREATE DATABASE "{name}"')
-    server = None
-    try:
-        _setup_django(scratch, redis_url, migrate=True)
-        from django.conf import settings
-        from django.db import connections
-
-        from tests.production.conftest import AsgiServer
-
-        session_id, tiles, driver_token, tokens = build_session(followers)
-        connections.close_all()
-        env = dict(os.environ, DATABASE_URL=scratch, REDIS_URL=redis_url, PT_VAR_DIR=str(settings.VAR_DIR),
-                   PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING", HF_HUB_OFFLINE="1")
-        server = AsgiServer(env)
+    with scratch_portal("session", lambda: build_session(followers)) as (_, _, built, server):
+        session_id, tiles, driver_token, tokens = built
         result = asyncio.run(_run(server.ws_url, session_id, tiles, driver_token, tokens, actions,
                                   interval_ms / 1000))
-    finally:
-        if server is not None:
-            server.stop()
-        from django.db import connections
-
-        connections.close_all()
-        _admin(scratch, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     ms, ping = np.asarray(result["delays"]), np.asarray(result["pings"])
     p95, ping95 = float(np.percentile(ms, 95)), float(np.percentile(ping, 95))
     return {

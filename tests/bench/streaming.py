@@ -42,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -60,11 +62,11 @@ def _env_int(name: str, default: int) -> int:
 # ------------------------------------------------------------------------------------------ fan-out
 
 
-def _scratch_url(url: str) -> str:
+def _scratch_url(url: str, suffix: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
         sys.exit("DATABASE_URL must name a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/pt_bench")
-    name = (parts.path.lstrip("/") or "pt_bench") + "_streaming"
+    name = (parts.path.lstrip("/") or "pt_bench") + f"_{suffix}"
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
@@ -86,6 +88,44 @@ def _setup_django(database_url: str, redis_url: str, *, migrate: bool) -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+
+
+@contextmanager
+def scratch_portal(suffix: str, build: Callable[[], object]) -> Iterator[tuple[str, str, object, object]]:
+    """Production mode on a scratch PostgreSQL database (DATABASE_URL's name + ``_<suffix>``, made anew) and
+    REDIS_URL: migrate, ``build()`` the rows, start an ASGI server; yields ``(scratch url, redis url, what build
+    returned, server)``; the server stopped and the database dropped afterwards."""
+    database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        sys.exit("REDIS_URL must name a Redis database, e.g. redis://127.0.0.1:6379/10")
+    scratch = _scratch_url(database_url, suffix)
+    name = urlsplit(scratch).path.lstrip("/")
+    _admin(scratch, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(scratch, f'CREATE DATABASE "{name}"')
+    server = None
+    try:
+        _setup_django(scratch, redis_url, migrate=True)
+        from django.conf import settings
+        from django.db import connections
+
+        from tests.production.conftest import AsgiServer
+
+        built = build()
+        connections.close_all()
+        env = dict(os.environ, DATABASE_URL=scratch, REDIS_URL=redis_url, PT_VAR_DIR=str(settings.VAR_DIR),
+                   PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING", HF_HUB_OFFLINE="1")
+        server = AsgiServer(env)
+        yield scratch, redis_url, built, server
+    finally:
+        if server is not None:
+            server.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001 - Django may not be set up yet
+            pass
+        _admin(scratch, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build_request(viewers: int) -> tuple[int, list[str]]:
@@ -172,26 +212,8 @@ async def _watch(ws_url: str, request_id: int, tokens: list[str], events: int, s
 
 def stream_bench(*, viewers: int = 50, events: int = 200, interval_ms: float = 20.0) -> dict:
     """Delay from emission to arrival over every (viewer, event) pair, in production mode."""
-    database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not redis_url:
-        sys.exit("REDIS_URL must name a Redis database, e.g. redis://127.0.0.1:6379/10")
-    scratch = _scratch_url(database_url)
-    name = urlsplit(scratch).path.lstrip("/")
-    _admin(scratch, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(scratch, f'CREATE DATABASE "{name}"')
-    server = None
-    try:
-        _setup_django(scratch, redis_url, migrate=True)
-        from django.conf import settings
-        from django.db import connections
-
-        from tests.production.conftest import AsgiServer
-
-        request_id, tokens = build_request(viewers)
-        connections.close_all()
-        env = dict(os.environ, DATABASE_URL=scratch, REDIS_URL=redis_url, PT_VAR_DIR=str(settings.VAR_DIR),
-                   PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING", HF_HUB_OFFLINE="1")
-        server = AsgiServer(env)
+    with scratch_portal("streaming", lambda: build_request(viewers)) as (scratch, redis_url, built, server):
+        request_id, tokens = built
         context = multiprocessing.get_context("spawn")
 
         def start_emitter():
@@ -200,16 +222,6 @@ def stream_bench(*, viewers: int = 50, events: int = 200, interval_ms: float = 2
             return process
 
         arrivals = asyncio.run(_watch(server.ws_url, request_id, tokens, events, start_emitter))
-    finally:
-        if server is not None:
-            server.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # noqa: BLE001 - Django may not be set up yet
-            pass
-        _admin(scratch, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return _delays(arrivals, events)
 
 
