@@ -503,7 +503,32 @@ def write_jpeg(path: str | os.PathLike[str], rgb8: np.ndarray, *, quality: int =
     spec.attribute("compression", f"jpeg:{int(quality)}")
     spec.attribute("jpeg:subsampling", "4:4:4")
     spec.attribute("oiio:ColorSpace", "sRGB")
-    _atomic_write(os.fspath(path), ".jpg", lambda tmp: _write_image(tmp, spec, rgb8))
+    _atomic_write(os.fspath(path), ".jpg", lambda tmp: _write_through_memory(tmp, "jpeg", spec, rgb8))
+
+
+def _write_through_memory(tmp: str, format_name: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
+    """OIIO encodes into an anonymous in-memory file; Python writes its bytes to ``tmp``.
+
+    For JPEG: libjpeg ends the whole process (``exit(1)``, "Output file write error --- out of disk space?") when
+    a write to a full disk comes up short, and OIIO's JPEG writer does not catch it. In memory the encoder never
+    meets the disk; the disk's error is Python's OSError (ENOSPC), which the caller can retry. Same bytes."""
+    fd = os.memfd_create("pt-encode", os.MFD_CLOEXEC)
+    try:
+        out = oiio.ImageOutput.create(format_name)
+        if out is None:
+            raise OSError(f"{os.path.basename(tmp)}: {_oiio_error()}")
+        memory = f"/proc/self/fd/{fd}"
+        try:
+            if not out.open(memory, spec) or not out.write_image(pixels):
+                raise OSError(f"{os.path.basename(tmp)}: {_oiio_error(out)}")
+        finally:
+            if not out.close():
+                raise OSError(f"{os.path.basename(tmp)}: {_oiio_error(out)}")
+        encoded = os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
+    with open(tmp, "wb") as target:
+        target.write(encoded)
 
 
 def resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:

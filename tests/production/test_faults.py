@@ -192,8 +192,6 @@ def _tmpfs(folder: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
-@pytest.mark.skip(reason="passed on the faults branch; on the merged main (with the frame pool of the throughput "
-                         "work) the full disk is never met as a requeue within 240 s in CI: to be investigated")
 def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_model):
     """A tmpfs of 64 KiB over this shot's work folder: the attempt fails with ENOSPC, is retried after a back-off;
     the disk grows back and the retry completes. Nothing half-written is left in view."""

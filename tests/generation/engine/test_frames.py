@@ -291,3 +291,43 @@ def test_a_pixel_aspect_that_changes_within_the_sequence_is_refused(tmp_path):
         scan_sequence(str(tmp_path / "a.####.exr"))
     _anamorphic(tmp_path / "a.1002.exr", 2.0)
     assert scan_sequence(str(tmp_path / "a.####.exr")).pixel_aspect == 2.0
+
+
+def test_a_jpeg_is_the_bytes_oiio_would_write_itself(tmp_path: Path) -> None:
+    rgb8 = (np.random.default_rng(3).random((40, 64, 3)) * 255).astype(np.uint8)
+    write_jpeg(tmp_path / "ours.jpg", rgb8)
+    spec = oiio.ImageSpec(64, 40, 3, "uint8")
+    spec.attribute("compression", "jpeg:90")
+    spec.attribute("jpeg:subsampling", "4:4:4")
+    spec.attribute("oiio:ColorSpace", "sRGB")
+    direct = str(tmp_path / "direct.jpg")
+    out = oiio.ImageOutput.create(direct)
+    assert out.open(direct, spec) and out.write_image(rgb8) and out.close()
+    assert (tmp_path / "ours.jpg").read_bytes() == Path(direct).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["direct.jpg", "ours.jpg"]  # no temp file left
+
+
+_WRITE_ON_A_FULL_DISK = """
+import sys, numpy as np
+from generation.engine.frames import write_jpeg
+try:
+    write_jpeg(sys.argv[1], (np.random.default_rng(1).random((512, 512, 3)) * 255).astype(np.uint8))
+except OSError as exc:
+    print("OSError", exc.errno)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs (a full disk) needs root")
+def test_a_jpeg_on_a_full_disk_raises_oserror_and_the_process_lives(tmp_path: Path) -> None:
+    """libjpeg exit()s the process on a short write ("out of disk space?"); write_jpeg must raise ENOSPC instead,
+    so a worker meeting a full work area retries rather than dies (the fault suite's disk-full fault)."""
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full)], check=True)
+    try:
+        run = subprocess.run([sys.executable, "-c", _WRITE_ON_A_FULL_DISK, str(full / "proxy.1001.jpg")],
+                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3], timeout=120)
+        assert (run.returncode, run.stdout.strip()) == (0, "OSError 28"), run.stderr
+        assert list(full.iterdir()) == []  # nothing half-written left
+    finally:
+        subprocess.run(["umount", "-l", str(full)], capture_output=True)
