@@ -7,7 +7,9 @@ two workers, or an announcement lost with Redis) are filled from the database.
 Who may watch is checked at connect and again while the socket is open: before every live event that carries
 people's words or decisions (notes, prompts, picks; progress ticks are not worth a database hop per viewer), on
 every ping, and every PT_WS_RECHECK_SECONDS on a quiet socket. A user removed from the show or deactivated is
-closed with 4403 within seconds, and gets no event after the change. A refusal is
+closed with 4403 within seconds, and gets no event after the change. The periodic check also catches up from the
+database, so an event whose announcement was lost (a worker's broker connection cut as it appended the request's
+last event) reaches the viewer within a recheck, not only when a later event comes. A refusal is
 always 4403 after accept, the code the page takes as final. A frame the consumer cannot read is answered
 with an ``error`` message; the socket stays open.
 """
@@ -79,6 +81,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self.pending: list[dict] = []
         self.allowed = False
         self.watch = None
+        self.sending = asyncio.Lock()  # one sender at a time: the live path and the periodic catch-up
         await self.accept()  # refusals too: a close before accept is an HTTP 403 that the page retries
         if not await self.may_watch():
             await self.close(code=FORBIDDEN)
@@ -89,11 +92,12 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group_name(), self.channel_name)
         self.watch = asyncio.ensure_future(self._watch_membership())
         await self.on_joined()
-        await self._send_from_database()
-        self.caught_up = True
-        for event in sorted(self.pending, key=lambda e: e["seq"]):
-            await self._deliver(event)
-        self.pending.clear()
+        async with self.sending:
+            await self._send_from_database()
+            self.caught_up = True
+            for event in sorted(self.pending, key=lambda e: e["seq"]):
+                await self._deliver(event)
+            self.pending.clear()
 
     async def disconnect(self, code):
         if getattr(self, "watch", None) is not None:
@@ -107,6 +111,9 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(interval)
             if not await self._still_allowed():
                 return
+            if self.caught_up:
+                async with self.sending:
+                    await self._send_from_database()  # whatever was appended but never announced
 
     async def _still_allowed(self) -> bool:
         if await self.may_watch():
@@ -153,7 +160,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             return
         if event.get("type") not in self.quiet and not await self._still_allowed():
             return
-        await self._deliver(event)
+        async with self.sending:
+            await self._deliver(event)
 
     async def _deliver(self, event: dict):
         if event["seq"] <= self.sent_seq:

@@ -2,7 +2,6 @@
 
 import logging
 import socket
-import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -14,6 +13,7 @@ from generation.engine import task_kinds
 from generation.engine.inpaint import Cancelled
 from generation.engine.variation import VariationSpec
 from generation.models import Variation
+from generation.time_limits import Deadline, TimeLimit
 from portal import worker
 from portal.colour import show_colour
 
@@ -113,10 +113,6 @@ def _limits() -> dict:
     return {"soft_time_limit": soft, "time_limit": soft + settings.PT_HARD_LIMIT_GRACE_S}
 
 
-class TimeLimit(Exception):
-    """The variation ran past its soft time limit (checked between denoising steps, on any pool)."""
-
-
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, **_limits())
 def generate_variation(self, variation_id: int | None = None) -> None:
     """One GPU ticket: run the variation that should run next (``generation.fair_share``). ``variation_id`` is
@@ -173,7 +169,6 @@ def _attempt(variation: Variation, staging: str) -> None:
         services.variation_fail(variation=variation, error=str(exc))
         return
     frames_done = 0
-    deadline = time.monotonic() + settings.PT_GENERATE_SOFT_LIMIT_S
 
     def on_frame(frame: int, exr_path: str, proxy_path: str) -> None:
         nonlocal frames_done
@@ -183,10 +178,14 @@ def _attempt(variation: Variation, staging: str) -> None:
     def on_progress(stage: str, done: int, total: int) -> None:
         services.variation_progress(variation=variation, stage=stage, done=done, total=total)
 
-    with leases.Heartbeat(lambda: services.variation_lease_renew(variation=variation)) as heartbeat:
+    def hard_limit() -> None:  # the watchdog's thread, the run stuck where it never checks (generation.time_limits)
+        _remove_staging(staging)
+        services.variation_fail(variation=variation, error=deadline.hard_message)
+
+    deadline = Deadline(settings.PT_GENERATE_SOFT_LIMIT_S, on_hard=hard_limit, what="the variation")
+    with leases.Heartbeat(lambda: services.variation_lease_renew(variation=variation)) as heartbeat, deadline:
         def should_cancel() -> bool:
-            if time.monotonic() > deadline:
-                raise TimeLimit(f"ran past its time limit of {settings.PT_GENERATE_SOFT_LIMIT_S} s")
+            deadline.check()  # between denoising steps and frames, on any pool
             return heartbeat.lost or services.variation_is_cancelled(variation.pk)
 
         spec = _spec_for(variation)  # out_dir: this attempt's staging folder

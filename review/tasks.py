@@ -1,5 +1,6 @@
 """Celery adapter for releases: load by id, build the publish plan, write, record."""
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from generation import leases, recovery, roto_keyframes
+from generation.time_limits import Deadline, TimeLimit
 from portal import worker
 from portal.colour import show_colour
 from review import services
@@ -57,18 +59,32 @@ def _limits() -> dict:
 def release_element(self, release_id: int) -> None:
     """Write one release under its lease: a second delivery while the first writes does nothing (and never
     wipes the first's staging folder); a dead writer's lease expires and a redelivery takes over, writing its own
-    staging folder; only the holder renames it into the version. Transient errors retry with back-off."""
+    staging folder; only the holder renames it into the version. Transient errors retry with back-off. Its soft
+    time limit is checked between files and its hard limit watched (``generation.time_limits``), on any pool."""
     release = Release.objects.filter(pk=release_id).first()
-    if release is None or release.status == ReleaseStatus.DONE:
-        return
+    if release is None or release.status in (ReleaseStatus.DONE, ReleaseStatus.FAILED):
+        return  # a redelivery of a settled release (a hard time limit ends the worker before the ack)
     lease = leases.work_lease_take("release", release_id, self.request.hostname or socket.gethostname())
     if lease is None:
         return  # another attempt writes it now
     wrote = False
+    staging: list[Path] = []  # the attempt's staging folder, once its plan names it
+
+    def hard_limit() -> None:  # the watchdog's thread: the write is stuck where it never checks
+        for folder in staging:
+            shutil.rmtree(folder, ignore_errors=True)
+        services.release_fail(release=release, error=deadline.hard_message)
+        leases.work_lease_end(lease, wrote_output=False)
+
+    deadline = Deadline(settings.PT_RELEASE_SOFT_LIMIT_S, on_hard=hard_limit, what="the release")
     try:
-        with leases.Heartbeat(lambda: leases.work_lease_renew(lease)) as heartbeat:
-            wrote = _write_release(release_id, lease, heartbeat)
+        with leases.Heartbeat(lambda: leases.work_lease_renew(lease)) as heartbeat, deadline:
+            wrote = _write_release(release_id, lease, heartbeat, deadline, staging)
     except leases.LeaseLost:
+        return
+    except TimeLimit as exc:  # publish removed the staging folder on its way out
+        services.release_fail(release=release, error=str(exc))
+        leases.work_lease_end(lease, wrote_output=False)
         return
     except Exception as exc:  # noqa: BLE001 - transient: again after a back-off, up to the attempts
         if not leases.transient(exc):
@@ -85,7 +101,7 @@ def release_element(self, release_id: int) -> None:
     leases.work_lease_end(lease, wrote_output=wrote)
 
 
-def _write_release(release_id: int, lease, heartbeat) -> bool:
+def _write_release(release_id: int, lease, heartbeat, deadline: Deadline, staging: list[Path]) -> bool:
     """The release written by the lease holder; True when this attempt moved a version into place."""
     release = Release.objects.select_related(
         "signoff__variation__request__shot__sequence__show", "signoff__variation__request__model",
@@ -103,16 +119,19 @@ def _write_release(release_id: int, lease, heartbeat) -> bool:
         frames=request.frame_list(), attributes=provenance(release),
         colourspace=show.working_space, release_id=release.pk, ocio_config=show_colour(show).config, fps=show.fps,
         plate_pattern=request.plate.path_pattern, threads=settings.PT_PUBLISH_THREADS, attempt=lease.attempts)
+    staging.append(plan.staging_dir)
     services.release_mark(release=release, status=ReleaseStatus.WRITING)
     step = max(1, len(plan.frames) // 12)
 
     def on_frame(done: int, total: int) -> None:
         if heartbeat.lost:
             raise leases.LeaseLost(f"release {release_id}: lease lost")
+        deadline.check()  # between files, on any pool
         if done % step == 0 or done == total:
             services.release_progress(release=release, done=done, total=total)
 
     def holder_only() -> None:
+        deadline.check()
         if heartbeat.lost or not leases.work_lease_holds(lease):
             raise leases.LeaseLost(f"release {release_id}: lease lost before the move into place")
 

@@ -72,6 +72,35 @@ def test_a_gap_in_the_live_stream_is_filled_from_the_database(director, composit
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_last_event_whose_announcement_was_lost_arrives_within_a_recheck(director, compositor, shot,
+                                                                             show_model, settings):
+    """No later event comes to bring it along (the request's last, its worker's broker connection cut as it was
+    announced): the periodic membership check catches up from the database, once, in order."""
+    settings.PT_WS_RECHECK_SECONDS = 0.3
+    request = request_with_done_variations(user=compositor, shot=shot, model=show_model)
+    before = request.events.count()
+
+    def write_silently():
+        for n in (1, 2):
+            RequestEvent.objects.create(request_id=request.pk, seq=before + n, type="note.added", payload={})
+        GenerationRequest.objects.filter(pk=request.pk).update(last_seq=before + 2)
+
+    async def watch() -> list[dict]:
+        communicator = WebsocketCommunicator(app, f"/ws/requests/{request.pk}/?after={before}")
+        communicator.scope["user"] = director
+        assert (await communicator.connect())[0]
+        await communicator.send_json_to({"type": "ping"})  # answered once the connect's catch-up is over
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "pong"
+        await database_sync_to_async(write_silently)()
+        got = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+        assert await communicator.receive_nothing(timeout=0.8)  # several rechecks: nothing twice
+        await communicator.disconnect()
+        return got
+
+    assert [e["seq"] for e in async_to_sync(watch)()] == [before + 1, before + 2]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_stray_announcement_from_another_portal_is_never_forwarded(director, compositor, shot, show_model):
     """Redis pub/sub ignores database numbers: a second portal's request with the same id may be heard. An event
     the database does not have, or of another request, is dropped, and the viewer's own stream goes on."""

@@ -151,8 +151,9 @@ def _log_dir() -> Path:
 
 
 class AsgiServer(Service):
-    def __init__(self, env: dict):
-        self.port = free_port()
+    def __init__(self, env: dict, port: int | None = None):
+        self.env = env
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         super().__init__(
@@ -175,6 +176,12 @@ class AsgiServer(Service):
             _log_dir(),
         )
         self.wait_until(self._answers, "answering HTTP", timeout=90)
+
+    def again(self) -> "AsgiServer":
+        """A new server on this one's port (this one stopped or killed first): its viewers reconnect to the same
+        address."""
+        self.stop()
+        return AsgiServer(self.env, port=self.port)
 
     def _answers(self) -> bool:
         try:
@@ -319,3 +326,25 @@ def api_for(asgi_server):
         return Api(asgi_server.url, token_issue(user=user, name="production tests")[1])
 
     return _api
+
+
+@pytest.fixture
+def watch(asgi_server, compositor):
+    """``watch(request)``: websocket viewers of the request (``tests.production.viewers``) on the run's ASGI server,
+    or on ``server=``, connected before it returns; stopped after the test."""
+    from portal.tokens import token_issue
+    from tests.production.test_production_loop import wait_for
+    from tests.production.viewers import VIEWERS, Viewers
+
+    token = token_issue(user=compositor, name="fault viewers")[1]
+    started = []
+
+    def _watch(request, server=None) -> Viewers:
+        viewers = Viewers((server or asgi_server).ws_url, request.pk, token, count=VIEWERS).start()
+        started.append(viewers)
+        wait_for(lambda: viewers.connected, "the viewers to connect", timeout=60)
+        return viewers
+
+    yield _watch
+    for viewers in started:
+        viewers.stop()

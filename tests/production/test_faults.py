@@ -2,13 +2,16 @@
 
 Each fault is one the other users of a shared PostgreSQL and Redis do not feel: this run's own worker processes
 are SIGKILLed, only this run's Redis database is flushed, only the connections on this run's Redis database are
-cut (``CLIENT KILL ID``), the work area's disk is a tiny tmpfs of the test's own. Restarting PostgreSQL would hit
-everyone on the machine, so it runs only with ``PT_FAULTS_RESTART_POSTGRES=1``.
+cut (``CLIENT KILL ID``), the work area's disk is a tiny tmpfs of the test's own, the portal killed is an ASGI server of the test's own.
+Restarting PostgreSQL would hit everyone on the machine, so it runs only with ``PT_FAULTS_RESTART_POSTGRES=1``.
+
+Real websocket viewers (``tests.production.viewers``) watch each request's event stream through the fault,
+reconnecting with ``?after=<last seq>`` when their socket drops.
 
 After each: every request reaches a true final state, no variation's output was moved into place twice
 (``output_attempts``, and ``variation.done`` events), nothing partial is visible (no work folder of an unfinished
 variation, no attempt folder beside a finished one, every frame of a finished one), the event log is complete and
-in order. Each test records its figures in ``PT_FAULTS_RESULTS`` (a JSON lines file) for ``tests.bench.faults``.
+in order, and so is every viewer's stream (the log exactly: every event, in seq order, none twice). Each test records its figures in ``PT_FAULTS_RESULTS`` (a JSON lines file) for ``tests.bench.faults``.
 """
 
 import json
@@ -29,6 +32,7 @@ from generation.models import GenerationRequest, RequestEvent, Variation
 from portal.models import Membership
 from tests.conftest import inside
 from tests.production.test_production_loop import wait_for
+from tests.production.viewers import VIEWERS, Viewers
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
@@ -95,9 +99,20 @@ def _check(request_ids) -> dict:
             "partial_visible": partial}
 
 
-def _assert_clean(figures: dict) -> None:
+def _assert_clean(figures: dict, viewers: Viewers | None = None) -> None:
     assert figures["completed"] == figures["expected"], figures
     assert figures["duplicates"] == 0 and figures["partial_visible"] == 0, figures
+    if viewers is not None:
+        assert figures["viewers_complete"] == figures["viewers"], (figures, viewers.describe())
+        assert figures["viewers_refused"] == 0, figures
+
+
+def _settled_and_seen(request_ids, viewers: Viewers | None) -> dict:
+    """The suite's figures, with the viewers' once they have caught up."""
+    figures = _check(request_ids)
+    if viewers is not None:
+        figures.update(viewers.check())
+    return figures
 
 
 def _fresh_worker(workers, **extra):
@@ -110,9 +125,10 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def test_a_worker_sigkilled_during_generation(workers, compositor, shot, show_model):
+def test_a_worker_sigkilled_during_generation(workers, compositor, shot, show_model, watch):
     first = _fresh_worker(workers)
     request = _ask(compositor, shot, show_model, count=2, steps=10)
+    viewers = watch(request)
     wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
     assert first.kill() == -9
     killed = time.time()
@@ -120,16 +136,17 @@ def test_a_worker_sigkilled_during_generation(workers, compositor, shot, show_mo
     wait_for(lambda: _resumed_after(killed, [request.pk]), "the killed variation to be taken over", timeout=120)
     recover_s = time.time() - killed
     wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    figures = _check([request.pk])
+    figures = _settled_and_seen([request.pk], viewers)
     _record("worker_sigkill_generation", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures)
+    _assert_clean(figures, viewers)
     types = list(RequestEvent.objects.filter(request=request).values_list("type", flat=True))
     assert "variation.requeued" in types or types.count("variation.started") > 2
 
 
-def test_redis_flushed_mid_run(workers, compositor, shot, show_model):
+def test_redis_flushed_mid_run(workers, compositor, shot, show_model, watch):
     _fresh_worker(workers)
     request = _ask(compositor, shot, show_model, count=3, steps=6)
+    viewers = watch(request)
     wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
     client = _redis()
     assert client.llen("gpu") >= 1, "the flush must lose tickets for the test to mean anything"
@@ -138,9 +155,9 @@ def test_redis_flushed_mid_run(workers, compositor, shot, show_model):
     wait_for(lambda: _resumed_after(flushed, [request.pk]), "work to resume after the flush", timeout=120)
     recover_s = time.time() - flushed
     wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    figures = _check([request.pk])
+    figures = _settled_and_seen([request.pk], viewers)
     _record("redis_flushed", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures)
+    _assert_clean(figures, viewers)
 
 
 def _local_ports(pid: int) -> set[int]:
@@ -173,17 +190,18 @@ def _cut_connections(client: redis.Redis, pid: int) -> int:
     return cut
 
 
-def test_the_broker_connection_cut_mid_run(workers, compositor, shot, show_model):
+def test_the_broker_connection_cut_mid_run(workers, compositor, shot, show_model, watch):
     worker = _fresh_worker(workers)
     request = _ask(compositor, shot, show_model, count=2, steps=10)
+    viewers = watch(request)
     wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
     assert _cut_connections(_redis(), worker.proc.pid) >= 1
     cut = time.time()
     wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
     recover_s = time.time() - cut
-    figures = _check([request.pk])
+    figures = _settled_and_seen([request.pk], viewers)
     _record("broker_connection_cut", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures)
+    _assert_clean(figures, viewers)
 
 
 def _tmpfs(folder: Path, size: str) -> bool:
@@ -192,7 +210,7 @@ def _tmpfs(folder: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
-def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_model):
+def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_model, watch):
     """A tmpfs of 64 KiB over this shot's work folder: the attempt fails with ENOSPC, is retried after a back-off;
     the disk grows back and the retry completes. Nothing half-written is left in view."""
     folder = inside(Path(settings.WORK_ROOT) / shot.show.code / shot.code, settings.WORK_ROOT)
@@ -202,15 +220,16 @@ def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_mode
     try:
         _fresh_worker(workers, PT_MAX_ATTEMPTS="8")
         request = _ask(compositor, shot, show_model, count=1, steps=2)
+        viewers = watch(request)
         wait_for(lambda: RequestEvent.objects.filter(request=request, type="variation.requeued").exists(),
                  "the full disk to be met and the variation requeued", timeout=240)
         full = time.time()
         subprocess.run(["mount", "-o", "remount,size=64m", str(folder)], check=True)
         wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
         recover_s = time.time() - full
-        figures = _check([request.pk])
+        figures = _settled_and_seen([request.pk], viewers)
         _record("work_disk_full", **figures, recover_s=round(recover_s, 2))
-        _assert_clean(figures)
+        _assert_clean(figures, viewers)
         requeued = RequestEvent.objects.filter(request=request, type="variation.requeued").first().payload
         assert requeued["error"].startswith("OSError") and requeued["retry_in_s"] >= 1, requeued
     finally:
@@ -219,9 +238,10 @@ def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_mode
 
 @pytest.mark.skipif(os.getenv("PT_FAULTS_RESTART_POSTGRES") != "1",
                     reason="restarting PostgreSQL hits every user of it: PT_FAULTS_RESTART_POSTGRES=1")
-def test_postgres_restarted_mid_run(workers, compositor, shot, show_model):
+def test_postgres_restarted_mid_run(workers, compositor, shot, show_model, watch):
     _fresh_worker(workers)
     request = _ask(compositor, shot, show_model, count=2, steps=10)
+    viewers = watch(request)
     wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
     version = sorted(os.listdir("/etc/postgresql"))[0]
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
@@ -229,10 +249,80 @@ def test_postgres_restarted_mid_run(workers, compositor, shot, show_model):
     from django.db import connection
 
     connection.close()
+    wait_for(lambda: RequestEvent.objects.filter(request=request, created_at__gt=_aware(restarted)).exists(),
+             "the request's work to go on after the restart", timeout=120)
+    recover_s = time.time() - restarted
     wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    figures = _check([request.pk])
-    _record("postgres_restarted", **figures, recover_s=round(time.time() - restarted, 2))
-    _assert_clean(figures)
+    figures = _settled_and_seen([request.pk], viewers)
+    _record("postgres_restarted", **figures, recover_s=round(recover_s, 2))
+    _assert_clean(figures, viewers)
+
+
+def test_the_portal_restarted_with_viewers_connected(workers, service_env, compositor, shot, show_model, watch):
+    """An ASGI server of the test's own, SIGKILLed while viewers watch a running request and started again on the
+    same port while the worker goes on appending events: the viewers reconnect with their last seq and catch up,
+    every stream the log exactly."""
+    from tests.production.conftest import AsgiServer
+
+    _fresh_worker(workers)
+    server = AsgiServer(service_env)
+    try:
+        request = _ask(compositor, shot, show_model, count=2, steps=10)
+        viewers = watch(request, server=server)
+        wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+        assert server.kill() == -9
+        killed = time.time()
+        wait_for(lambda: RequestEvent.objects.filter(request=request, created_at__gt=_aware(killed)).exists(),
+                 "an event the viewers cannot have been sent", timeout=60)
+        connects = sum(viewers.connects)
+        server = server.again()
+        wait_for(lambda: sum(viewers.connects) >= connects + VIEWERS and viewers.caught_up(),
+                 "every viewer to reconnect and catch up", timeout=60)
+        recover_s = time.time() - killed
+        wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+        figures = _settled_and_seen([request.pk], viewers)
+        _record("portal_restarted_with_viewers", **figures, recover_s=round(recover_s, 2))
+        _assert_clean(figures, viewers)
+        assert figures["viewer_reconnects"] >= VIEWERS
+    finally:
+        server.stop()
+
+
+def test_a_variation_stuck_past_its_hard_limit_ends_its_solo_worker(workers, compositor, shot, show_model, watch):
+    """The solo pool enforces no time limit of Celery's: a variation stuck where it never checks (its plate's first
+    frame held by a write lease, so the worker's open(2) waits in the kernel, as on a file server gone quiet) is
+    failed by the watchdog at soft + grace, and the worker process ends (the supervisor starts it again); the next
+    worker does not run it again."""
+    import fcntl
+    import signal
+
+    from generation.engine.sequence import frame_path
+    from generation.time_limits import HARD_LIMIT_EXIT_CODE
+
+    if workers.current is not None:
+        workers.current.stop()
+    request = _ask(compositor, shot, show_model, count=1, steps=2, seed=5)
+    viewers = watch(request)
+    first = frame_path(request.plate.path_pattern, FRAMES[0])
+    previous = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the lease's break notice; the kernel waits 45 s
+    held = os.open(first, os.O_RDONLY)
+    try:
+        fcntl.fcntl(held, fcntl.F_SETLEASE, fcntl.F_WRLCK)  # another process's open waits until it is let go
+        stuck = workers.start(wait=False, PT_GENERATE_SOFT_LIMIT_S="4", PT_HARD_LIMIT_GRACE_S="2", **FAULT_ENV)
+        wait_for(lambda: not stuck.alive, "the stuck worker to end itself at its hard limit", timeout=40)
+    finally:
+        os.close(held)
+        signal.signal(signal.SIGIO, previous)
+    assert stuck.proc.returncode == HARD_LIMIT_EXIT_CODE, stuck.log_tail()
+    variation = request.variations.get()
+    assert variation.status == "failed" and "hard time limit of 6 s" in variation.error, variation.error
+    assert services.variation_attempt_folders(variation) == [] and not Path(variation.work_dir).exists()
+    workers.start(wait=False, **FAULT_ENV)  # what the supervisor does; the redelivered ticket finds nothing to run
+    time.sleep(6)
+    figures = _settled_and_seen([request.pk], viewers)
+    assert figures["viewers_complete"] == figures["viewers"], viewers.describe()
+    assert GenerationRequest.objects.get(pk=request.pk).status == "failed"
+    assert request.variations.get().attempts == 1
 
 
 def test_fair_share_eight_requesters_two_workers(workers, django_user_model, show, shot, show_model):

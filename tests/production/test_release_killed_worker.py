@@ -1,5 +1,7 @@
 """A release whose Celery worker is SIGKILLed while it writes frames: nothing half-written becomes visible in
-the publish area, and the redelivered task completes the same version (v001, not v002) on a new worker."""
+the publish area, and the redelivered task completes the same version (v001, not v002) on a new worker; websocket
+viewers of the request see its whole event log, in order. Its figures go to the fault bench (``tests.bench.faults``,
+"worker_sigkill_release")."""
 
 import os
 import shutil
@@ -12,13 +14,14 @@ from django.core.management import call_command
 
 from generation.engine.frames import Window, write_exr
 from generation.engine.sequence import frame_path
-from generation.models import GenerationRequest, RequestEvent, Variation
+from generation.models import GenerationRequest, RequestEvent, Variation, WorkLease
 from portal.models import Plate
 from review import services as review
 from review.models import Release
 from review.publish import MANIFEST, verify
 from review.tasks import publish_pattern
 from tests.conftest import inside
+from tests.production.test_faults import _record
 from tests.production.test_production_loop import wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
@@ -68,12 +71,13 @@ def visible(folder: Path) -> list[str]:
 
 
 def test_a_release_survives_its_worker_being_killed_mid_write(workers, compositor, director, shot, show_model,
-                                                              storage):
+                                                              storage, watch):
     # One frame at a time (a real setting, PT_PUBLISH_THREADS) so the write lasts long enough to interrupt.
     # Short leases and sweeps (generation/leases.py): the dead writer's lease runs out in seconds, not a minute.
     fast = {"PT_LEASE_SECONDS": "4", "PT_RECOVERY_INTERVAL_S": "2"}
     first = workers.ensure(CELERY_VISIBILITY_TIMEOUT="5", PT_PUBLISH_THREADS="1", **fast)
     variation = _finished_variation(compositor, shot, show_model, storage)
+    viewers = watch(variation.request)
     review.pick_make(user=director, variation=variation)
     signoff = review.signoff_approve(user=compositor, request=GenerationRequest.objects.get(pk=variation.request_id))
     release = Release.objects.get(signoff=signoff)
@@ -102,10 +106,24 @@ def test_a_release_survives_its_worker_being_killed_mid_write(workers, composito
         time.sleep(max(0.0, killed_at + 6 - time.time()))
         second = workers.start(wait=False, CELERY_VISIBILITY_TIMEOUT="5", **fast)
 
+        taken_over: list[float] = []
+
         def settled() -> bool:
+            if not taken_over and WorkLease.objects.filter(kind="release", key=release.pk, attempts__gte=2).exists():
+                taken_over.append(time.time())
             return Release.objects.get(pk=release.pk).status in ("done", "failed")
 
         wait_for(settled, "the release to complete on the second worker", timeout=180, interval=0.25)
+        seen = viewers.check()
+        lease = WorkLease.objects.get(kind="release", key=release.pk)
+        release_dones = RequestEvent.objects.filter(request_id=variation.request_id, type="release.done").count()
+        versions = visible(final.parent)
+        _record("worker_sigkill_release", completed=int(Release.objects.get(pk=release.pk).status == "done"),
+                expected=1, duplicates=max(0, lease.output_attempts - 1) + max(0, release_dones - 1),
+                partial_visible=len([v for v in versions if v != "v001"]) + (len(verify(final)) if final.exists()
+                                                                               else 1),
+                recover_s=round((taken_over or [time.time()])[0] - killed_at, 2), **seen)
+        assert seen["viewers_complete"] == seen["viewers"] and not seen["viewers_refused"], viewers.describe()
         assert second.alive
         release.refresh_from_db()
         assert release.status == "done", release.error
