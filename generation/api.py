@@ -34,7 +34,7 @@ class RequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = GenerationRequest
         fields = ["id", "shot", "shot_code", "task", "first_frame", "last_frame", "matte_pattern", "rect",
-                  "prompt", "count", "model", "model_name", "steps", "strength", "params", "base_seed", "status",
+                  "prompt", "count", "model", "model_name", "steps", "strength", "params", "base_seed", "priority", "status",
                   "requested_by", "created_at", "settled_at", "last_seq", "variations"]
 
 
@@ -56,6 +56,11 @@ class RequestCreateSerializer(serializers.Serializer):
                                       help_text="Image-to-image tasks (atmosphere, time of day): how far the region "
                                                 "is re-noised; empty for the task's default")
     params = serializers.DictField(required=False, default=dict, help_text="The task's own inputs, if it takes any")
+    priority = serializers.ChoiceField(
+        choices=sorted(services.PRIORITIES), default=0,
+        help_text="The request's place on the GPU queue: " + ", ".join(
+            f"{value} {name}" for value, name in services.PRIORITIES.items())
+        + "; higher runs first, equal ones take turns between people. Above 0 only for a supervisor")
     matte_release = serializers.IntegerField(
         min_value=1, max_value=2**62, required=False, allow_null=True, default=None,
         help_text="A released matte of the shot (a roto; GET /api/shots/<id>/mattes/ lists them) as the region, "
@@ -103,7 +108,7 @@ class RequestListCreate(generics.ListCreateAPIView):
             last_frame=data["last_frame"], count=data["count"], task=data["task"],
             matte_pattern=data["matte_pattern"], rect=data["rect"], prompt=data["prompt"], steps=data["steps"],
             base_seed=data["seed"], strength=data["strength"], params=data["params"],
-            matte_release=data["matte_release"])
+            matte_release=data["matte_release"], priority=data["priority"])
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
 

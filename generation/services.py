@@ -27,12 +27,14 @@ from generation.models import (
 from portal import worker
 from portal.access import require_role
 from portal.errors import Conflict, Forbidden, PortalError
-from portal.models import CAN_APPROVE_MODELS, CAN_REQUEST, Plate, Shot, Show
+from portal.models import CAN_APPROVE_MODELS, CAN_RAISE_PRIORITY, CAN_REQUEST, Plate, Shot, Show
 from portal.paths import checked_pattern, shown, shown_in
 
 DEFAULT_TASK = next(iter(task_kinds.TASKS))  # the first the engine lists (the page's default too)
 MAX_VARIATIONS = 24
 MAX_STEPS = 200
+# A request's place on the GPU queue (generation.fair_share): higher runs first; equal ones share round-robin.
+PRIORITIES = {-1: "low", 0: "normal", 1: "high", 2: "urgent"}
 
 
 def model_check_usable(*, model: GenerationModel, show_id: int, task: str | None = None) -> None:
@@ -122,9 +124,11 @@ def request_create(*, user: User, shot: Shot, model: GenerationModel | None, fir
     as the region, instead of ``matte_pattern`` or ``rect``.
     ``model``: None for a task that needs none (``TaskInfo.needs_model``). ``params``: the task's own inputs.
     ``priority``: higher runs first on the GPU queue (``generation.fair_share``); equal ones share round-robin.
+    One of ``PRIORITIES``; above normal only for a supervisor (``CAN_RAISE_PRIORITY``): it goes ahead of everyone.
     """
     show_id = shot.show.pk
     require_role(user, show_id, CAN_REQUEST, "request variations")
+    _check_priority(user=user, show_id=show_id, priority=priority)
     if derived_from is not None and derived_from.request.shot_id != shot.pk:
         raise PortalError("a request can only iterate from a variation of the same shot", code="derived_from")
     plate = plate or shot.plates.order_by("pk").first()
@@ -222,6 +226,14 @@ def _check_model(*, model: GenerationModel | None, show_id: int, task: str, info
     if model is None:
         raise PortalError(f"{info.label.lower()} needs a generation model", code="model")
     model_check_usable(model=model, show_id=show_id, task=task)
+
+
+def _check_priority(*, user: User, show_id: int, priority: object) -> None:
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
+        names = ", ".join(f"{value} ({name})" for value, name in PRIORITIES.items())
+        raise PortalError(f"priority is one of {names}", code="priority")
+    if priority > 0:
+        require_role(user, show_id, CAN_RAISE_PRIORITY, f"ask for {PRIORITIES[priority]} priority")
 
 
 def _work_dir(request: GenerationRequest, index: int) -> Path:

@@ -14,7 +14,7 @@ from generation.engine import task_kinds
 from generation.grain_chart import grain_chart
 from generation.models import GenerationModel, ModelStatus, Task, Variation, coverage_text
 from portal.errors import NotFound, PortalError
-from portal.models import CAN_REQUEST, Role
+from portal.models import CAN_RAISE_PRIORITY, CAN_REQUEST, Role
 from portal.pages import action, page
 from portal.selectors import shot_for_member
 
@@ -33,6 +33,8 @@ def shot_detail(request: HttpRequest, shot_id: int) -> HttpResponse:
         "model_optional": any(not info.needs_model for info in task_kinds.TASKS.values()),
         "released_mattes": selectors.released_mattes(shot.pk),
         "element_tasks": " ".join(t for t, info in task_kinds.TASKS.items() if info.region == "element"),
+        "priorities": [(value, name) for value, name in services.PRIORITIES.items()
+                       if value <= 0 or role in CAN_RAISE_PRIORITY],
         "element_sources": selectors.element_sources(shot), "form": _request_form(request, shot)})
 
 
@@ -42,7 +44,7 @@ def _request_form(request: HttpRequest, shot) -> dict:
     ?rect=x,y,w,h (drawn on the review page) replaces the region."""
     form = {"task": services.DEFAULT_TASK, "model": None, "first_frame": shot.first_frame,
             "last_frame": shot.last_frame, "count": 4, "steps": 25, "matte_pattern": "", "rect": "", "prompt": "",
-            "base_seed": "", "strength": "", "origin": None}
+            "base_seed": "", "strength": "", "origin": None, "priority": 0}
     origin_id = request.GET.get("from", "")
     origin = (Variation.objects.select_related("request").filter(pk=int(origin_id), request__shot=shot).first()
               if origin_id.isdigit() else None)
@@ -98,7 +100,7 @@ def request_new(request: HttpRequest, shot_id: int) -> HttpResponse:
         rect=_rect(request.POST.get("rect", "")), prompt=request.POST.get("prompt", ""),
         steps=_int(request.POST.get("steps") or "25", "steps"), strength=_strength(request.POST.get("strength", "")),
         matte_release=_int(release, "matte_release", low=1) if release else None,
-        params=_element_params(request))
+        params=_element_params(request), priority=_int(request.POST.get("priority") or "0", "priority"))
     return redirect("request-detail", request_id=created.pk)
 
 

@@ -19,6 +19,7 @@ CAN_REQUEST = {Role.COMPOSITOR, Role.SUPERVISOR}
 CAN_PICK = {Role.DIRECTOR, Role.SUPERVISOR}
 CAN_SIGN_OFF = {Role.COMPOSITOR}
 CAN_APPROVE_MODELS = {Role.SUPERVISOR}
+CAN_RAISE_PRIORITY = {Role.SUPERVISOR}  # a request above normal on the GPU queue goes ahead of everyone's
 
 
 def default_ocio_config() -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = ("tests/production/test_faults.py", "tests/production/test_release_killed_worker.py")
-FAULTS = ("postgres_restarted", "redis_flushed", "worker_sigkill_generation", "worker_sigkill_release",
+FAULTS = ("postgres_restarted", "redis_restarted", "redis_flushed", "worker_sigkill_generation", "worker_sigkill_release",
           "broker_connection_cut", "work_disk_full", "portal_restarted_with_viewers")  # the issue's, in its order
 
 

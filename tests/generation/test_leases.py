@@ -232,11 +232,12 @@ def test_a_higher_priority_runs_first_and_equal_ones_take_turns(compositor, supe
     a = _request(compositor, shot, show_model, count=2)
     b = services.request_create(user=supervisor, shot=shot, model=show_model, first_frame=1001, last_frame=1002,
                                 count=2, steps=1, base_seed=4)
-    urgent = services.request_create(user=compositor, shot=shot, model=show_model, first_frame=1001,
-                                     last_frame=1002, count=1, steps=1, base_seed=5, priority=5)
+    urgent = services.request_create(user=supervisor, shot=shot, model=show_model, first_frame=1001,
+                                     last_frame=1002, count=1, steps=1, base_seed=5, priority=2)
     for _ in range(5):
         _deliver()
-    assert _started_order(a, b, urgent) == [(urgent.pk, 0), (b.pk, 0), (a.pk, 0), (b.pk, 1), (a.pk, 1)]
+    # The urgent one first; then turns, the compositor first (the supervisor was served last, by the urgent one).
+    assert _started_order(a, b, urgent) == [(urgent.pk, 0), (a.pk, 0), (b.pk, 0), (a.pk, 1), (b.pk, 1)]
 
 
 def test_the_tasks_carry_late_acks_time_limits_and_no_broker_retry_for_bad_input(settings):

@@ -160,6 +160,40 @@ def test_redis_flushed_mid_run(workers, compositor, shot, show_model, watch):
     _assert_clean(figures, viewers)
 
 
+def _restart_redis() -> None:
+    """Stop the Redis server REDIS_URL names without saving (everything in it is lost, every database), start it
+    again as .ci/run does, and wait until it answers."""
+    from urllib.parse import urlsplit
+
+    port = str(urlsplit(settings.REDIS_URL).port or 6379)
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "shutdown", "nosave"], capture_output=True)
+    wait_for(lambda: subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "ping"],
+                                    capture_output=True).returncode != 0, "Redis to stop", timeout=30)
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", port, "--save", "",
+                    "--appendonly", "no"], check=True, capture_output=True)
+    wait_for(lambda: b"PONG" in subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "ping"],
+                                               capture_output=True).stdout, "Redis to answer again", timeout=30)
+
+
+@pytest.mark.skipif(os.getenv("PT_FAULTS_RESTART_REDIS") != "1",
+                    reason="restarting Redis hits every user of it: PT_FAULTS_RESTART_REDIS=1")
+def test_redis_restarted_mid_run(workers, compositor, shot, show_model, watch):
+    """The Redis server itself stopped and started again empty (the broker, the queued tickets, the channel layer's
+    pub/sub, every connection): the worker reconnects, recovery re-derives the queue, the viewers catch up."""
+    _fresh_worker(workers)
+    request = _ask(compositor, shot, show_model, count=3, steps=6)
+    viewers = watch(request)
+    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    _restart_redis()
+    restarted = time.time()
+    wait_for(lambda: _resumed_after(restarted, [request.pk]), "work to resume after the restart", timeout=120)
+    recover_s = time.time() - restarted
+    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+    figures = _settled_and_seen([request.pk], viewers)
+    _record("redis_restarted", **figures, recover_s=round(recover_s, 2))
+    _assert_clean(figures, viewers)
+
+
 def _local_ports(pid: int) -> set[int]:
     """The local TCP ports of process ``pid``'s sockets (from /proc: its fds' socket inodes in /proc/net/tcp)."""
     inodes = set()
