@@ -5,6 +5,7 @@ import socket
 from pathlib import Path
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from generation import leases, recovery, roto_keyframes
@@ -82,8 +83,8 @@ def release_element(self, release_id: int) -> None:
             wrote = _write_release(release_id, lease, heartbeat, deadline, staging)
     except leases.LeaseLost:
         return
-    except TimeLimit as exc:  # publish removed the staging folder on its way out
-        services.release_fail(release=release, error=str(exc))
+    except (TimeLimit, SoftTimeLimitExceeded) as exc:  # publish removed the staging folder on its way out
+        services.release_fail(release=release, error=str(exc) or deadline.soft_message)
         leases.work_lease_end(lease, wrote_output=False)
         return
     except Exception as exc:  # noqa: BLE001 - transient: again after a back-off, up to the attempts

@@ -135,8 +135,12 @@ class Service:
         while time.monotonic() < deadline:
             if not self.alive:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if ready():
-                return
+            try:
+                if ready():
+                    return
+            except BaseException:
+                self.stop()  # never left running untracked (it would take the next test's work)
+                raise
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{self.name} was not {what} within {timeout:.0f} s:\n{self.log_tail()}")
@@ -225,9 +229,15 @@ class CeleryWorker(Service):
             self.wait_until(self._answers, "answering a ping", timeout=90)
 
     def _answers(self) -> bool:
+        from kombu.exceptions import OperationalError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         from portal.celery import app
 
-        return bool(app.control.ping(destination=[self.nodename], timeout=0.5))
+        try:
+            return bool(app.control.ping(destination=[self.nodename], timeout=0.5))
+        except (OSError, OperationalError, RedisConnectionError):
+            return False  # this process's connection died with a Redis restart: kombu makes a new one next time
 
 
 class Workers:
