@@ -10,6 +10,7 @@ import pytest
 
 from generation.engine.roto import RotoError, RotoOptions, RotoShot, drop_specks, frames_affected, smallest_part
 from generation.engine.roto_colour import colour_mend, colour_model
+from generation.engine.roto_cut import cut_band
 from generation.engine.roto_edge import refine_edges
 from generation.engine.roto_flow import STEP_TRUST, ShotFlow, carry, propagate
 from tests.realdata import testdata as real_footage
@@ -162,6 +163,27 @@ def test_the_colour_model_speaks_only_where_flow_is_not_trusted_near_the_edge(sw
     )
     far = to_edge > 0.1 * max(drifted.shape)  # well beyond the band, however the band is set
     assert far.sum() > 1000 and np.array_equal(mended[far], drifted[far])
+
+
+def _iou(m, truth):
+    return np.logical_and(m >= 0.5, truth > 0.5).sum() / np.logical_or(m >= 0.5, truth > 0.5).sum()
+
+
+def test_the_cut_decides_what_flow_lost_near_the_edge_and_leaves_the_rest(swan):
+    plates, truth = swan
+    drifted = np.roll(truth[1002], 6, axis=1)  # a carried matte that slid off the swan
+    lost = cut_band(plates[1], drifted, np.zeros_like(drifted))
+    assert _iou(lost, truth[1002]) > _iou(drifted, truth[1002]) + 0.02
+    assert np.array_equal(cut_band(plates[1], drifted, np.zeros_like(drifted)), lost), "the same cut every time"
+    inside = drifted >= 0.5
+    to_edge = np.maximum(
+        cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5),
+        cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5),
+    )
+    far = to_edge > 0.1 * max(drifted.shape)  # well beyond the band, however the band is set
+    assert far.sum() > 1000 and np.array_equal(lost[far], drifted[far])
+    # Where flow carried every pixel all the way and the matte is sure, the cut has nothing to decide.
+    assert np.array_equal(cut_band(plates[1], drifted, np.ones_like(drifted)), drifted)
 
 
 def test_the_flicker_ratio_catches_a_boiling_matte(shot, swan):
