@@ -8,8 +8,11 @@ The recipe:
   (:func:`grain.measure_grain`) and removed (:func:`grain.degrain`), then box-downscaled ×2 and ×4; the target is
   the original frame, all in the card's log encoding (ACEScct). The manifest lists every source frame with its
   sha256 and licence.
-- Per step: ``batch_size`` random ``patch``-pixel crops (aligned to 4 so the ×2 and ×4 inputs line up), a random
-  flip; the L1 loss of the ×4 output and of the ×2 output (on a quarter of the batch) summed; Adam with a cosine decay; EMA weights are saved.
+- Per step: ``batch_size`` random ``patch``-pixel crops (aligned to 4 so the ×2 and ×4 inputs line up; a
+  ``detail_share`` of them drawn where a bicubic ×4 upscale misses most, the rest uniformly), a random flip; the
+  ``loss`` (L1, or Charbonnier: a smooth L1) of the ×4 output and of the ×2 output (on ``x2_share`` of the batch)
+  summed; Adam with a warm-up and a cosine decay, the gradient norm clipped to ``clip_grad`` when set; an EMA of
+  the weights is kept and saved.
 - Checkpoints (the show model's, :mod:`generation.engine.training`) every ``checkpoint_every`` steps; a run
   resumes from the newest automatically and continues as if never stopped (same thread count, CPU).
 
@@ -72,8 +75,9 @@ class UpscalerConfig:
     keep_checkpoints: int = 2
     ema_decay: float = 0.995
     loss: str = "l1"
-    detail_share: float = 0.0
+    detail_share: float = 0.5
     x2_share: float = 0.25
+    clip_grad: float = 0.0
     device: str = "cpu"
     threads: int = 0
     resume: bool = True
@@ -94,8 +98,8 @@ class UpscalerConfig:
             raise TrainingError("lr must be > 0 and ema_decay in [0, 1)")
         if self.loss not in LOSSES:
             raise TrainingError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        if not 0 <= self.detail_share <= 1 or not 0 < self.x2_share <= 1:
-            raise TrainingError("detail_share must be in [0, 1] and x2_share in (0, 1]")
+        if not 0 <= self.detail_share <= 1 or not 0 < self.x2_share <= 1 or self.clip_grad < 0:
+            raise TrainingError("detail_share must be in [0, 1], x2_share in (0, 1] and clip_grad >= 0")
         if not self.licence.strip():
             raise TrainingError("every training frame needs a licence or approval reference")
 
@@ -104,8 +108,9 @@ class UpscalerConfig:
         keep = ("batch_size", "patch", "lr", "seed", "features", "layers", "ema_decay", "colour_encoding", "loss",
                 "x2_share")
         recipe = {k: v for k, v in asdict(self).items() if k in keep} | {"factors": list(FACTORS)}
-        if self.detail_share:  # absent when off, so recipes (and checkpoints) from before it still match
-            recipe["detail_share"] = self.detail_share
+        for name in ("detail_share", "clip_grad"):  # absent when off: recipes (and checkpoints) from before match
+            if getattr(self, name):
+                recipe[name] = getattr(self, name)
         return recipe
 
 
@@ -313,6 +318,8 @@ def _train_loop(config, data, state, device, fingerprint, on_progress, should_st
                    for f, n in _per_factor(config).items())
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if config.clip_grad:
+            torch.nn.utils.clip_grad_norm_(state.unet.parameters(), config.clip_grad)
         state.optimizer.step()
         training._update_ema(state.ema, state.unet, state.step, config.ema_decay)
         state.step, state.seconds = state.step + 1, state.seconds + time.perf_counter() - started

@@ -8,7 +8,7 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
-from generation.engine import frames, grain, upscale, upscale_training
+from generation.engine import colour, frames, grain, upscale, upscale_training
 from generation.engine.sequence import frame_path
 from generation.engine.spec import VariationSpec
 from generation.engine.training import TrainingError, TrainingStopped
@@ -156,6 +156,19 @@ def test_the_bench_counts_held_out_frames_the_upscaler_trained_on(plates, model_
     frames.write_exr(unseen, rgba * 0.5, display_window=frames.Window(0, 0, rgba.shape[1], rgba.shape[0]))
     assert held_out_overlap(model_dir, {"a": [str(unseen)]}) == 0
     assert held_out_overlap(model_dir, {"a": [str(unseen)], "b": [trained]}) == 1  # by content, not by name
+
+
+def test_the_bench_degrades_a_frame_exactly_as_training_does(plates) -> None:
+    """The bench's input (upscale_training.degrade, then the card's encoding) is the training's ×4 input."""
+    paths = sorted(str(p) for p in (plates / "plate0").glob("*.exr"))
+    config = _config(plates, Path("."))
+    data = upscale_training.load_plates(paths, config)
+    profile = grain.GrainProfile.from_dict(data.profiles[str(plates / "plate0")])
+    assert not profile.is_empty
+    for i, path in enumerate(paths):
+        low = upscale_training.degrade(upscale.read_plate_rgb(path), profile, 4)
+        encoded = colour.convert(np.maximum(low, 0.0), "ACEScg", "ACEScct")
+        np.testing.assert_allclose(data.low[4][i].float().numpy().transpose(1, 2, 0), encoded, atol=2e-3)
 
 
 def test_the_same_plate_protocol_never_scores_a_frame_it_trained_on(tmp_path) -> None:
