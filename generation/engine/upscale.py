@@ -192,9 +192,11 @@ def upscale(
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
     config_name: str | None = None,
+    ensemble: bool = False,
 ) -> np.ndarray:
     """Upscale float32 (H, W, 3) scene-linear RGB by ``factor`` (one the card lists) with the show upscaler:
     float32 (H·factor, W·factor, 3) scene-linear. ``dtype`` None: float16 on CUDA, float32 on the CPU.
+    ``ensemble``: the mean of the eight flips and transposes of the input, each undone on the output (×8 the cost).
     Deterministic for a device and thread count."""
     rgb = np.asarray(rgb, np.float32)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -206,8 +208,33 @@ def upscale(
         raise UpscaleError(f"{card.name} does ×{', ×'.join(map(str, card.factors))}, not ×{factor}")
     low = torch.from_numpy(encode(rgb, card, config_name).transpose(2, 0, 1).copy())[None]
     with torch.inference_mode():
-        high = net(low.to(device=device, dtype=dtype), factor).float().cpu()[0]
+        low = low.to(device=device, dtype=dtype)
+        if not ensemble:
+            high = net(low, factor).float().cpu()[0]
+        else:
+            high = sum(_undo(net(_view(low, k), factor).float(), k) for k in range(8)).cpu()[0] / 8
     return decode(high.numpy().transpose(1, 2, 0), card, config_name)
+
+
+def _view(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the eight flips/transposes of (B, C, H, W) (k = 0: itself)."""
+    if k & 4:
+        x = x.transpose(-1, -2)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 1:
+        x = x.flip(-1)
+    return x
+
+
+def _undo(x: torch.Tensor, k: int) -> torch.Tensor:
+    if k & 1:
+        x = x.flip(-1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 4:
+        x = x.transpose(-1, -2)
+    return x
 
 
 def upscale_to(

@@ -8,8 +8,11 @@ The recipe:
   (:func:`grain.measure_grain`) and removed (:func:`grain.degrain`), then box-downscaled ×2 and ×4; the target is
   the original frame, all in the card's log encoding (ACEScct). The manifest lists every source frame with its
   sha256 and licence.
-- Per step: ``batch_size`` random ``patch``-pixel crops (aligned to 4 so the ×2 and ×4 inputs line up), a random
-  flip; the L1 loss of the ×4 output and of the ×2 output (on a quarter of the batch) summed; Adam with a cosine decay; EMA weights are saved.
+- Per step: ``batch_size`` random ``patch``-pixel crops (aligned to 4 so the ×2 and ×4 inputs line up; a
+  ``detail_share`` of them drawn where a bicubic ×4 upscale misses most, the rest uniformly), a random flip; the
+  ``loss`` (L1, or Charbonnier: a smooth L1) of the ×4 output and of the ×2 output (on ``x2_share`` of the batch)
+  summed; Adam with a warm-up and a cosine decay, the gradient norm clipped to ``clip_grad`` when set; an EMA of
+  the weights is kept and saved.
 - Checkpoints (the show model's, :mod:`generation.engine.training`) every ``checkpoint_every`` steps; a run
   resumes from the newest automatically and continues as if never stopped (same thread count, CPU).
 
@@ -50,6 +53,8 @@ from generation.engine.upscale import (
 
 FRAME_SUFFIXES = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PROFILE_FRAMES = 4  # frames of each plate the grain is measured on
+LOSSES = ("l1", "charbonnier")
+CHARBONNIER_EPS = 1e-3
 
 
 @dataclass
@@ -69,6 +74,10 @@ class UpscalerConfig:
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     ema_decay: float = 0.995
+    loss: str = "l1"
+    detail_share: float = 0.5
+    x2_share: float = 0.25
+    clip_grad: float = 0.0
     device: str = "cpu"
     threads: int = 0
     resume: bool = True
@@ -87,13 +96,22 @@ class UpscalerConfig:
             raise TrainingError(f"patch must be a multiple of 4, at least 16, not {self.patch}")
         if not self.lr > 0 or not 0 <= self.ema_decay < 1:
             raise TrainingError("lr must be > 0 and ema_decay in [0, 1)")
+        if self.loss not in LOSSES:
+            raise TrainingError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if not 0 <= self.detail_share <= 1 or not 0 < self.x2_share <= 1 or self.clip_grad < 0:
+            raise TrainingError("detail_share must be in [0, 1], x2_share in (0, 1] and clip_grad >= 0")
         if not self.licence.strip():
             raise TrainingError("every training frame needs a licence or approval reference")
 
     def recipe(self) -> dict:
         """Everything that decides the weights (not where they are written, nor the thread count)."""
-        keep = ("batch_size", "patch", "lr", "seed", "features", "layers", "ema_decay", "colour_encoding")
-        return {k: v for k, v in asdict(self).items() if k in keep} | {"factors": list(FACTORS), "loss": "l1", "x2_share": 0.25}
+        keep = ("batch_size", "patch", "lr", "seed", "features", "layers", "ema_decay", "colour_encoding", "loss",
+                "x2_share")
+        recipe = {k: v for k, v in asdict(self).items() if k in keep} | {"factors": list(FACTORS)}
+        for name in ("detail_share", "clip_grad"):  # absent when off: recipes (and checkpoints) from before match
+            if getattr(self, name):
+                recipe[name] = getattr(self, name)
+        return recipe
 
 
 def collect_plates(spec: str | os.PathLike) -> list[str]:
@@ -126,6 +144,17 @@ class _Plates:
     high: list[torch.Tensor]  # (3, H, W) encoded originals, H and W multiples of 4
     low: dict[int, list[torch.Tensor]]  # factor -> (3, H/f, W/f) encoded, degrained
     profiles: dict[str, dict]  # plate folder -> grain profile (to_dict)
+    detail: list[torch.Tensor] = field(default_factory=list)  # per frame: where the ×4 patches start, weighted
+
+
+def _detail_weights(high: torch.Tensor, low: torch.Tensor, patch: int) -> torch.Tensor:
+    """Flat (rows·cols) weights of the 4-aligned patch positions of a frame: the energy of what a bicubic ×4
+    upscale misses inside the patch (edges and texture high, flat sky and walls near zero)."""
+    base = F.interpolate(low[None].float(), scale_factor=4, mode="bicubic", align_corners=False)[0]
+    energy = F.avg_pool2d(((high.float() - base) ** 2).mean(0, keepdim=True)[None], 4)  # (1, 1, H/4, W/4)
+    window = patch // 4
+    summed = F.avg_pool2d(energy, window, stride=1)[0, 0]  # one value per patch start (in 4-pixel steps)
+    return summed.flatten().double() + 1e-12
 
 
 def load_plates(paths: list[str], config: UpscalerConfig,
@@ -170,17 +199,26 @@ def _add_frame(data: _Plates, rgb: np.ndarray, profile: grain.GrainProfile, conf
     data.high.append(encoded(rgb))
     for f in FACTORS:
         data.low[f].append(encoded(frames.resize(clean, w // f, h // f)))
+    if config.detail_share:
+        data.detail.append(_detail_weights(data.high[-1], data.low[4][-1], config.patch))
 
 
 def _batch(data: _Plates, config: UpscalerConfig, g: torch.Generator) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     n, p = len(data.high), config.patch
     picks = torch.randint(0, n, (config.batch_size,), generator=g)
     r = torch.rand((config.batch_size, 3), generator=g)
+    # detail sampling: that share of the patches starts where the detail weights say (drawn only when on)
+    detailed = (torch.rand(config.batch_size, generator=g) < config.detail_share).tolist() if config.detail_share \
+        else [False] * config.batch_size
     high, low = [], {f: [] for f in FACTORS}
     for i, k in enumerate(picks.tolist()):
         _, hh, ww = data.high[k].shape
         y0 = int(float(r[i, 0]) * ((hh - p) // 4 + 1)) * 4
         x0 = int(float(r[i, 1]) * ((ww - p) // 4 + 1)) * 4
+        if detailed[i]:
+            at = int(torch.multinomial(data.detail[k], 1, generator=g))
+            y0, x0 = divmod(at, (ww - p) // 4 + 1)
+            y0, x0 = y0 * 4, x0 * 4
         flip = float(r[i, 2]) < 0.5
         crop = data.high[k][:, y0:y0 + p, x0:x0 + p]
         high.append(crop.flip(-1) if flip else crop)
@@ -193,7 +231,13 @@ def _batch(data: _Plates, config: UpscalerConfig, g: torch.Generator) -> tuple[t
 def _per_factor(config: UpscalerConfig) -> dict[int, int]:
     """Samples of the batch each factor trains on: ×2 costs four times ×4 per sample (its input has four times
     the pixels), so it sees a quarter of the batch and both cost alike."""
-    return {2: max(1, config.batch_size // 4), 4: config.batch_size}
+    return {2: max(1, round(config.batch_size * config.x2_share)), 4: config.batch_size}
+
+
+def _loss(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "charbonnier":  # a smooth L1: sqrt(d² + ε²), differentiable at zero
+        return torch.sqrt((output - target) ** 2 + CHARBONNIER_EPS**2).mean()
+    return F.l1_loss(output, target)
 
 
 def _lr_at(step: int, config: UpscalerConfig) -> float:
@@ -270,9 +314,12 @@ def _train_loop(config, data, state, device, fingerprint, on_progress, should_st
         for group in state.optimizer.param_groups:
             group["lr"] = _lr_at(state.step, config)
         high = high.to(device)
-        loss = sum(F.l1_loss(state.unet(low[f][:n].to(device), f), high[:n]) for f, n in _per_factor(config).items())
+        loss = sum(_loss(state.unet(low[f][:n].to(device), f), high[:n], config.loss)
+                   for f, n in _per_factor(config).items())
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if config.clip_grad:
+            torch.nn.utils.clip_grad_norm_(state.unet.parameters(), config.clip_grad)
         state.optimizer.step()
         training._update_ema(state.ema, state.unet, state.step, config.ema_decay)
         state.step, state.seconds = state.step + 1, state.seconds + time.perf_counter() - started

@@ -1,12 +1,21 @@
-"""Show upscaler and grain bench on real footage: ``python -m tests.bench.upscale [--data DIR] [--budget S]``.
+"""Show upscaler and grain bench on real footage: ``python -m tests.bench.upscale [--data DIR] [--steps N]``.
 
-Upscaler: a show upscaler is trained by the engine's own training (the one ``manage.py train_upscaler`` runs) for a
-fixed budget on some sequences of the data (DAVIS 2016: blackswan, car-shadow, dog, horsejump-high, every 3rd
-frame), then evaluated on frames it never saw: the other sequences (camel, kite-surf) and Sintel. Each held-out
-frame is degrained and box-downscaled ×4 (what the training learns to undo); the same low-resolution frame is
-upscaled ×4 by ours and by OpenImageIO's Lanczos-3 (``ImageBufAlgo.resize(..., filtername="lanczos3")``, the
-reference, same run), and both are scored against the original in its own sRGB encoding: PSNR (``psnr_gain_db``,
-ours minus Lanczos, mean over frames) and SSIM (Gaussian 11×11, σ 1.5, on luma).
+Upscaler: a show upscaler is trained by the engine's own training (the one ``manage.py train_upscaler`` runs, with
+:data:`RECIPE`) for a fixed number of optimiser steps (``--steps``; the seconds it took and the load average are
+reported, never budgeted, so the figure does not depend on the machine's load) on some sequences of the data
+(DAVIS 2016: blackswan, car-shadow, dog, horsejump-high, every ``--train-every``-th frame), then evaluated on frames
+it never saw: the other sequences (camel every 10th frame, kite-surf every 10th, Sintel every 3rd).
+``held_out_in_training`` counts the scored frames whose sha256 the upscaler's training manifest lists (0, checked).
+Each held-out frame is degrained and box-downscaled ×4 (:func:`upscale_training.degrade`, the very degradation the
+training learns to undo, with the held-out plate's own grain profile); the same low-resolution frame is upscaled ×4
+by ours and by OpenImageIO's Lanczos-3 (``ImageBufAlgo.resize(..., filtername="lanczos3")``, the reference, same
+run), and both are scored against the original in its own sRGB encoding: PSNR (``psnr_gain_db``, ours minus
+Lanczos, mean over frames) and SSIM (Gaussian 11×11, σ 1.5, on luma). Diagnostics: ``psnr_gain_db_vs_degrained``
+(the same gain scored against the degrained original: how much the target's grain and JPEG noise, which no
+upscaler can predict, dilutes it), ``psnr_gain_db_ensemble`` and ``fps_2k_ensemble`` (the ×8 self-ensemble:
+flips and transposes averaged). ``--same-plate``: the show's-own-plates protocol (:func:`same_plate_sets`): the
+upscaler also trains on the early frames of camel and kite-surf and is scored on their late frames, 10 or more
+frames after the last it trained on.
 
 Grain: each plate's profile is measured (grain.measure_grain); a flat element (one constant patch per measured
 intensity, the plate's colours) is regrained from it and measured again with the same estimator.
@@ -35,12 +44,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generation.engine import colour, frames, grain, upscale, upscale_training
+from generation.engine import colour, frames, grain, training, upscale, upscale_training
 from tests.realdata import find_testdata
 
 TRAIN_SEQUENCES = ("blackswan", "car-shadow", "dog", "horsejump-high")
 HELD_OUT_SEQUENCES = ("camel", "kite-surf")
 FACTOR = 4
+TRAIN_EVERY = 3
+SAME_PLATE_GAP, SAME_PLATE_MIN = 10, 30
+RECIPE = {"steps": 6000}  # the training recipe the bench measures (UpscalerConfig fields; its defaults for the rest)
 
 
 def _srgb(linear: np.ndarray) -> np.ndarray:
@@ -75,12 +87,12 @@ def _frames_of(folder: Path, every: int) -> list[str]:
     return upscale_training.collect_plates(str(folder))[::every]
 
 
-def _sets(data: Path) -> tuple[list[str], dict[str, list[str]]]:
+def _sets(data: Path, train_every: int = 3) -> tuple[list[str], dict[str, list[str]]]:
     """Training frames and the held-out sets; DAVIS-shaped data by sequence name, any other folder of sequences
     by order (the first two thirds of the sequences train, the rest are held out)."""
     davis = data / "davis16"
     if davis.is_dir():
-        train = [p for s in TRAIN_SEQUENCES for p in _frames_of(davis / s / "frames", 3)]
+        train = [p for s in TRAIN_SEQUENCES for p in _frames_of(davis / s / "frames", train_every)]
         held = {s: _frames_of(davis / s / "frames", 10) for s in HELD_OUT_SEQUENCES}
         if (data / "sintel-demo").is_dir():
             held["sintel"] = _frames_of(data / "sintel-demo", 3)
@@ -89,22 +101,52 @@ def _sets(data: Path) -> tuple[list[str], dict[str, list[str]]]:
     if len(sequences) < 2:
         raise SystemExit(f"{data}: need at least two sequences (folders of frames), one to train, one held out")
     cut = max(1, (2 * len(sequences)) // 3)
-    train = [p for s in sequences[:cut] for p in _frames_of(Path(s), 3)]
+    train = [p for s in sequences[:cut] for p in _frames_of(Path(s), train_every)]
     return train, {Path(s).name: _frames_of(Path(s), 10) for s in sequences[cut:]}
 
 
-def _train(train: list[str], out: str, steps: int, budget: float) -> tuple[str, dict]:
-    config = upscale_training.UpscalerConfig(plates=train, out_dir=out, name="bench-upscaler", steps=steps,
-                                             threads=1, licence="benchmark footage (see testdata README)",
-                                             checkpoint_every=max(1, steps), created_by="tests.bench.upscale")
-    started = time.perf_counter()
-    card = upscale_training.train_upscaler(
-        config, should_stop=lambda: time.perf_counter() - started > budget)
-    return card.path, {"train_frames": len(train), "train_steps": steps,
-                       "train_seconds": round(time.perf_counter() - started, 1)}
+def same_plate_sets(train: list[str], held: dict[str, list[str]], train_every: int) -> tuple[list[str], dict]:
+    """The show's-own-plates variant: the upscaler also trains on the early frames of each held-out sequence and is
+    scored on its late frames, :data:`SAME_PLATE_GAP` frames or more after the last one it trained on (the scored
+    frames are still never trained on: the same plate, not the same pixels). A sequence shorter than
+    :data:`SAME_PLATE_MIN` frames stays wholly held out (Sintel's ten frames)."""
+    train, scored = list(train), {}
+    for name, paths in held.items():
+        every = upscale_training.collect_plates(str(Path(paths[0]).parent))
+        if len(every) < SAME_PLATE_MIN:
+            scored[name] = paths
+            continue
+        cut = int(0.6 * len(every))
+        train += every[:cut - SAME_PLATE_GAP:train_every]
+        scored[name] = every[cut::5]
+    return train, scored
 
 
-def _evaluate(model: str, held: dict[str, list[str]]) -> dict:
+def _train(train: list[str], out: str, recipe: dict) -> tuple[str, dict]:
+    """Train for a fixed number of optimiser steps (not a wall-clock budget: the figure must not depend on the
+    machine's load); the seconds it took and the load average are reported beside it."""
+    config = upscale_training.UpscalerConfig(plates=train, out_dir=out, name="bench-upscaler", threads=1,
+                                             licence="benchmark footage (see testdata README)",
+                                             checkpoint_every=max(1, recipe["steps"]),
+                                             created_by="tests.bench.upscale", **recipe)
+    load_before, started = os.getloadavg()[0], time.perf_counter()
+    card = upscale_training.train_upscaler(config)
+    info = json.loads((Path(card.path) / "parallel_track.json").read_text())["training"]
+    return card.path, {"train_frames": len(train), "train_steps": info["steps"],
+                       "train_seconds": round(time.perf_counter() - started, 1),
+                       "train_step_seconds": info["seconds"], "train_parameters": info["parameters"],
+                       "train_load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+                       "train_recipe": config.recipe()}
+
+
+def held_out_overlap(model: str, held: dict[str, list[str]]) -> int:
+    """How many held-out frames the upscaler's training manifest lists (by sha256 of the file): must be 0."""
+    card = upscale.read_upscaler_card(model)
+    trained = {f["sha256"] for f in card.manifest["files"]}
+    return sum(training._sha256(p) in trained for paths in held.values() for p in paths)
+
+
+def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False) -> dict:
     rows = {}
     for name, paths in held.items():
         profile = grain.measure_grain([upscale.read_plate_rgb(p) for p in paths[:upscale_training.PROFILE_FRAMES]])
@@ -115,14 +157,18 @@ def _evaluate(model: str, held: dict[str, list[str]]) -> dict:
             rgb = np.ascontiguousarray(rgb[:h, :w])
             low = upscale_training.degrade(rgb, profile, FACTOR)
             target = _srgb(rgb)
-            ours = _srgb(upscale.upscale(low, model, factor=FACTOR))
+            ours = _srgb(upscale.upscale(low, model, factor=FACTOR, ensemble=ensemble))
             reference = np.clip(upscale.lanczos(_srgb(low), w, h), 0.0, 1.0)
-            scores.append((psnr(ours, target), psnr(reference, target), ssim(ours, target), ssim(reference, target)))
+            clean = _srgb(grain.degrain(rgb, profile))  # diagnostic: the target without what degrain removes
+            scores.append((psnr(ours, target), psnr(reference, target), ssim(ours, target), ssim(reference, target),
+                           psnr(ours, clean) - psnr(reference, clean), psnr(clean, target)))
         s = np.array(scores)
         rows[name] = {"frames": len(paths), "psnr_ours": round(float(s[:, 0].mean()), 3),
                       "psnr_lanczos": round(float(s[:, 1].mean()), 3),
                       "psnr_gain_db": round(float((s[:, 0] - s[:, 1]).mean()), 3),
-                      "ssim_ours": round(float(s[:, 2].mean()), 4), "ssim_lanczos": round(float(s[:, 3].mean()), 4)}
+                      "ssim_ours": round(float(s[:, 2].mean()), 4), "ssim_lanczos": round(float(s[:, 3].mean()), 4),
+                      "psnr_gain_db_vs_degrained": round(float(s[:, 4].mean()), 3),
+                      "psnr_degrained_vs_original": round(float(s[:, 5].mean()), 3)}
     return rows
 
 
@@ -170,12 +216,12 @@ def _grain_rows(data: Path, held: dict[str, list[str]]) -> dict:
     return rows
 
 
-def _fps(model: str, held: dict[str, list[str]]) -> dict:
+def _fps(model: str, held: dict[str, list[str]], ensemble: bool = False) -> dict:
     torch.set_num_threads(1)
     rgb = upscale.read_plate_rgb(next(iter(held.values()))[0])
     low = upscale.lanczos(rgb, 480, 270)
     timings = {}
-    for name, run in (("ours", lambda: upscale.upscale(low, model, factor=4)),
+    for name, run in (("ours", lambda: upscale.upscale(low, model, factor=4, ensemble=ensemble)),
                       ("lanczos", lambda: upscale.lanczos(low, 1920, 1080))):
         run()
         started = time.perf_counter()
@@ -189,39 +235,46 @@ def _fps(model: str, held: dict[str, list[str]]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="a folder of frame sequences (default: testdata)")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--budget", type=float, default=300.0, help="training seconds at most (1 thread)")
+    parser.add_argument("--steps", type=int, default=RECIPE["steps"],
+                        help="optimiser steps to train (fixed: the seconds are reported, not budgeted)")
+    parser.add_argument("--train-every", type=int, default=TRAIN_EVERY,
+                        help="train on every Nth frame of the training sequences (1: all of them)")
+    parser.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                        help="skip the x8 self-ensemble evaluation (eight times the inference)")
+    parser.add_argument("--same-plate", action="store_true",
+                        help="train also on the early frames of the held-out sequences, score their late frames")
     parser.add_argument("--model", default="", help="evaluate this upscaler instead of training one")
     args = parser.parse_args(argv)
     data = args.data or find_testdata()
     if data is None:
         raise SystemExit("no test data: pass --data or set PT_TESTDATA")
     torch.set_num_threads(1)
-    train, held = _sets(Path(data))
-    result: dict = {"data": str(data)}
+    train, held = _sets(Path(data), args.train_every)
+    if args.same_plate:
+        train, held = same_plate_sets(train, held, args.train_every)
+    result: dict = {"data": str(data), "protocol": "same-plate" if args.same_plate else "other-sequences",
+                    "load_average_start": round(os.getloadavg()[0], 1)}
     with tempfile.TemporaryDirectory(prefix="pt-bench-upscale-") as tmp:
         model = args.model
         if not model:
-            model, info = _train_or_stop(train, tmp, args.steps, args.budget)
+            model, info = _train(train, tmp, RECIPE | {"steps": args.steps})
             result |= info
+        result["held_out_frames"] = sum(len(v) for v in held.values())
+        result["held_out_in_training"] = held_out_overlap(model, held)
         rows = _evaluate(model, held)
         grain_rows = _grain_rows(Path(data), held)
         result |= _summary(rows, grain_rows) | _fps(model, held)
-        result |= {"per_set": rows, "grain_per_plate": grain_rows}
+        if args.ensemble:
+            ensemble = _evaluate(model, held, ensemble=True)
+            result |= {"psnr_gain_db_ensemble": _summary(ensemble, grain_rows)["psnr_gain_db"],
+                       "ssim_ours_ensemble": _summary(ensemble, grain_rows)["ssim_ours"],
+                       "fps_2k_ensemble": _fps(model, held, ensemble=True)["fps_2k"]}
+        result |= {"per_set": rows, "grain_per_plate": grain_rows,
+                   "load_average_end": round(os.getloadavg()[0], 1)}
+        if args.ensemble:
+            result["per_set_ensemble"] = ensemble
     print(json.dumps(result))
     return result
-
-
-def _train_or_stop(train, tmp, steps, budget):
-    from generation.engine.training import TrainingStopped
-
-    started = time.perf_counter()
-    try:
-        return _train(train, tmp, steps, budget)
-    except TrainingStopped as stopped:  # the budget ran out: finish from the checkpoint at that step
-        model, info = _train(train, tmp, stopped.step, float("inf"))
-        return model, info | {"train_steps": stopped.step, "budget_stopped": True,
-                              "train_seconds": round(time.perf_counter() - started, 1)}
 
 
 def _summary(rows: dict, grain_rows: dict) -> dict:
@@ -234,6 +287,7 @@ def _summary(rows: dict, grain_rows: dict) -> dict:
     measured = {k: v for k, v in grain_rows.items() if "amplitude_error" in v}
     real = measured.get("carrots") or next(iter(measured.values()), {})
     return {"psnr_gain_db": mean("psnr_gain_db"), "ssim_ours": mean("ssim_ours"), "ssim_lanczos": mean("ssim_lanczos"),
+            "psnr_gain_db_vs_degrained": mean("psnr_gain_db_vs_degrained"),
             "grain_amplitude_error": real.get("amplitude_error"), "grain_spectrum_error": real.get("spectrum_error"),
             "grain_plate": "carrots" if "carrots" in measured else next(iter(measured), None)}
 

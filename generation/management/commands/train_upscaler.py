@@ -21,7 +21,8 @@ from generation.engine.upscale_training import UpscalerConfig, train_upscaler
 from generation.models import ModelKind
 from portal.models import Show
 
-TUNABLE = ("steps", "batch_size", "patch", "features", "layers", "lr", "seed", "checkpoint_every")
+TUNABLE = ("steps", "batch_size", "patch", "features", "layers", "lr", "seed", "checkpoint_every", "loss",
+           "detail_share", "x2_share", "ema_decay")
 
 
 class Command(BaseCommand):

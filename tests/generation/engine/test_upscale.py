@@ -8,7 +8,7 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
-from generation.engine import frames, grain, upscale, upscale_training
+from generation.engine import colour, frames, grain, upscale, upscale_training
 from generation.engine.sequence import frame_path
 from generation.engine.spec import VariationSpec
 from generation.engine.training import TrainingError, TrainingStopped
@@ -94,6 +94,97 @@ def test_training_resumes_from_a_checkpoint_as_if_never_stopped(plates, model_di
     assert resumed == [4]  # only the last step was left
     weights = (Path(card.path) / upscale.WEIGHTS_NAME).read_bytes()
     assert weights == (Path(model_dir) / upscale.WEIGHTS_NAME).read_bytes()
+
+
+def test_the_self_ensemble_is_deterministic_and_undoes_each_flip(plates, model_dir) -> None:
+    low = upscale.read_plate_rgb(plates / "plate0" / "plate.1001.exr")[:24, :40]
+    single = upscale.upscale(low, model_dir, factor=4)
+    ensemble = upscale.upscale(low, model_dir, factor=4, ensemble=True)
+    assert ensemble.shape == single.shape and ensemble.tobytes() == upscale.upscale(
+        low, model_dir, factor=4, ensemble=True).tobytes()
+    assert not np.array_equal(ensemble, single)
+    # a flipped or transposed input gives the same ensemble, flipped or transposed (to float rounding)
+    np.testing.assert_allclose(upscale.upscale(low[:, ::-1], model_dir, factor=4, ensemble=True), ensemble[:, ::-1],
+                               atol=1e-5)
+    np.testing.assert_allclose(upscale.upscale(low.transpose(1, 0, 2), model_dir, factor=4, ensemble=True),
+                               ensemble.transpose(1, 0, 2), atol=1e-5)
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    assert all(torch.equal(upscale._undo(upscale._view(x, k), k), x) for k in range(8))
+    assert len({upscale._view(x, k).flatten()[:7].numpy().tobytes() for k in range(8)}) == 8
+
+
+def test_detail_sampling_draws_the_patches_where_the_detail_is(tmp_path) -> None:
+    """One frame, left half flat grey, right half real Sintel texture: detail-sampled patches land on the right."""
+    h, w = 96, 192
+    rgb = np.full((h, w, 3), 0.18, np.float32)
+    texture = upscale.read_plate_rgb(sorted(realdata.testdata("sintel-demo").glob("*.png"))[0])
+    rgb[:, w // 2:] = texture[150:150 + h, 400:400 + w // 2]
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    frames.write_exr(plate / "p.1001.exr", np.concatenate([rgb, np.ones((h, w, 1), np.float32)], 2),
+                     display_window=frames.Window(0, 0, w, h))
+
+    def mean_x(share: float) -> float:
+        config = _config(plate, tmp_path / "out", batch_size=64, detail_share=share)
+        data = upscale_training.load_plates([str(plate / "p.1001.exr")], config)
+        starts = []
+        g = torch.Generator().manual_seed(0)
+        high, _ = upscale_training._batch(data, config, g)
+        for crop in high:  # where each crop came from: the flat half has no variance
+            starts.append(float(crop.std()) > 1e-3)
+        return float(np.mean(starts))
+
+    assert mean_x(1.0) > 0.95  # every patch touches the texture
+    assert mean_x(0.0) < 0.8  # uniform: many lie wholly in the flat half
+
+
+def test_charbonnier_is_a_smooth_l1() -> None:
+    a, b = torch.zeros(4), torch.tensor([0.0, 0.1, -0.2, 0.5])
+    assert upscale_training._loss(a, b, "l1") == pytest.approx(0.2)
+    assert upscale_training._loss(a, b, "charbonnier") == pytest.approx(0.2, abs=1e-3)
+    assert upscale_training._loss(a, a, "charbonnier") == pytest.approx(1e-3)
+    with pytest.raises(TrainingError, match="loss must be one of"):
+        _config(Path("."), Path("."), loss="mse").check()
+
+
+def test_the_bench_counts_held_out_frames_the_upscaler_trained_on(plates, model_dir, tmp_path) -> None:
+    from tests.bench.upscale import held_out_overlap
+
+    trained = str(plates / "plate1" / "plate.1002.exr")
+    unseen = tmp_path / "unseen.exr"
+    rgba, _ = frames.read_rgba(trained)
+    frames.write_exr(unseen, rgba * 0.5, display_window=frames.Window(0, 0, rgba.shape[1], rgba.shape[0]))
+    assert held_out_overlap(model_dir, {"a": [str(unseen)]}) == 0
+    assert held_out_overlap(model_dir, {"a": [str(unseen)], "b": [trained]}) == 1  # by content, not by name
+
+
+def test_the_bench_degrades_a_frame_exactly_as_training_does(plates) -> None:
+    """The bench's input (upscale_training.degrade, then the card's encoding) is the training's ×4 input."""
+    paths = sorted(str(p) for p in (plates / "plate0").glob("*.exr"))
+    config = _config(plates, Path("."))
+    data = upscale_training.load_plates(paths, config)
+    profile = grain.GrainProfile.from_dict(data.profiles[str(plates / "plate0")])
+    assert not profile.is_empty
+    for i, path in enumerate(paths):
+        low = upscale_training.degrade(upscale.read_plate_rgb(path), profile, 4)
+        encoded = colour.convert(np.maximum(low, 0.0), "ACEScg", "ACEScct")
+        np.testing.assert_allclose(data.low[4][i].float().numpy().transpose(1, 2, 0), encoded, atol=2e-3)
+
+
+def test_the_same_plate_protocol_never_scores_a_frame_it_trained_on(tmp_path) -> None:
+    from tests.bench.upscale import SAME_PLATE_GAP, same_plate_sets
+
+    long, short = tmp_path / "long", tmp_path / "short"
+    for folder, n in ((long, 50), (short, 10)):
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"{i:05d}.jpg").write_bytes(b"")
+    held = {"long": [str(long / "00000.jpg"), str(long / "00010.jpg")], "short": [str(short / "00003.jpg")]}
+    train, scored = same_plate_sets(["elsewhere.jpg"], held, 1)
+    index = [int(Path(p).stem) for p in train if "long" in p]
+    assert train[0] == "elsewhere.jpg" and index == list(range(30 - SAME_PLATE_GAP))
+    assert [int(Path(p).stem) for p in scored["long"]] == [30, 35, 40, 45]
+    assert scored["short"] == held["short"] and not any("short" in p for p in train)
 
 
 def test_it_refuses_bad_plates_and_bad_model_directories(plates, model_dir, tmp_path) -> None:
