@@ -74,18 +74,20 @@ def card_geometry(
     context: float = 0.03,
     pixel_aspect: float = 1.0,
     max_growth: float = camera.MAX_CARD_GROWTH,
+    slack: float = 0.0,
 ) -> Card:
     """The union of every frame's matte box (``boxes``, display-array pixels, None = empty) mapped into
     frame 0 through the track, a ``context`` margin (the plate the model sees around the region), grown
     to the model's aspect in square pixels about ``anchor``. Raises :class:`camera.CardTooBig` when the
     motion needs more than ``max_growth`` times the first frame's own box per axis: the model's one sample
     would be stretched that much thinner than on a locked-off shot, so the variation is refused rather
-    than made soft or full of holes."""
+    than made soft or full of holes. ``slack``: pixels more on every side (a card made from a coarse track
+    of some of the frames, :func:`track.quick_track`, holds what the frames between them need)."""
     x0, y0, x1, y1 = camera.union_in_reference([_box_of(b) for b in boxes], track)
     first = next(i for i, b in enumerate(boxes) if b is not None)
     own = camera.box_in_reference(track.matrices[first], *_edges(boxes[first]))
     camera.check_card_growth((x0, y0, x1, y1), own, max_growth)
-    margin = context * max(x1 - x0, y1 - y0) + 2
+    margin = context * max(x1 - x0, y1 - y0) + 2 + slack
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
     mh, mw = sample_size
     w, h = (x1 - x0) * pixel_aspect, y1 - y0  # square pixels
