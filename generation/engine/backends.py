@@ -26,6 +26,13 @@ from generation.engine.registry import load_show_model
 SMALL_MODEL_PARAMETERS = 10_000_000
 
 
+def warm() -> None:
+    """Import the model code a denoiser loads (diffusers: seconds, more on a busy machine), so a worker that
+    calls this when it starts does not make the first Generate wait for it."""
+    import diffusers  # noqa: F401
+    from diffusers import DDIMScheduler, UNet2DModel  # noqa: F401 - diffusers imports these lazily
+
+
 def denoise_threads(model: torch.nn.Module) -> int | None:
     """Torch threads to denoise with ``model``: 1 for a small model, None (torch's own) otherwise."""
     return 1 if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS else None

@@ -224,3 +224,45 @@ def test_without_the_check_a_wrong_quick_card_leaves_frames_uncovered(
     _cold_tracks()
     result = generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "v"))
     assert result.coverage < 0.99
+
+
+def test_a_full_cache_keeps_the_shots_first_frames_plate_and_matte_together(
+    small_demo_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    # Room for two frames' plate and matte: the shot's first frames stay; the matte of one frame never
+    # makes room by dropping the plate of another (both are the shot's).
+    h, w = 144, 256
+    monkeypatch.setattr(frame_cache, "PLATES", FrameCache(budget=2 * (h * w * 3 * 2 + h * w * 2 + 64)))
+    reads: list[str] = []
+    real_read = frames._read_display
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path).name)
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(frames, "_read_display", counted)
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
+    reads.clear()
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
+    first = (
+        Path(frame_path(small_demo_plate["plate"], 1001)).name,
+        Path(frame_path(small_demo_plate["matte"], 1001)).name,
+    )
+    assert not set(first) & set(reads)
+    assert Path(frame_path(small_demo_plate["plate"], 1004)).name in reads  # the rest read again
+
+
+def test_the_shift_only_coverage_is_the_general_bilinear_one():
+    from generation.engine.card import Card, card_coverage
+
+    card = Card(x=-10, y=5, width=200, height=100, model_h=32, model_w=64)
+    generated = (np.random.default_rng(0).random((32, 64)) > 0.3).astype(np.float32)
+    box = frames.Window(0, 0, 240, 120)  # reaches beyond the card on every side for some shifts
+    for shift in [(0.0, 0.0), (3.25, -7.5), (-40.7, 12.1), (25.0, 30.0)]:
+        matrix = np.eye(3)
+        matrix[:2, 2] = shift
+        u, v = card.coordinates(matrix, box)
+        general = np.clip(camera.sample_bilinear(generated, u, v), 0.0, 1.0)
+        general[general > 1.0 - 1e-4] = 1.0
+        fast = card_coverage(generated, card, matrix, box)
+        assert 0 < (general == 0).sum() < general.size and np.abs(fast - general).max() < 1e-6
