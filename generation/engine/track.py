@@ -31,6 +31,7 @@ AP1_LUMA = camera.AP1_LUMA  # ACEScg luminance weights
 _TRACK_CACHE_SIZE = 16
 _track_cache: OrderedDict[tuple, CameraTrack] = OrderedDict()
 _track_lock = threading.Lock()
+_making: dict[tuple, threading.Event] = {}  # tracks being made now, by key
 QUICK_MIN_FRAMES = 16  # shorter shots are tracked in full before their card (it takes as long)
 QUICK_INTERVALS = 8  # the quick track's frames split the shot into this many spans
 QUICK_WORK_SIZE = 512  # largest side the quick track's features are tracked at
@@ -65,16 +66,32 @@ def _key(spec: VariationSpec, paths: list[str]) -> tuple:
     )
 
 
-def _cached(key: tuple, make: Callable[[], object]):
-    with _track_lock:
-        if key in _track_cache:
-            _track_cache.move_to_end(key)
-            return _track_cache[key], True
-    value = make()
-    with _track_lock:
-        _track_cache[key] = value
-        while len(_track_cache) > _TRACK_CACHE_SIZE:
-            _track_cache.popitem(last=False)
+def _cached(key: tuple, make: Callable[[], object], should_cancel: CancelFn | None = None):
+    """``(make()'s value for key, whether it was cached)``. One maker per key at a time: a variation that
+    asks while another (two in flight, a Celery worker's threads) is making it waits for that one's."""
+    while True:
+        with _track_lock:
+            if key in _track_cache:
+                _track_cache.move_to_end(key)
+                return _track_cache[key], True
+            making = _making.get(key)
+            if making is None:
+                making = _making[key] = threading.Event()
+                break
+        while not making.wait(0.1):  # then take its value (or make it, if that maker failed)
+            if should_cancel is not None and should_cancel():
+                from generation.engine.inpaint import Cancelled
+
+                raise Cancelled("cancelled while waiting for the shot's camera track")
+    try:
+        value = make()
+        with _track_lock:
+            _track_cache[key] = value
+            while len(_track_cache) > _TRACK_CACHE_SIZE:
+                _track_cache.popitem(last=False)
+    finally:
+        with _track_lock:
+            _making.pop(key).set()
     return value, False
 
 
@@ -121,7 +138,7 @@ def camera_track(
             read_rgb=_read_rgb(spec),
         )
 
-    track, hit = _cached(_key(spec, paths), make)
+    track, hit = _cached(_key(spec, paths), make, should_cancel)
     if hit:
         on_progress("track", n, n)
     return track
@@ -183,7 +200,7 @@ def quick_track(
         )
         return QuickTrack(keys, track, QUICK_ERROR_WORK_PX / scale)
 
-    quick, hit = _cached(("quick",) + _key(spec, paths), make)
+    quick, hit = _cached(("quick",) + _key(spec, paths), make, should_cancel)
     if hit:
         on_progress("track", len(keys), len(keys))
     return quick

@@ -266,3 +266,32 @@ def test_the_shift_only_coverage_is_the_general_bilinear_one():
         general[general > 1.0 - 1e-4] = 1.0
         fast = card_coverage(generated, card, matrix, box)
         assert 0 < (general == 0).sum() < general.size and np.abs(fast - general).max() < 1e-6
+
+
+def test_two_variations_in_flight_make_the_shots_track_once(long_plate, tiny_model_dir, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    made = []
+    real = camera.plate_track
+
+    def slow(paths, **kwargs):
+        made.append(len(paths))
+        time.sleep(0.3)  # the other variation asks while this one is making it
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(camera, "plate_track", slow)
+    _cold_tracks()
+    results = {}
+
+    def run(name, seed):
+        results[name] = generate_variation(_long(long_plate, tiny_model_dir, tmp_path / name, seed=seed))
+
+    threads = [threading.Thread(target=run, args=(name, seed)) for name, seed in (("a", 1), ("b", 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    n = LONG_LAST - LONG_FIRST + 1
+    assert sorted(made) == [len(track.quick_keys(n)), n]  # one quick track and one full track for both
+    assert results["a"].coverage == results["b"].coverage == 1.0
