@@ -108,6 +108,15 @@ def recover_stranded(every_owner_dead: bool = True) -> dict:
 
 worker_ready.connect(recovery.start_sweeper, weak=False)  # each production worker, once it consumes
 
+
+@shared_task(name="generation.tasks.warm_engine")
+def warm_engine() -> None:
+    """The embedded worker's start: import the denoisers' model code before the first Generate needs it."""
+    from generation.engine import backends
+
+    backends.warm()
+
+
 def _limits() -> dict:
     soft = settings.PT_GENERATE_SOFT_LIMIT_S
     return {"soft_time_limit": soft, "time_limit": soft + settings.PT_HARD_LIMIT_GRACE_S}

@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -277,12 +278,16 @@ def estimate_track(
     *,
     progress: Callable[[int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    work_size: int = WORK_SIZE,
+    refine: bool = True,
 ) -> CameraTrack:
     """The dominant camera motion of a sequence of scene-linear luminance frames (H, W) float32.
 
     ``excludes`` (same length, each (H, W) or None): where features must not be, > 0 = excluded
     (the matte, moving objects); both ends of a correspondence are checked. Frames stream through
-    (two working-size frames are kept); ``progress(k)`` after frame k (1-based).
+    (two working-size frames are kept); ``progress(k)`` after frame k (1-based). ``work_size``: the
+    largest side features are tracked at; ``refine=False`` skips the dense refinement (a coarse track:
+    :func:`track.quick_track`).
     """
     excludes_it = iter(excludes) if excludes is not None else None
     pairs: list[_Pair] = []
@@ -303,7 +308,7 @@ def estimate_track(
         exclude = next(excludes_it) if excludes_it is not None else None
         n = k + 1
         if k == 0:
-            scale = min(1.0, WORK_SIZE / max(luma.shape))
+            scale = min(1.0, work_size / max(luma.shape))
             c = np.maximum(np.nan_to_num(np.asarray(luma, np.float32)), 0)
             c = c / (1 + c)
             lo_hi = (float(np.percentile(c, 0.5)), float(np.percentile(c, 99.5)))
@@ -334,7 +339,7 @@ def estimate_track(
     track = _track_from_pairs(pairs, n, "features", notes)
     if not pairs:
         track.notes.append("no trackable background: treated as locked off")
-    elif track.model != "locked":
+    elif track.model != "locked" and refine:
         track.matrices = _refine_ecc(track.matrices, pairs, kept, track.model, to_full)
     return track
 
@@ -637,15 +642,34 @@ def hero_view(path: str) -> str | None:
     return views[0] if isinstance(views, tuple | list) and views else None
 
 
+_OPAQUE_CACHE_SIZE = 4096
+_opaque: OrderedDict[tuple, bool] = OrderedDict()  # (path, size, mtime) -> its alpha is full (not an exclusion)
+_opaque_lock = threading.Lock()
+
+
 def _alpha_excludes(path: str, channels: Sequence[str]) -> np.ndarray | None:
     """A plate's own alpha as an exclusion when it is partial: an element render (Beachball's ball
-    over nothing) moves on its own, so what its alpha covers is not the camera's."""
+    over nothing) moves on its own, so what its alpha covers is not the camera's. A full alpha is
+    remembered per file (path, size, mtime), so an opaque plate's alpha is decoded once, not again by
+    every track of it (the quick track, the full one, another range)."""
     from generation.engine import frames
 
     if "A" not in channels:
         return None
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    with _opaque_lock:
+        if _opaque.get(key):
+            _opaque.move_to_end(key)
+            return None
     alpha = frames.read_channels(path, ["A"])[..., 0]
-    return alpha if float(alpha.mean()) < 0.98 else None
+    if float(alpha.mean()) < 0.98:
+        return alpha
+    with _opaque_lock:
+        _opaque[key] = True
+        while len(_opaque) > _OPAQUE_CACHE_SIZE:
+            _opaque.popitem(last=False)
+    return None
 
 
 def plate_track(
@@ -660,6 +684,8 @@ def plate_track(
     header=None,
     plate_colour: dict | None = None,
     read_rgb: Callable[[str], np.ndarray] | None = None,
+    work_size: int = WORK_SIZE,
+    refine: bool = True,
 ) -> CameraTrack:
     """The camera track of plate frames ``paths`` (EXRs, frame numbers ``first``…; ``header``: the first
     frame's :class:`frames.FrameHeader` when the caller has read it).
@@ -668,8 +694,9 @@ def plate_track(
     moving objects) or None. A ``track_file`` overrides; then motion-vector channels; then features
     of the plate's luminance. A partial plate alpha is excluded too (see :func:`_alpha_excludes`).
     ``plate_colour``: :func:`frames.read_channels`'s colour keywords, so luminance is the working space's;
-    ``read_rgb(path)``: reads a frame's working-space R, G, B instead (a shared cache). Frames are read two
-    ahead of the tracking on a small pool.
+    ``read_rgb(path)``: reads a frame's working-space R, G, B instead (a shared cache). Frames and their
+    exclusions are read ahead of the tracking on a small pool. ``work_size`` and ``refine``: as
+    :func:`estimate_track`'s.
     """
     from generation.engine import frames
 
@@ -682,14 +709,16 @@ def plate_track(
         return track
     vectors = motion_vector_channels(header.channels, hero_view(paths[0])) if use_vectors else None
 
+    def exclusion(k: int) -> np.ndarray | None:
+        own = _alpha_excludes(paths[k], header.channels)
+        given = exclude(k) if exclude is not None else None
+        if own is None or given is None:
+            return given if own is None else own
+        return np.maximum(own, given)
+
     def excludes():
-        for k, path in enumerate(paths):
-            own = _alpha_excludes(path, header.channels)
-            given = exclude(k) if exclude is not None else None
-            if own is None or given is None:
-                yield given if own is None else own
-            else:
-                yield np.maximum(own, given)
+        for k in range(len(paths)):
+            yield exclusion(k)
 
     def counted(items):
         for k, item in enumerate(items):
@@ -714,8 +743,22 @@ def plate_track(
         def read_rgb(path: str) -> np.ndarray:
             return frames.read_channels(path, ("R", "G", "B"), **(plate_colour or {}))
 
-    lumas = _read_ahead(lambda p: read_rgb(p) @ AP1_LUMA, list(paths))
-    return estimate_track(counted(lumas), excludes())
+    read = read_rgb
+    both = _read_ahead(
+        lambda k: (read(paths[k]) @ AP1_LUMA, exclusion(k)), list(range(len(paths))), depth=max(2, usable_cores())
+    )
+    pending: deque[np.ndarray | None] = deque()
+
+    def lumas():
+        for luma, excluded in counted(both):
+            pending.append(excluded)
+            yield luma
+
+    def excluded_in_step():
+        while True:
+            yield pending.popleft()
+
+    return estimate_track(lumas(), excluded_in_step(), work_size=work_size, refine=refine)
 
 
 # --------------------------------------------------------------------------------------- carrying a card

@@ -9,6 +9,7 @@ narrower in plate pixels than the model's aspect says, and the model's pixels ar
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from generation.engine.camera import CameraTrack
 from generation.engine.frames import Window
 
 Track = CameraTrack
+_last_coordinates = threading.local()  # per thread: a frame's card coordinates, asked for by its look and its coverage
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,15 @@ class Card:
 
     def coordinates(self, matrix: np.ndarray, box: Window) -> tuple[np.ndarray, np.ndarray]:
         """Model-pixel coordinates ``u, v`` ((h, w) float64) the frame pixels of ``box`` sample, for a frame
-        whose track matrix is ``matrix``."""
-        return camera.card_coordinates(matrix, (box.x, box.y, box.width, box.height), (self.x, self.y), self.scale)
+        whose track matrix is ``matrix`` (the caller must not write to them: the thread's last ones are
+        handed out again to the next caller asking for the same)."""
+        key = (self, np.asarray(matrix, np.float64).tobytes(), box)
+        last = getattr(_last_coordinates, "value", None)
+        if last is not None and last[0] == key:
+            return last[1]
+        uv = camera.card_coordinates(matrix, (box.x, box.y, box.width, box.height), (self.x, self.y), self.scale)
+        _last_coordinates.value = (key, uv)
+        return uv
 
 
 def _box_of(window: Window | None) -> tuple[int, int, int, int] | None:
@@ -74,18 +83,20 @@ def card_geometry(
     context: float = 0.03,
     pixel_aspect: float = 1.0,
     max_growth: float = camera.MAX_CARD_GROWTH,
+    slack: float = 0.0,
 ) -> Card:
     """The union of every frame's matte box (``boxes``, display-array pixels, None = empty) mapped into
     frame 0 through the track, a ``context`` margin (the plate the model sees around the region), grown
     to the model's aspect in square pixels about ``anchor``. Raises :class:`camera.CardTooBig` when the
     motion needs more than ``max_growth`` times the first frame's own box per axis: the model's one sample
     would be stretched that much thinner than on a locked-off shot, so the variation is refused rather
-    than made soft or full of holes."""
+    than made soft or full of holes. ``slack``: pixels more on every side (a card made from a coarse track
+    of some of the frames, :func:`track.quick_track`, holds what the frames between them need)."""
     x0, y0, x1, y1 = camera.union_in_reference([_box_of(b) for b in boxes], track)
     first = next(i for i, b in enumerate(boxes) if b is not None)
     own = camera.box_in_reference(track.matrices[first], *_edges(boxes[first]))
     camera.check_card_growth((x0, y0, x1, y1), own, max_growth)
-    margin = context * max(x1 - x0, y1 - y0) + 2
+    margin = context * max(x1 - x0, y1 - y0) + 2 + slack
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
     mh, mw = sample_size
     w, h = (x1 - x0) * pixel_aspect, y1 - y0  # square pixels
@@ -153,21 +164,50 @@ def sample_card(card_rgb: np.ndarray, card: Card, matrix: np.ndarray, box: Windo
     """The card (``card_rgb``: (model_h, model_w, C) float32) seen by the frame whose track matrix is
     ``matrix``, over ``box`` (array coords): one bicubic resample from model to frame pixels, separable
     (cheap) when the frame's motion is a pure shift, else through the full inverse transform."""
-    if np.allclose(matrix[:2, :2], np.eye(2), atol=1e-12) and np.allclose(matrix[2], (0, 0, 1), atol=1e-15):
+    if _is_shift(matrix):
         return _sample_shifted(card_rgb, card, (float(matrix[0, 2]), float(matrix[1, 2])), box)
     u, v = card.coordinates(matrix, box)
     return camera.sample_bicubic(card_rgb, u, v)[0]
 
 
+def _is_shift(matrix: np.ndarray) -> bool:
+    return bool(np.allclose(matrix[:2, :2], np.eye(2), atol=1e-12) and np.allclose(matrix[2], (0, 0, 1), atol=1e-15))
+
+
 def card_coverage(generated: np.ndarray, card: Card, matrix: np.ndarray, box: Window) -> np.ndarray:
     """How much generated content each frame pixel of ``box`` samples, (h, w) float32 in [0, 1]:
     ``generated`` ((model_h, model_w), 1 = the model drew it) bilinearly at the pixel's card position,
-    0 beyond the card."""
-    u, v = card.coordinates(matrix, box)
-    covered = np.clip(camera.sample_bilinear(np.asarray(generated, np.float32), u, v), 0.0, 1.0)
+    0 beyond the card (separable, cheap, when the frame's motion is a pure shift)."""
+    generated = np.asarray(generated, np.float32)
+    if _is_shift(matrix):
+        covered = np.clip(_coverage_shifted(generated, card, (float(matrix[0, 2]), float(matrix[1, 2])), box), 0, 1)
+    else:
+        u, v = card.coordinates(matrix, box)
+        covered = np.clip(camera.sample_bilinear(generated, u, v), 0.0, 1.0)
     # Four weights that sum to 1 in float32 may not give exactly 1: a fully generated neighbourhood is 1.
     covered[covered > 1.0 - 1e-4] = 1.0
     return covered
+
+
+def _bilinear_taps(coords: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The two bilinear taps of sampling positions ``coords``: (index clamped to the card, float32 weight, 0
+    where the tap is beyond the card's edge)."""
+    base = np.floor(coords).astype(np.int64)
+    frac = (coords - base).astype(np.float32)
+    taps = []
+    for d, weight in ((0, 1 - frac), (1, frac)):
+        index = base + d
+        taps.append((np.clip(index, 0, size - 1), np.where((index >= 0) & (index < size), weight, np.float32(0))))
+    return taps
+
+
+def _coverage_shifted(generated: np.ndarray, card: Card, shift: tuple[float, float], box: Window) -> np.ndarray:
+    """:func:`camera.sample_bilinear` of ``generated`` for a pure shift: columns at model height, then rows."""
+    sx, sy = card.scale
+    u = (np.arange(box.x, box.x + box.width) + 0.5 - shift[0] - card.x) / sx - 0.5
+    v = (np.arange(box.y, box.y + box.height) + 0.5 - shift[1] - card.y) / sy - 0.5
+    cols = sum(generated[:, i] * w[None, :] for i, w in _bilinear_taps(u, card.model_w))
+    return sum(cols[i] * w[:, None] for i, w in _bilinear_taps(v, card.model_h))
 
 
 def _sample_shifted(card_rgb: np.ndarray, card: Card, shift: tuple[float, float], box: Window) -> np.ndarray:

@@ -7,7 +7,8 @@ float frame that half precision holds exactly (a half EXR read into the space it
 half and handed back as the same float32. :data:`FLOWS` keeps the plate's own flow between frames,
 which every variation's flicker figure measures again (:mod:`qc`).
 
-The budget is usually smaller than a whole shot, and variations read a shot front to back, so plain
+A shot's matte is kept in its plate's group (:meth:`plan.VariationPlan.read_matte`). The budget may be
+smaller than a whole shot, and variations read a shot front to back, so plain
 LRU would evict every frame just before the next variation asks for it. So a full cache makes room
 only by dropping entries of *other* sequences (least recently used first) and otherwise keeps what it
 has: the first frames of the shot stay shared, the rest are read again.
@@ -25,7 +26,8 @@ from collections.abc import Callable, Hashable
 
 import numpy as np
 
-DEFAULT_BUDGET = 1536 * 2**20  # bytes of decoded frames kept (about 128 half RGB 2K frames)
+# Bytes of decoded frames kept: a 96-frame 2K shot's half RGB plate and its matte (1.56 GiB) with room to spare.
+DEFAULT_BUDGET = 2048 * 2**20
 
 
 class FrameCache:

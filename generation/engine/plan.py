@@ -98,7 +98,8 @@ class VariationPlan:
         )
 
     def _matte(self, frame: int) -> np.ndarray:
-        return frame_cache.read_matte(frame_path(self.spec.matte_pattern, frame), group=self.spec.matte_pattern)
+        # Grouped with the plate: a full cache drops another shot's frames, never this shot's plate for its matte.
+        return frame_cache.read_matte(frame_path(self.spec.matte_pattern, frame), group=self.spec.plate_pattern)
 
 
 def plan_variation(spec: VariationSpec) -> VariationPlan:

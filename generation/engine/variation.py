@@ -29,6 +29,7 @@ Depth is used only as the haze weight: neither backend has a depth input channel
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from generation.engine import camera, frames, qc
@@ -48,13 +50,14 @@ from generation.engine.frames import Window
 from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
-from generation.engine.track import camera_track, luma
+from generation.engine.track import QuickTrack, camera_track, has_quick_track, luma, motion_slack, quick_track
 from generation.engine.upscale_finish import Finishing
 
 if TYPE_CHECKING:
     import torch
 
 _MEASURE_AHEAD = 2  # frame pairs beyond one per worker whose flicker may still be being measured
+_IDENTITY = np.eye(3)  # the first frame's matrix in every track (camera's convention)
 
 __all__ = ["VariationResult", "VariationSpec", "depth_channel", "generate_variation"]
 
@@ -86,22 +89,33 @@ def generate_variation(
     progress: ProgressFn = on_progress or (lambda stage, k, n: None)
     plan = plan_variation(spec)
     device = pick_device(spec.device)
+
+    def full_track() -> Track:
+        return camera_track(spec, plan.header, plan.read_matte, progress, should_cancel)
+
     with Outputs(spec.out_dir) as outputs:
+        quick = has_quick_track(spec, plan.header)
         with _timed(timings, "track"):
-            track = camera_track(spec, plan.header, plan.read_matte, progress, should_cancel)
+            if quick:
+                made = _quick_card(plan, quick_track(spec, plan.header, plan.read_matte, progress, should_cancel))
+            else:
+                track = full_track()
         with _timed(timings, "prepare"):
-            card, region = _card(plan, track)  # refuses an impossible card before the model loads
+            card, region = made if quick else _card(plan, track)  # refuses an impossible card before the model loads
             plan, denoise = load_denoiser(plan, device)
-            known, mask, depth_ref = _prepare(plan, card, region)
-        with _timed(timings, "denoise"):
-            sample = denoise(known, mask, lambda i, n: progress("denoise", i, n), should_cancel)
-            look = make_look(plan, card, sample, known, depth_ref)
-        with _timed(timings, "finish"):
-            finishing = Finishing(spec.upscaler_path, spec.grain_profile, spec.seed, str(device))
-            look = finishing.card(look)
+        carry = _make_card(plan, card, region, denoise, device, timings, progress, should_cancel)
+        if quick:
+            with _timed(timings, "hero"):
+                carry.hero(outputs, progress, on_frame, should_cancel)
+            with _timed(timings, "track_full"):
+                track = full_track()
+            if not _card_holds(plan, card, carry.generated, track):
+                # The quick track's card misses what some frame needs: the card of the full track, made again.
+                timings["card_remade"] = 1.0
+                card, region = _card(plan, track)
+                carry = _make_card(plan, card, region, denoise, device, timings, progress, should_cancel)
         with _timed(timings, "frames"):
-            carry = _Carry(plan, card, look, track, mask[0, 0].numpy(), finishing)
-            flicker, coverage, window = carry.run(outputs, progress, on_frame, should_cancel)
+            flicker, coverage, window = carry.run(track, outputs, progress, on_frame, should_cancel)
     return VariationResult(
         frames=plan.frames,
         exr_pattern=outputs.exr_pattern,
@@ -116,11 +130,24 @@ def generate_variation(
     )
 
 
+def _make_card(plan, card, region, denoise, device, timings, progress, should_cancel) -> _Carry:
+    """The card's pixels: denoised from the first frame's plate around what is generated, then finished."""
+    with _timed(timings, "prepare"):
+        known, mask, depth_ref = _prepare(plan, card, region)
+    with _timed(timings, "denoise"):
+        sample = denoise(known, mask, lambda i, n: progress("denoise", i, n), should_cancel)
+        look = make_look(plan, card, sample, known, depth_ref)
+    with _timed(timings, "finish"):
+        finishing = Finishing(plan.spec.upscaler_path, plan.spec.grain_profile, plan.spec.seed, str(device))
+        look = finishing.card(look)
+    return _Carry(plan, card, look, mask[0, 0].numpy(), finishing)
+
+
 @contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     t = time.perf_counter()
     yield
-    timings[stage] = time.perf_counter() - t
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
 
 
 def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
@@ -136,6 +163,51 @@ def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
     return card, region
 
 
+def _quick_card(plan: VariationPlan, quick: QuickTrack) -> tuple[Card, np.ndarray]:
+    """:func:`_card` from the quick track's frames alone, grown by :func:`track.motion_slack` (and what is
+    generated with it) so it also holds the frames between them; :func:`_card_holds` checks that later."""
+    origin = Window(0, 0, plan.display.width, plan.display.height)
+    mattes = [plan.read_matte(plan.frames[k]) for k in quick.keys]
+    boxes = [frames.alpha_bbox(m, origin) for m in mattes]
+    if boxes[0] is None:
+        raise ValueError(f"the matte of frame {plan.spec.first} is empty: nothing to generate")
+    slack = motion_slack(quick, [None if b is None else (b.x, b.y, b.width, b.height) for b in boxes])
+    card = card_geometry(
+        boxes,
+        quick.track,
+        plan.model.sample_size,
+        plan.info.anchor,
+        plan.info.context,
+        plan.pixel_aspect,
+        slack=slack,
+    )
+    region = camera.generated_region(mattes, quick.track, (card.x, card.y), card.scale, (card.model_h, card.model_w))
+    grow = int(math.ceil(slack / min(card.scale)))
+    if grow > 0:
+        region = cv2.dilate(region, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return card, region
+
+
+def _card_holds(plan: VariationPlan, card: Card, generated: np.ndarray, track: Track) -> bool:
+    """Whether ``card`` (its model-size ``generated`` mask) holds every frame's matte through the full ``track``:
+    each matte box inside the card and every card pixel a matte sees generated. Refuses (CardTooBig) a shot
+    the full track says needs too big a card, as :func:`_card` does."""
+    origin = Window(0, 0, plan.display.width, plan.display.height)
+    boxes = [frames.alpha_bbox(plan.read_matte(f), origin) for f in plan.frames]
+    union = camera.union_in_reference([None if b is None else (b.x, b.y, b.width, b.height) for b in boxes], track)
+    first = next(i for i, b in enumerate(boxes) if b is not None)
+    b = boxes[first]
+    camera.check_card_growth(
+        union, camera.box_in_reference(track.matrices[first], b.x, b.y, b.x + b.width, b.y + b.height)
+    )
+    x0, y0, x1, y1 = union
+    if x0 < card.x or y0 < card.y or x1 > card.x + card.width or y1 > card.y + card.height:
+        return False
+    mattes = (plan.read_matte(f) for f in plan.frames)
+    need = camera.generated_region(mattes, track, (card.x, card.y), card.scale, (card.model_h, card.model_w))
+    return bool((generated[need > 1e-4] > 0).all())
+
+
 def _prepare(plan: VariationPlan, card: Card, region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float | None]:
     """The model-space inputs to denoise the card from: the first frame's plate around what is generated."""
     plate0, matte0, depth0 = plan.read_frame(plan.spec.first)
@@ -149,37 +221,82 @@ class _Carry:
     measured where the element can be (the card's footprint). Frames are made on the frame writer's pool
     (:func:`frame_writer.frame_workers` at once; each frame depends only on the card and its own plate);
     :meth:`in_order` adds their figures in frame order, the flicker of each consecutive pair computed on a
-    pool of its own, so every figure is the one a single thread would get, to the bit."""
+    pool of its own, so every figure is the one a single thread would get, to the bit.
+
+    :meth:`hero` makes the first frame before the track is known (its matrix is the identity in every
+    track): its files are written at once, its flicker inputs taken once :meth:`run` has the track."""
 
     def __init__(
-        self, plan: VariationPlan, card: Card, look: Look, track: Track, generated: np.ndarray, finishing: Finishing
+        self, plan: VariationPlan, card: Card, look: Look, generated: np.ndarray, finishing: Finishing
     ) -> None:
-        self.plan, self.card, self.look, self.track = plan, card, look, track
+        self.plan, self.card, self.look = plan, card, look
         self.generated, self.finishing = generated, finishing
         display = plan.display
         self.origin = Window(0, 0, display.width, display.height)
-        region = card.footprint(track).intersect(self.origin) or self.origin
-        self.rs = (slice(region.y, region.y + region.height), slice(region.x, region.x + region.width))
+        self.track: Track | None = None
+        self.rs: tuple[slice, slice] | None = None
         self.meter = qc.FlowFlickerMeter(group=plan.spec.plate_pattern)  # the plate's side shared per request
         self.coverage = qc.CoverageMeter()
         self.window: Window | None = None  # the union of the frames' data windows
         self.measured: deque[Future] = deque()
         self.previous = None  # the last frame's flicker inputs
         self.workers = frame_workers()
+        self.made_first: tuple[Delivered, np.ndarray, np.ndarray] | None = None  # hero: (delivered, plate, matte)
 
-    def run(self, outputs: Outputs, progress, on_frame, should_cancel) -> tuple[float, float, Window | None]:
+    def _writer(self, outputs: Outputs) -> FrameWriter:
         plan = self.plan
         extra = {"parallel_track:depth_channel": plan.depth_name} if plan.depth_name else {}
         extra |= self.finishing.attributes()
         attributes = provenance_attributes(plan.spec, plan.model, plan.strength, extra)
-        writer = FrameWriter(plan.spec, outputs, plan.display, attributes)
+        return FrameWriter(plan.spec, outputs, plan.display, attributes)
+
+    def hero(self, outputs: Outputs, progress, on_frame, should_cancel) -> None:
+        """The first frame's EXR and proxy, written now (frame 1 of n in progress and ``on_frame``)."""
+        plan, n = self.plan, len(self.plan.frames)
+
+        def make(k: int, frame: int, pixels) -> Delivered:
+            plate, matte, _ = pixels
+            plate = plate.copy()  # the plate before it is composited over, for the flicker figure
+            delivered = self._pixels(_IDENTITY, frame, pixels)
+            self.made_first = (delivered, plate, matte)
+            return delivered
+
+        self._writer(outputs).run(
+            plan.frames[:1],
+            plan.read_frame,
+            make,
+            progress=lambda stage, done, _: progress(stage, done, n),
+            on_frame=on_frame,
+            should_cancel=should_cancel,
+        )
+
+    def run(
+        self, track: Track, outputs: Outputs, progress, on_frame, should_cancel
+    ) -> tuple[float, float, Window | None]:
+        """Every frame not made yet, on the pool, placed by ``track``; the figures of all of them."""
+        plan = self.plan
+        self.track = track
+        region = self.card.footprint(track).intersect(self.origin) or self.origin
+        self.rs = rs = (slice(region.y, region.y + region.height), slice(region.x, region.x + region.width))
+        done = 0
+        if self.made_first is not None and not np.array_equal(track.matrices[0], _IDENTITY):
+            self.made_first = None  # cannot happen for a feature track; made again below if it did
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="variation-flicker")
         with pool as self.meter_pool, _kernel_threads(self.workers):
-            writer.run(
-                plan.frames,
+            if self.made_first is not None:
+                delivered, plate, matte = self.made_first
+                self.made_first = None
+                coverage, _ = delivered.measures
+                flicker = self.meter.prepare(luma(delivered.proxy_rgb[rs]), luma(plate[rs]), matte[rs])
+                delivered.measures = (coverage, flicker)
+                self.in_order(0, plan.frames[0], delivered)
+                done = 1
+            n = len(plan.frames)
+            self._writer(outputs).run(
+                plan.frames[done:],
                 plan.read_frame,
-                self.frame,
-                progress=progress,
+                lambda k, frame, pixels: self.frame(k + done, frame, pixels),
+                progress=lambda stage, k, _: progress(stage, k + done, n),
                 on_frame=on_frame,
                 should_cancel=should_cancel,
                 workers=self.workers,
@@ -191,17 +308,25 @@ class _Carry:
 
     def frame(self, k: int, frame: int, pixels) -> Delivered:
         """One frame's element and composite (any thread: touches nothing shared)."""
-        plate, matte, depth = pixels
-        display, rs = self.plan.display, self.rs
-        box = frames.alpha_bbox(matte, self.origin)
+        plate, matte, _ = pixels
+        rs = self.rs
         plate_luma = luma(plate[rs])
+        delivered = self._pixels(self.track.matrices[k], frame, pixels)  # the plate is composited over in place
+        coverage, _ = delivered.measures
+        delivered.measures = (coverage, self.meter.prepare(luma(delivered.proxy_rgb[rs]), plate_luma, matte[rs]))
+        return delivered
+
+    def _pixels(self, motion: np.ndarray, frame: int, pixels) -> Delivered:
+        """The frame's element and composite (the plate, composited over in place) and its coverage terms."""
+        plate, matte, depth = pixels
+        display = self.plan.display
+        box = frames.alpha_bbox(matte, self.origin)
         element = np.zeros((display.height, display.width, 4), np.float16)
-        comp = plate  # composited in place; the plate's luminance is already taken
+        comp = plate
         coverage = None
         if box is not None:
             bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
             alpha = matte[bs][..., None]
-            motion = self.track.matrices[k]
             generated = self.look.region(plate, depth, motion, box)
             coverage = qc.CoverageMeter.terms(matte[bs], card_coverage(self.generated, self.card, motion, box))
             generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
@@ -216,8 +341,7 @@ class _Carry:
             data_window = Window(display.x + box.x, display.y + box.y, box.width, box.height)
         else:
             data_window = Window(display.x, display.y, 1, 1)
-        flicker = self.meter.prepare(luma(comp[rs]), plate_luma, matte[rs])
-        return Delivered(element, comp, data_window, measures=(coverage, flicker))
+        return Delivered(element, comp, data_window, measures=(coverage, None))
 
     def in_order(self, k: int, frame: int, delivered: Delivered) -> None:
         """A made frame's figures, in frame order (the calling thread)."""

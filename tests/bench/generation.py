@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from diffusers import DDIMPipeline
 
+from generation.engine.backends import denoise_threads, torch_threads
 from generation.engine.demo_plate import render_demo_plate
 from generation.engine.device import pick_device, pick_dtype
 from generation.engine.inpaint import masked_denoise
@@ -58,16 +59,18 @@ class _BareDDIM:
         self.pipe = DDIMPipeline(unet=unet, scheduler=scheduler)
         self.pipe.set_progress_bar_config(disable=True)
         self.steps = steps
+        self.threads = denoise_threads(unet)
         # Warm both paths (allocator, kernels, the scheduler's first set_timesteps) before timing either.
         self()
         h, w = unet.config.sample_size
         masked_denoise(unet, scheduler, known=torch.zeros(1, 3, h, w), mask=torch.ones(1, 1, h, w), seed=0, steps=2)
 
     def __call__(self, seed: int = 0) -> float:
-        start = time.perf_counter()
-        self.pipe(batch_size=1, generator=torch.Generator("cpu").manual_seed(seed), num_inference_steps=self.steps,
-                  output_type="np")
-        return time.perf_counter() - start
+        with torch_threads(self.threads):
+            start = time.perf_counter()
+            self.pipe(batch_size=1, generator=torch.Generator("cpu").manual_seed(seed), num_inference_steps=self.steps,
+                      output_type="np")
+            return time.perf_counter() - start
 
 
 def _sd_overhead(root: Path, plate: dict, steps: int, repeats: int) -> float:
@@ -79,11 +82,14 @@ def _sd_overhead(root: Path, plate: dict, steps: int, repeats: int) -> float:
     h, w = card.sample_size
     image, mask = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)), torch.ones(1, 1, h, w)
 
+    threads = denoise_threads(pipe.unet)
+
     def bare(seed: int) -> float:
-        start = time.perf_counter()
-        pipe(prompt="rooftops at dusk", image=image, mask_image=mask, height=h, width=w, num_inference_steps=steps,
-             guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(seed), output_type="pt")
-        return time.perf_counter() - start
+        with torch_threads(threads):
+            start = time.perf_counter()
+            pipe(prompt="rooftops at dusk", image=image, mask_image=mask, height=h, width=w, num_inference_steps=steps,
+                 guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(seed), output_type="pt")
+            return time.perf_counter() - start
 
     def ours(index: int) -> float:
         spec = VariationSpec(plate_pattern=plate["plate"], matte_pattern=plate["matte"], rect=None,

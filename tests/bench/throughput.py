@@ -3,27 +3,37 @@
 python -m tests.bench.throughput → one JSON object (last line). 12 variations × 96 frames of the 1920×1080
 demo plate (its sky matte), 25 steps, on one worker thread running the variations one after another, as
 ``portal/worker.py``'s embedded executor does (the same engine call the Celery task makes; the request's
-camera track and plate frames are shared through the engine's caches, as on a worker):
+camera track and plate frames are shared through the engine's caches, as on a worker). The process has
+imported the engine and the denoisers' model code first (``backends.warm``, what ``manage.py serve``
+has its embedded worker do at start); the shot is new to it (no frame, track or flow cached) and so is
+the model (loaded inside the measurement):
 
 - first_proxy_s: from submit to the first variation's first proxy JPEG on disk (polled every 10 ms);
 - all_in_review_s: from submit to the last variation's last frame written;
 - floor_s: measured in the same run, the time the same number of frames (variations × frames) takes to
-  read a plate frame, write it as a zip EXR and turn it into a 960-wide proxy JPEG (resize, the show's
-  OCIO display/view, JPEG) with OpenImageIO alone on one thread, divided by the cores; timed on
-  BENCH_FLOOR_FRAMES frames before and after the run (the mean of the two is used, both are printed,
-  so a machine whose load changed shows it);
+  read a plate frame, write it as a zip EXR and turn it into a 960-wide proxy JPEG (a box-filtered
+  resize, the filter our proxies use: OIIO's default filter alone takes about 1 s a frame, 16x ours,
+  and would make the floor too easy to reach; the show's OCIO display/view; JPEG) with OpenImageIO
+  alone on one thread, divided by the cores; timed on the floor frames before and after the run (the
+  mean of the two is used, both are printed, so a machine whose load changed shows it);
 - ratio_to_floor: all_in_review_s / floor_s (goal ≤ 1.5); first_proxy_s (goal ≤ 3 s), all_in_review_s
   (goal ≤ 180 s);
 - cpu_s / floor_cpu_s / cpu_ratio_to_floor: the CPU seconds of the run (every thread) against the floor's
   CPU seconds for the same frames: what the work costs, whatever share of a busy machine it got;
 - cpu_count (the cores this process may use), load_start / load_end (1, 5, 15-minute load averages),
-  frame_workers, per-variation seconds and the first variation's stage timings.
-Env: BENCH_VARIATIONS (12), BENCH_FRAMES (96), BENCH_SIZE (1920x1080), BENCH_STEPS (25), BENCH_FLOOR_FRAMES
-(12), BENCH_MODEL (default deploy/demo-model/demo-sky when present, else a tiny seeded model).
+  frame_workers, in_flight, per-variation seconds, when each variation's first proxy appeared, and the
+  first and last variations' stage timings.
+
+Flags (each also an environment variable, flags win): --variations (BENCH_VARIATIONS, 12), --frames
+(BENCH_FRAMES, 96), --size (BENCH_SIZE, 1920x1080), --steps (BENCH_STEPS, 25), --floor-frames
+(BENCH_FLOOR_FRAMES, 12), --in-flight (BENCH_IN_FLIGHT, 1: variations run at once, as many worker
+threads), --model (BENCH_MODEL, default deploy/demo-model/demo-sky when present, else a tiny seeded
+model). A smaller run: ``python -m tests.bench.throughput --variations 2 --frames 24``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -36,7 +46,7 @@ from pathlib import Path
 
 import OpenImageIO as oiio
 
-from generation.engine import colour
+from generation.engine import backends, colour
 from generation.engine.demo_plate import render_demo_plate
 from generation.engine.frame_writer import frame_workers
 from generation.engine.sequence import frame_path
@@ -61,7 +71,7 @@ def oiio_frame(plate: str, exr_out: str, jpg_out: str, display: str, view: str, 
     spec = buf.spec()
     height = max(1, round(spec.full_height * PROXY_WIDTH / spec.full_width))
     rgb = oiio.ImageBufAlgo.channels(buf, (0, 1, 2))
-    small = oiio.ImageBufAlgo.resize(rgb, roi=oiio.ROI(0, PROXY_WIDTH, 0, height, 0, 1, 0, 3))
+    small = oiio.ImageBufAlgo.resize(rgb, "box", 0.0, oiio.ROI(0, PROXY_WIDTH, 0, height, 0, 1, 0, 3))
     shown = oiio.ImageBufAlgo.ociodisplay(small, display, view, fromspace="ACEScg", colorconfig=config)
     shown.set_write_format(oiio.UINT8)
     shown.specmod().attribute("compression", "jpeg:90")
@@ -92,20 +102,21 @@ def floor_seconds_per_frame(plate: dict, root: Path, count: int) -> tuple[float,
         oiio.attribute("threads", threads)
 
 
-class _FirstFile:
-    """Polls for a file and records when it appears (seconds after ``start``)."""
+class _FirstFiles:
+    """Polls for files (every 10 ms, one thread) and records when each appears (seconds after ``start``)."""
 
-    def __init__(self, path: str, start: float) -> None:
-        self.path, self.start, self.seen = path, start, None
+    def __init__(self, paths: list[str], start: float) -> None:
+        self.paths, self.start = paths, start
+        self.seen: list[float | None] = [None] * len(paths)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.is_set():
-            if os.path.exists(self.path):
-                self.seen = time.perf_counter() - self.start
-                return
+        while not self._stop.is_set() and None in self.seen:
+            for i, path in enumerate(self.paths):
+                if self.seen[i] is None and os.path.exists(path):
+                    self.seen[i] = time.perf_counter() - self.start
             time.sleep(0.01)
 
     def stop(self) -> None:
@@ -113,17 +124,44 @@ class _FirstFile:
         self._thread.join()
 
 
-def main() -> None:
-    variations = int(os.environ.get("BENCH_VARIATIONS", "12"))
-    count = int(os.environ.get("BENCH_FRAMES", "96"))
-    width, height = (int(v) for v in os.environ.get("BENCH_SIZE", "1920x1080").split("x"))
-    steps = int(os.environ.get("BENCH_STEPS", "25"))
-    floor_frames = min(count, int(os.environ.get("BENCH_FLOOR_FRAMES", "12")))
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.throughput", description=__doc__.split("\n")[0])
+    parser.add_argument("--variations", type=int, default=int(env("BENCH_VARIATIONS", "12")))
+    parser.add_argument("--frames", type=int, default=int(env("BENCH_FRAMES", "96")))
+    parser.add_argument("--size", default=env("BENCH_SIZE", "1920x1080"), help="WIDTHxHEIGHT of the plate")
+    parser.add_argument("--steps", type=int, default=int(env("BENCH_STEPS", "25")))
+    parser.add_argument("--floor-frames", type=int, default=int(env("BENCH_FLOOR_FRAMES", "12")))
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=int(env("BENCH_IN_FLIGHT", "1")),
+        help="variations run at once (worker threads); the embedded default runs 1",
+    )
+    parser.add_argument("--model", default=env("BENCH_MODEL", ""), help="a model directory")
+    args = parser.parse_args(argv)
+    if min(args.variations, args.frames, args.steps, args.floor_frames, args.in_flight) < 1:
+        parser.error("--variations, --frames, --steps, --floor-frames and --in-flight must be at least 1")
+    try:
+        args.width, args.height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size wants WIDTHxHEIGHT, got {args.size!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
+    variations, count, steps, in_flight = args.variations, args.frames, args.steps, args.in_flight
+    width, height = args.width, args.height
+    floor_frames = min(count, args.floor_frames)
     cores = frame_workers()
     root = Path(tempfile.mkdtemp(prefix="pt-bench-throughput-"))
     try:
         plate = render_demo_plate(str(root / "plate"), first=1001, last=1000 + count, width=width, height=height)
-        model = _model(root)
+        model = args.model or _model(root)
+        warm = time.perf_counter()
+        backends.warm()  # what the embedded worker does when the portal starts
+        warm = time.perf_counter() - warm
         load_start = _load()
         floor_before = floor_seconds_per_frame(plate, root, floor_frames)
         specs = [
@@ -141,22 +179,26 @@ def main() -> None:
             )
             for index in range(variations)
         ]
-        done: list[float] = []
-        results = []
+        spans: list[tuple[float, float] | None] = [None] * variations
+        results: list = [None] * variations
         start, cpu_start = time.perf_counter(), time.process_time()
-        watch = _FirstFile(frame_path(os.path.join(specs[0].out_dir, "proxy", "incontext.####.jpg"), 1001), start)
+        proxies = [frame_path(os.path.join(spec.out_dir, "proxy", "incontext.####.jpg"), 1001) for spec in specs]
+        watch = _FirstFiles(proxies, start)
 
-        def run(spec: VariationSpec) -> None:
-            results.append(generate_variation(spec))
-            done.append(time.perf_counter() - start)
+        def run(index: int) -> None:
+            began = time.perf_counter() - start
+            results[index] = generate_variation(specs[index])
+            spans[index] = (began, time.perf_counter() - start)
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pt-worker") as worker:  # the embedded worker
-            futures = [worker.submit(run, spec) for spec in specs]
-            for future in futures:
-                future.result()
-        all_in_review = time.perf_counter() - start
-        cpu_run = time.process_time() - cpu_start
-        watch.stop()
+        try:
+            with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="pt-worker") as worker:
+                futures = [worker.submit(run, index) for index in range(variations)]
+                for future in futures:
+                    future.result()
+            all_in_review = time.perf_counter() - start
+            cpu_run = time.process_time() - cpu_start
+        finally:
+            watch.stop()
         floor_after = floor_seconds_per_frame(plate, root, floor_frames)
         load_end = _load()
     finally:
@@ -164,7 +206,7 @@ def main() -> None:
     per_frame = statistics.mean([floor_before[0], floor_after[0]])
     floor = per_frame * variations * count / cores
     floor_cpu = statistics.mean([floor_before[1], floor_after[1]]) * variations * count
-    starts = [0.0] + done[:-1]
+    first_proxy = min((t for t in watch.seen if t is not None), default=None)
     print(
         json.dumps(
             {
@@ -173,7 +215,7 @@ def main() -> None:
                 "size": [width, height],
                 "steps": steps,
                 "model": os.path.basename(model),
-                "first_proxy_s": round(watch.seen, 2) if watch.seen is not None else None,
+                "first_proxy_s": round(first_proxy, 2) if first_proxy is not None else None,
                 "all_in_review_s": round(all_in_review, 1),
                 "floor_s": round(floor, 1),
                 "ratio_to_floor": round(all_in_review / floor, 3),
@@ -182,12 +224,17 @@ def main() -> None:
                 "floor_cpu_s": round(floor_cpu, 1),
                 "cpu_ratio_to_floor": round(cpu_run / floor_cpu, 3),
                 "cpu_count": cores,
+                "os_cpu_count": os.cpu_count(),
                 "frame_workers": frame_workers(),
+                "in_flight": in_flight,
                 "load_start": load_start,
                 "load_end": load_end,
-                "variation_seconds": [round(d - s, 1) for s, d in zip(starts, done, strict=True)],
+                "warm_s": round(warm, 2),
+                "variation_seconds": [round(end - began, 1) for began, end in spans],
+                "first_proxy_each_s": [None if t is None else round(t, 2) for t in watch.seen],
                 "timings_first": {k: round(v, 2) for k, v in results[0].timings.items()},
                 "timings_last": {k: round(v, 2) for k, v in results[-1].timings.items()},
+                "coverage_min": min(r.coverage for r in results),
                 "goals": {"first_proxy_s": 3.0, "all_in_review_s": 180.0, "ratio_to_floor": 1.5},
             }
         )

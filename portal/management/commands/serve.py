@@ -28,6 +28,7 @@ class Command(BaseCommand):
             # requeues and finishes it before anything new (recovery, generation/recovery.py).
             worker.send_now("generation.tasks.recover_stranded", True)
             worker.send_now("review.tasks.recover_releases", True)
+            worker.send_now("generation.tasks.warm_engine")  # the first Generate need not import diffusers
         self.stdout.write(f"Parallel Track on http://{opts['host']}:{opts['port']}/  (Ctrl-C stops it)")
         self.stdout.flush()
         uvicorn.run("portal.asgi:application", host=opts["host"], port=opts["port"], lifespan="off",

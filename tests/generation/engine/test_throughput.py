@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generation.engine import camera, frame_cache, frames, variation
+from generation.engine import camera, frame_cache, frames, track, variation
 from generation.engine.frame_cache import FrameCache
+from generation.engine.sequence import frame_path
 from generation.engine.variation import generate_variation
 from tests.bench.realplates import known_move, luma, read_rgb
 from tests.realdata import testdata as real
@@ -119,3 +120,178 @@ def test_the_tracks_pool_does_not_change_the_track(monkeypatch):
         monkeypatch.setattr(camera, "usable_cores", lambda size=size: size)
         tracks.append(camera.estimate_track([luma(f) for f in moved]))
     assert np.array_equal(tracks[0].matrices, tracks[1].matrices)
+
+
+# --------------------------------------------------------------------------------------- the hero frame first
+
+LONG_FIRST, LONG_LAST = 1001, 1020  # long enough for a quick track (track.QUICK_MIN_FRAMES)
+
+
+@pytest.fixture(scope="module")
+def long_plate(tmp_path_factory) -> dict:
+    from generation.engine.demo_plate import render_demo_plate
+
+    return render_demo_plate(
+        str(tmp_path_factory.mktemp("long")),
+        first=LONG_FIRST,
+        last=LONG_LAST,
+        width=256,
+        height=144,
+        pan_px_per_frame=2.0,
+    )
+
+
+def _long(plate, model, out, **changes):
+    return _spec(plate, model, out, first=LONG_FIRST, last=LONG_LAST, steps=2, **changes)
+
+
+def test_the_first_frames_proxy_is_written_before_the_full_track(long_plate, tiny_model_dir, tmp_path):
+    assert track.has_quick_track(
+        _long(long_plate, tiny_model_dir, tmp_path / "x"),
+        frames.read_header(frame_path(long_plate["plate"], LONG_FIRST), verify_pixels=False),
+    )
+    _cold_tracks()
+    events = []
+    result = generate_variation(
+        _long(long_plate, tiny_model_dir, tmp_path / "v"),
+        on_progress=lambda stage, k, n: events.append((stage, k, n)),
+        on_frame=lambda frame, exr, proxy: events.append(("frame", frame, Path(proxy).exists())),
+    )
+    n = len(result.frames)
+    hero = events.index(("frame", LONG_FIRST, True))
+    keys = len(track.quick_keys(n))
+    # The quick track (its few frames), the denoise, then the first frame's files, then the full track.
+    assert ("track", keys, keys) in events[:hero] and ("track", n, n) not in events[:hero]
+    assert ("track", n, n) in events[hero:] and ("denoise", 2, 2) in events[:hero]
+    assert [e[1] for e in events if e[0] == "frame"] == result.frames  # every frame once, in order
+    assert "card_remade" not in result.timings and result.coverage == 1.0 and result.camera_model == "translation"
+
+
+def _cold_tracks() -> None:
+    _cold()
+    track._track_cache.clear()
+
+
+def test_the_hero_first_path_writes_the_same_bytes_from_1_and_3_workers_and_cold_or_warm(
+    long_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    results = {}
+    for name, workers, cold in (("w1", 1, True), ("w3", 3, True), ("warm", 3, False)):
+        monkeypatch.setattr(variation, "frame_workers", lambda workers=workers: workers)
+        if cold:
+            _cold_tracks()
+        results[name] = generate_variation(_long(long_plate, tiny_model_dir, tmp_path / name))
+    one = _written(tmp_path / "w1")
+    assert len(one) == 2 * (LONG_LAST - LONG_FIRST + 1)
+    assert one == _written(tmp_path / "w3") == _written(tmp_path / "warm")
+    figures = {(r.flicker_ratio, r.coverage, str(r.element_window)) for r in results.values()}
+    assert len(figures) == 1
+
+
+def _wrong_quick_track(real):
+    """The quick track made to say the camera is locked off while the plate pans."""
+
+    def wrong(*args, **kwargs):
+        quick = real(*args, **kwargs)
+        locked = camera.identity_track(len(quick.keys))
+        return track.QuickTrack(quick.keys, locked, 0.0)
+
+    return wrong
+
+
+def test_a_card_the_full_track_says_misses_frames_is_made_again_as_the_full_tracks(
+    long_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(variation, "quick_track", _wrong_quick_track(track.quick_track))
+    _cold_tracks()
+    remade = generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "remade"))
+    assert remade.timings.get("card_remade") == 1.0 and remade.coverage == 1.0
+    # What it writes is what the full track's card writes with no quick track at all, to the byte.
+    monkeypatch.setattr(variation, "has_quick_track", lambda spec, header: False)
+    _cold_tracks()
+    full = generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "full"))
+    assert "hero" not in full.timings
+    assert _written(tmp_path / "remade") == _written(tmp_path / "full")
+    assert (remade.flicker_ratio, remade.coverage) == (full.flicker_ratio, full.coverage)
+
+
+def test_without_the_check_a_wrong_quick_card_leaves_frames_uncovered(
+    long_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    # Break it on purpose: the wrong quick track's card kept, as if it held every frame.
+    monkeypatch.setattr(variation, "quick_track", _wrong_quick_track(track.quick_track))
+    monkeypatch.setattr(variation, "_card_holds", lambda *args: True)
+    _cold_tracks()
+    result = generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "v"))
+    assert result.coverage < 0.99
+
+
+def test_a_full_cache_keeps_the_shots_first_frames_plate_and_matte_together(
+    small_demo_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    # Room for two frames' plate and matte: the shot's first frames stay; the matte of one frame never
+    # makes room by dropping the plate of another (both are the shot's).
+    h, w = 144, 256
+    monkeypatch.setattr(frame_cache, "PLATES", FrameCache(budget=2 * (h * w * 3 * 2 + h * w * 2 + 64)))
+    reads: list[str] = []
+    real_read = frames._read_display
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path).name)
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(frames, "_read_display", counted)
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
+    reads.clear()
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
+    first = (
+        Path(frame_path(small_demo_plate["plate"], 1001)).name,
+        Path(frame_path(small_demo_plate["matte"], 1001)).name,
+    )
+    assert not set(first) & set(reads)
+    assert Path(frame_path(small_demo_plate["plate"], 1004)).name in reads  # the rest read again
+
+
+def test_the_shift_only_coverage_is_the_general_bilinear_one():
+    from generation.engine.card import Card, card_coverage
+
+    card = Card(x=-10, y=5, width=200, height=100, model_h=32, model_w=64)
+    generated = (np.random.default_rng(0).random((32, 64)) > 0.3).astype(np.float32)
+    box = frames.Window(0, 0, 240, 120)  # reaches beyond the card on every side for some shifts
+    for shift in [(0.0, 0.0), (3.25, -7.5), (-40.7, 12.1), (25.0, 30.0)]:
+        matrix = np.eye(3)
+        matrix[:2, 2] = shift
+        u, v = card.coordinates(matrix, box)
+        general = np.clip(camera.sample_bilinear(generated, u, v), 0.0, 1.0)
+        general[general > 1.0 - 1e-4] = 1.0
+        fast = card_coverage(generated, card, matrix, box)
+        assert 0 < (general == 0).sum() < general.size and np.abs(fast - general).max() < 1e-6
+
+
+def test_two_variations_in_flight_make_the_shots_track_once(long_plate, tiny_model_dir, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    made = []
+    real = camera.plate_track
+
+    def slow(paths, **kwargs):
+        made.append(len(paths))
+        time.sleep(0.3)  # the other variation asks while this one is making it
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(camera, "plate_track", slow)
+    _cold_tracks()
+    results = {}
+
+    def run(name, seed):
+        results[name] = generate_variation(_long(long_plate, tiny_model_dir, tmp_path / name, seed=seed))
+
+    threads = [threading.Thread(target=run, args=(name, seed)) for name, seed in (("a", 1), ("b", 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    n = LONG_LAST - LONG_FIRST + 1
+    assert sorted(made) == [len(track.quick_keys(n)), n]  # one quick track and one full track for both
+    assert results["a"].coverage == results["b"].coverage == 1.0
