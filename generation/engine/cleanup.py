@@ -45,6 +45,8 @@ class CleanupOptions:
     reach: int = 0  # most frames a pixel is traced through each way (0: the whole shot)
     sources: int = 2  # frames that show a hole pixel blended each way (nearest first, weighted by nearness)
     flow_size: int = 1024  # flow is computed at most this big (largest side), then scaled to the frame
+    poisson: bool = True  # blend in the gradient domain: the sources' gradients, the plate's colour at the seam
+    poisson_iterations: int = 300  # conjugate-gradient iterations of each frame's Poisson solve (at most)
 
 
 def _compressed(rgb: np.ndarray) -> np.ndarray:
@@ -130,6 +132,72 @@ def _sample(img: np.ndarray, pts: np.ndarray, interpolation: int = cv2.INTER_LIN
     out = cv2.remap(img, mx, my, interpolation, borderMode=cv2.BORDER_REPLICATE)
     out = out.reshape(rows * cols, -1)[:n]
     return out if img.ndim == 3 else out.reshape(-1)
+
+
+OFFSETS = np.array([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)], np.float32)  # a pixel and its 4 neighbours
+
+
+def poisson_blend(plate: np.ndarray, hole: np.ndarray, patches: np.ndarray, iterations: int = 300) -> np.ndarray:
+    """The colours (N, 3) of the ``hole`` (H, W) bool pixels (row-major order) whose differences to their
+    neighbours best match the guidance and whose outer ring is the ``plate`` (H, W, 3): the least-squares
+    (Poisson) solution of Pérez et al. 2003, as FGVC blends propagated pixels.
+
+    ``patches`` (N, 5, 3): per hole pixel, its fill and its four neighbours' (:data:`OFFSETS`) as seen in the
+    frame it was taken from, so each edge's guidance is a difference within ONE source (two hole pixels'
+    estimates of their shared edge are averaged). Solved by Jacobi-preconditioned conjugate gradients from the
+    fill itself, in float64, a fixed number of iterations at most (deterministic)."""
+    h, w = hole.shape
+    ys, xs = np.nonzero(hole)
+    n = len(ys)
+    if n == 0:
+        return np.zeros((0, 3), np.float32)
+    index = np.full((h, w), -1, np.int64)
+    index[ys, xs] = np.arange(n)
+    patches = patches.astype(np.float64)
+    centre = patches[:, 0]
+    nbr = np.full((n, 4), -1, np.int64)
+    inside = np.zeros((n, 4), bool)
+    rhs = np.zeros((n, 3), np.float64)
+    for j, (dx, dy) in enumerate(OFFSETS[1:].astype(np.int64)):
+        qx, qy = xs + dx, ys + dy
+        ok = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+        inside[:, j] = ok
+        q = np.full(n, -1, np.int64)
+        q[ok] = index[qy[ok], qx[ok]]
+        nbr[:, j] = q
+        guide = patches[:, j + 1] - centre  # u_q - u_p as p's source sees it
+        both = q >= 0
+        opp = (1, 0, 3, 2)[j]  # the opposite offset's slot: +x↔-x, +y↔-y
+        guide[both] = 0.5 * (guide[both] - (patches[q[both], opp + 1] - patches[q[both], 0]))
+        known = ok & (q < 0)
+        rhs[known] += plate[qy[known], qx[known]].astype(np.float64)
+        rhs[ok] -= guide[ok]
+    degree = inside.sum(axis=1).astype(np.float64)[:, None]
+    nbr[nbr < 0] = n  # a known or outside neighbour reads the zero row appended below
+    ext = np.zeros((n + 1, 3), np.float64)
+
+    def apply(u: np.ndarray) -> np.ndarray:
+        ext[:n] = u
+        return degree * u - ext[nbr].sum(axis=1)
+
+    u = centre.copy()
+    r = rhs - apply(u)
+    z = r / degree
+    d = z.copy()
+    rz = (r * z).sum(axis=0)
+    floor = 1e-10 * max(float((rhs * rhs / degree).sum()), 1e-20)
+    for _ in range(iterations):
+        if float(rz.sum()) <= floor:
+            break
+        ad = apply(d)
+        alpha = rz / np.maximum((d * ad).sum(axis=0), 1e-300)
+        u += alpha * d
+        r -= alpha * ad
+        z = r / degree
+        rz_new = (r * z).sum(axis=0)
+        d = z + (rz_new / np.maximum(rz, 1e-300)) * d
+        rz = rz_new
+    return u.astype(np.float32)
 
 
 @dataclass
@@ -266,11 +334,19 @@ class CleanupShot:
         return [(found, where[:, 0], where[:, 1]) for found, where in levels]
 
     def _take(self, images: Sequence[np.ndarray], found: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(found), 3), np.float32)
+        return self._take_patches(images, found, xs, ys, OFFSETS[:1])[:, 0]
+
+    @staticmethod
+    def _take_patches(
+        images: Sequence[np.ndarray], found: np.ndarray, xs: np.ndarray, ys: np.ndarray, offsets: np.ndarray
+    ) -> np.ndarray:
+        """(N, len(offsets), 3): ``images[found]`` sampled (bicubic) at (xs, ys) + each offset."""
+        out = np.zeros((len(found), len(offsets), 3), np.float32)
         for s in np.unique(found[found >= 0]):
             sel = found == s
             pts = np.stack([xs[sel], ys[sel]], axis=1).astype(np.float32)
-            out[sel] = _sample(images[s], pts, cv2.INTER_CUBIC)
+            for j, off in enumerate(offsets):
+                out[sel, j] = _sample(images[s], pts + off, cv2.INTER_CUBIC)
         return out
 
     # -- the fill ---------------------------------------------------------------------------------------------
@@ -283,23 +359,29 @@ class CleanupShot:
         visible = [~_grow(hole, self.options.visible_margin) for hole in self.holes]
         filled: list[np.ndarray] = []
         unseen: list[tuple[np.ndarray, np.ndarray]] = []  # per frame: hole pixel coords (N, 2) never revealed
+        patches: list[np.ndarray] = []  # per frame: (N, 5, 3) each hole pixel and its neighbours in its sources
+        seens: list[np.ndarray] = []
+        offsets = OFFSETS if self.options.poisson else OFFSETS[:1]
         total = revealed = 0
         for t in range(n):
             ys, xs = np.nonzero(self.holes[t])
             pts = np.stack([xs, ys], axis=1).astype(np.float32)
-            values = np.zeros((len(pts), 3), np.float32)
+            values = np.zeros((len(pts), len(offsets), 3), np.float32)
             weight = np.zeros(len(pts), np.float32)
             for step in (-1, 1):
                 for found, fx, fy in self._trace(t, pts, step, lambda s: visible[s], self.options.sources):
                     got = found >= 0
                     wgt = np.where(got, 1.0 / np.maximum(np.abs(found - t), 1), 0.0).astype(np.float32)
-                    values += wgt[:, None] * self._take(self.plates, found, fx, fy)
+                    values += wgt[:, None, None] * self._take_patches(self.plates, found, fx, fy, offsets)
                     weight += wgt
             frame = self.plates[t].copy()
             seen = weight > 0
-            frame[ys[seen], xs[seen]] = values[seen] / weight[seen, None]
+            values[seen] /= weight[seen, None, None]
+            frame[ys[seen], xs[seen]] = values[seen, 0]
             filled.append(frame)
             unseen.append(pts[~seen])
+            patches.append(values)
+            seens.append(seen)
             total += len(pts)
             revealed += int(seen.sum())
             self.progress("propagate", t + 1, n)
@@ -309,6 +391,19 @@ class CleanupShot:
         notes: list[str] = []
         if reference is not None:
             generated = self._fill_unseen(filled, unseen, reference, generate or telea, notes)
+        if self.options.poisson:
+            h, w = self.size
+            for t in range(n):
+                ys, xs = np.nonzero(self.holes[t])
+                own = ~seens[t]  # generated and carried pixels: guided by their own neighbours in the fill
+                if own.any():
+                    px = np.clip(xs[own, None] + OFFSETS[None, :, 0].astype(np.int64), 0, w - 1)
+                    py = np.clip(ys[own, None] + OFFSETS[None, :, 1].astype(np.int64), 0, h - 1)
+                    patches[t][own] = filled[t][py, px]
+                filled[t][ys, xs] = poisson_blend(
+                    self.plates[t], self.holes[t], patches[t], self.options.poisson_iterations
+                )
+                self.progress("blend", t + 1, n)
         out = [
             np.where((m > 0)[..., None], m[..., None] * f + (1.0 - m[..., None]) * p, p)
             for f, p, m in zip(filled, self.plates, self.mattes, strict=True)
