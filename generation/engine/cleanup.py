@@ -142,14 +142,21 @@ def _sample(img: np.ndarray, pts: np.ndarray, interpolation: int = cv2.INTER_LIN
 OFFSETS = np.array([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)], np.float32)  # a pixel and its 4 neighbours
 
 
-def poisson_blend(plate: np.ndarray, hole: np.ndarray, patches: np.ndarray, iterations: int = 300) -> np.ndarray:
+def poisson_blend(
+    plate: np.ndarray,
+    hole: np.ndarray,
+    patches: np.ndarray,
+    iterations: int = 300,
+    ignore: np.ndarray | None = None,
+) -> np.ndarray:
     """The colours (N, 3) of the ``hole`` (H, W) bool pixels (row-major order) whose differences to their
     neighbours best match the guidance and whose outer ring is the ``plate`` (H, W, 3): the least-squares
     (Poisson) solution of Pérez et al. 2003, as FGVC blends propagated pixels.
 
     ``patches`` (N, 5, 3): per hole pixel, its fill and its four neighbours' (:data:`OFFSETS`) as seen in the
     frame it was taken from, so each edge's guidance is a difference within ONE source (two hole pixels'
-    estimates of their shared edge are averaged). Solved by Jacobi-preconditioned conjugate gradients from the
+    estimates of their shared edge are averaged). Neighbours where ``ignore`` (H, W) bool is set are left out
+    (no edge to them: what is solved does not depend on them). Solved by Jacobi-preconditioned conjugate gradients from the
     fill itself, in float64, a fixed number of iterations at most (deterministic)."""
     h, w = hole.shape
     ys, xs = np.nonzero(hole)
@@ -166,6 +173,8 @@ def poisson_blend(plate: np.ndarray, hole: np.ndarray, patches: np.ndarray, iter
     for j, (dx, dy) in enumerate(OFFSETS[1:].astype(np.int64)):
         qx, qy = xs + dx, ys + dy
         ok = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+        if ignore is not None:
+            ok[ok] = ~ignore[qy[ok], qx[ok]]
         inside[:, j] = ok
         q = np.full(n, -1, np.int64)
         q[ok] = index[qy[ok], qx[ok]]
@@ -177,7 +186,7 @@ def poisson_blend(plate: np.ndarray, hole: np.ndarray, patches: np.ndarray, iter
         known = ok & (q < 0)
         rhs[known] += plate[qy[known], qx[known]].astype(np.float64)
         rhs[ok] -= guide[ok]
-    degree = inside.sum(axis=1).astype(np.float64)[:, None]
+    degree = np.maximum(inside.sum(axis=1), 1).astype(np.float64)[:, None]  # no edge at all: keeps its fill
     nbr[nbr < 0] = n  # a known or outside neighbour reads the zero row appended below
     ext = np.zeros((n + 1, 3), np.float64)
 
@@ -390,25 +399,39 @@ class CleanupShot:
             total += len(pts)
             revealed += int(seen.sum())
             self.progress("propagate", t + 1, n)
+        h, w = self.size
+        if self.options.poisson:  # the revealed pixels first, blind to the never-revealed ones (so a
+            for t in range(n):  # variation's generated part changes nothing else)
+                ys, xs = np.nonzero(self.holes[t])
+                seen_mask = np.zeros((h, w), bool)
+                seen_mask[ys[seens[t]], xs[seens[t]]] = True
+                if seens[t].any():
+                    filled[t][seen_mask] = poisson_blend(self.plates[t], seen_mask, patches[t][seens[t]],
+                                                         self.options.poisson_iterations,
+                                                         ignore=self.holes[t] & ~seen_mask)
+                self.progress("blend", t + 1, n)
         counts = [len(u) for u in unseen]
         reference = int(np.argmax(counts)) if max(counts) > 0 else None
         generated = 0
         notes: list[str] = []
         if reference is not None:
-            generated = self._fill_unseen(filled, unseen, reference, generate or telea, notes)
-        if self.options.poisson:
-            h, w = self.size
-            for t in range(n):
-                ys, xs = np.nonzero(self.holes[t])
-                own = ~seens[t]  # generated and carried pixels: guided by their own neighbours in the fill
-                if own.any():
-                    px = np.clip(xs[own, None] + OFFSETS[None, :, 0].astype(np.int64), 0, w - 1)
-                    py = np.clip(ys[own, None] + OFFSETS[None, :, 1].astype(np.int64), 0, h - 1)
-                    patches[t][own] = filled[t][py, px]
-                filled[t][ys, xs] = poisson_blend(
-                    self.plates[t], self.holes[t], patches[t], self.options.poisson_iterations
-                )
-                self.progress("blend", t + 1, n)
+            carried: dict[int, np.ndarray] = {}
+            generated = self._fill_unseen(filled, unseen, reference, generate or telea, notes, carried)
+            if self.options.poisson:  # then the generated and carried part, met by what is round it
+                for t in range(n):
+                    pts = unseen[t].astype(np.int64)
+                    if len(pts) == 0:
+                        continue
+                    own = np.zeros((h, w), bool)
+                    own[pts[:, 1], pts[:, 0]] = True
+                    ys, xs = np.nonzero(own)  # row-major, as ``unseen`` and ``carried`` are
+                    px = np.clip(xs[:, None] + OFFSETS[None, :, 0].astype(np.int64), 0, w - 1)
+                    py = np.clip(ys[:, None] + OFFSETS[None, :, 1].astype(np.int64), 0, h - 1)
+                    guide = filled[t][py, px]  # the generator's own frame, or filled spatially: itself
+                    if t in carried:  # carried from the reference: its differences there
+                        got = np.isfinite(carried[t][:, 0, 0])
+                        guide[got] = carried[t][got]
+                    filled[t][own] = poisson_blend(filled[t], own, guide, self.options.poisson_iterations)
         out = [
             np.where((m > 0)[..., None], m[..., None] * f + (1.0 - m[..., None]) * p, p)
             for f, p, m in zip(filled, self.plates, self.mattes, strict=True)
@@ -422,6 +445,7 @@ class CleanupShot:
         reference: int,
         generate: Generate,
         notes: list[str],
+        carried: dict[int, np.ndarray] | None = None,
     ) -> int:
         h, w = self.size
         mask = np.zeros((h, w), bool)
@@ -440,7 +464,11 @@ class CleanupShot:
             got = found >= 0
             xs, ys = pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64)
             if got.any():
-                filled[t][ys[got], xs[got]] = self._take(filled, found[got], fx[got], fy[got])
+                taken = self._take_patches(filled, found[got], fx[got], fy[got], OFFSETS)
+                filled[t][ys[got], xs[got]] = taken[:, 0]
+                if carried is not None:  # each carried pixel and its neighbours as the reference shows them
+                    carried[t] = np.full((len(pts), len(OFFSETS), 3), np.nan, np.float32)
+                    carried[t][got] = taken
             if (~got).any():  # traced out of the frame: fill from this frame's own surroundings
                 rest = np.zeros((h, w), bool)
                 rest[ys[~got], xs[~got]] = True
