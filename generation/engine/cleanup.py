@@ -50,7 +50,7 @@ class CleanupOptions:
     reach: int = 0  # most frames a pixel is traced through each way (0: the whole shot)
     sources: int = 2  # frames that show a hole pixel blended each way (nearest first, weighted by nearness)
     flow_size: int = 1024  # flow is computed at most this big (largest side), then scaled to the frame
-    poisson: bool = True  # blend in the gradient domain: the sources' gradients, the plate's colour at the seam
+    poisson: bool = False  # gradient-domain blend; OFF: on the houses loop test the runner flicker reads 1.27 with it
     poisson_iterations: int = 100  # conjugate-gradient iterations of each frame's Poisson solve (at most)
 
 
