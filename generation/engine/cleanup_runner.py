@@ -31,7 +31,10 @@ from generation.engine.frames import Window
 from generation.engine.plan import VariationPlan, plan_variation
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
 
-METHOD = "dis flow completed by homography + smooth residual; plate pixels traced both ways; unseen generated once"
+METHOD = (
+    "dis flow completed by homography + smooth residual; plate pixels traced both ways; unseen generated once; "
+    "poisson blend"
+)
 CONTEXT = 0.5  # plate margin round the never-revealed part's box in the model's crop, as a fraction of its size
 
 

@@ -4,7 +4,16 @@ never-revealed part generated once and carried, determinism, bad input refused; 
 import numpy as np
 import pytest
 
-from generation.engine.cleanup import CleanupError, CleanupOptions, CleanupShot, fill_smooth, flicker_ratio, telea
+from generation.engine.cleanup import (
+    OFFSETS,
+    CleanupError,
+    CleanupOptions,
+    CleanupShot,
+    fill_smooth,
+    flicker_ratio,
+    poisson_blend,
+    telea,
+)
 from tests.bench.cleanup import hole_plate, score, shared_sequences
 
 H, W, N = 96, 160, 8
@@ -54,6 +63,38 @@ def test_a_revealed_background_is_taken_from_the_frame_that_shows_it():
         # (a few hundredths of a pixel on this texture; the magenta box itself is 0.5 off)
         assert np.abs(f[hole] - o[hole]).max() < 1e-2
         assert np.abs(f[hole] - o[hole]).mean() < 2e-3
+
+
+def test_poisson_blend_keeps_the_guidance_and_takes_its_level_from_the_seam():
+    """Guidance with the truth's differences but 0.1 too bright: the solve returns the truth (the seam's
+    plate sets the level); with every pixel guided by a flat patch it is the smooth membrane between seams."""
+    originals, _, mattes = _pan_with_box()
+    img, hole = originals[3], mattes[3] > 0
+    ys, xs = np.nonzero(hole)
+    h, w = hole.shape
+    patches = np.stack([img[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)]
+                        for dx, dy in OFFSETS.astype(int)], axis=1) + 0.1
+    assert np.abs(poisson_blend(img, hole, patches, 1000) - img[ys, xs]).max() < 1e-4
+    assert np.abs(patches[:, 0] - img[ys, xs]).min() > 0.09  # the guidance alone is off everywhere
+    flat = np.repeat(patches[:, :1], 5, axis=1)
+    smooth = poisson_blend(img, hole, flat, 1000)
+    assert smooth.min() >= img[~hole].min() - 1e-4 and smooth.max() <= img[~hole].max() + 1e-4  # max principle
+
+
+def test_an_exposure_drift_leaves_no_seam():
+    """Each frame 3 % brighter than the last: pixels taken from other frames carry their exposure, the
+    gradient-domain blend gives them this frame's level (mean error a third of the colour blend's)."""
+    originals, plates, mattes = _pan_with_box()
+    gain = [1.0 + 0.03 * k for k in range(N)]
+    originals = [o * g for o, g in zip(originals, gain, strict=True)]
+    plates = [np.where(m[..., None] > 0, p, p * g) for p, m, g in zip(plates, mattes, gain, strict=True)]
+    errors = {}
+    for poisson in (False, True):
+        frames = CleanupShot(plates, mattes, CleanupOptions(poisson=poisson)).fill().frames
+        errors[poisson] = max(np.abs(f[m > 0] - o[m > 0]).mean()
+                              for f, o, m in zip(frames[1:-1], originals[1:-1], mattes[1:-1], strict=True))
+    assert errors[True] < 1e-2 < errors[False]
+    assert errors[True] < errors[False] / 3
 
 
 def test_a_never_revealed_region_is_generated_once_and_stays_put():
