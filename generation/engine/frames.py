@@ -429,16 +429,20 @@ def _atomic_write(path: str, suffix: str, write: Callable[[str], None]) -> None:
         raise
 
 
-def _write_image(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
-    out = oiio.ImageOutput.create(tmp)
+def _write_image(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, *, into: str | None = None,
+                 format_name: str | None = None) -> None:
+    """OIIO writes ``pixels`` to ``into`` (default ``tmp``) in the format ``format_name`` (default: by ``tmp``'s
+    extension); errors are OSErrors named by ``tmp``."""
+    name = os.path.basename(tmp)
+    out = oiio.ImageOutput.create(format_name or tmp)
     if out is None:
-        raise OSError(f"{os.path.basename(tmp)}: {_oiio_error()}")
+        raise OSError(f"{name}: {_oiio_error()}")
     try:
-        if not out.open(tmp, spec) or not out.write_image(pixels):
-            raise OSError(f"{os.path.basename(tmp)}: {_oiio_error(out)}")
+        if not out.open(into or tmp, spec) or not out.write_image(pixels):
+            raise OSError(f"{name}: {_oiio_error(out)}")
     finally:
         if not out.close():
-            raise OSError(f"{os.path.basename(tmp)}: {_oiio_error(out)}")
+            raise OSError(f"{name}: {_oiio_error(out)}")
 
 
 def _check_attribute(name: str, value: object) -> None:
@@ -514,16 +518,7 @@ def _write_through_memory(tmp: str, format_name: str, spec: oiio.ImageSpec, pixe
     meets the disk; the disk's error is Python's OSError (ENOSPC), which the caller can retry. Same bytes."""
     fd = os.memfd_create("pt-encode", os.MFD_CLOEXEC)
     try:
-        out = oiio.ImageOutput.create(format_name)
-        if out is None:
-            raise OSError(f"{os.path.basename(tmp)}: {_oiio_error()}")
-        memory = f"/proc/self/fd/{fd}"
-        try:
-            if not out.open(memory, spec) or not out.write_image(pixels):
-                raise OSError(f"{os.path.basename(tmp)}: {_oiio_error(out)}")
-        finally:
-            if not out.close():
-                raise OSError(f"{os.path.basename(tmp)}: {_oiio_error(out)}")
+        _write_image(tmp, spec, pixels, into=f"/proc/self/fd/{fd}", format_name=format_name)
         encoded = os.pread(fd, os.fstat(fd).st_size, 0)
     finally:
         os.close(fd)

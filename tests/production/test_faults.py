@@ -125,39 +125,48 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def test_a_worker_sigkilled_during_generation(workers, compositor, shot, show_model, watch):
-    first = _fresh_worker(workers)
-    request = _ask(compositor, shot, show_model, count=2, steps=10)
+def _settle_and_check(name: str, request, viewers, *, since: float, recover_s: float | None = None) -> dict:
+    """The end of every fault: the request settles, its figures (recover_s, when not measured already, from
+    ``since`` to settled) are recorded under ``name``, and nothing is missing, doubled or half-visible."""
+    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
+    if recover_s is None:
+        recover_s = time.time() - since
+    figures = _settled_and_seen([request.pk], viewers)
+    _record(name, **figures, recover_s=round(recover_s, 2))
+    _assert_clean(figures, viewers)
+    return figures
+
+
+def _running_request(workers, compositor, shot, show_model, watch, *, count: int, steps: int):
+    """A fresh worker and a watched request, once a variation is part-way through its frames."""
+    worker = _fresh_worker(workers)
+    request = _ask(compositor, shot, show_model, count=count, steps=steps)
     viewers = watch(request)
     wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    return worker, request, viewers
+
+
+def test_a_worker_sigkilled_during_generation(workers, compositor, shot, show_model, watch):
+    first, request, viewers = _running_request(workers, compositor, shot, show_model, watch, count=2, steps=10)
     assert first.kill() == -9
     killed = time.time()
     workers.start(wait=False, **FAULT_ENV)
     wait_for(lambda: _resumed_after(killed, [request.pk]), "the killed variation to be taken over", timeout=120)
-    recover_s = time.time() - killed
-    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    figures = _settled_and_seen([request.pk], viewers)
-    _record("worker_sigkill_generation", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures, viewers)
+    _settle_and_check("worker_sigkill_generation", request, viewers, since=killed,
+                      recover_s=time.time() - killed)
     types = list(RequestEvent.objects.filter(request=request).values_list("type", flat=True))
     assert "variation.requeued" in types or types.count("variation.started") > 2
 
 
 def test_redis_flushed_mid_run(workers, compositor, shot, show_model, watch):
-    _fresh_worker(workers)
-    request = _ask(compositor, shot, show_model, count=3, steps=6)
-    viewers = watch(request)
-    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    _, request, viewers = _running_request(workers, compositor, shot, show_model, watch, count=3, steps=6)
     client = _redis()
     assert client.llen("gpu") >= 1, "the flush must lose tickets for the test to mean anything"
     client.flushdb()  # this run's Redis database only: the queued tickets and the channel groups go
     flushed = time.time()
     wait_for(lambda: _resumed_after(flushed, [request.pk]), "work to resume after the flush", timeout=120)
-    recover_s = time.time() - flushed
-    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    figures = _settled_and_seen([request.pk], viewers)
-    _record("redis_flushed", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures, viewers)
+    _settle_and_check("redis_flushed", request, viewers, since=flushed,
+                      recover_s=time.time() - flushed)
 
 
 def _restart_redis() -> None:
@@ -180,18 +189,12 @@ def _restart_redis() -> None:
 def test_redis_restarted_mid_run(workers, compositor, shot, show_model, watch):
     """The Redis server itself stopped and started again empty (the broker, the queued tickets, the channel layer's
     pub/sub, every connection): the worker reconnects, recovery re-derives the queue, the viewers catch up."""
-    _fresh_worker(workers)
-    request = _ask(compositor, shot, show_model, count=3, steps=6)
-    viewers = watch(request)
-    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    _, request, viewers = _running_request(workers, compositor, shot, show_model, watch, count=3, steps=6)
     _restart_redis()
     restarted = time.time()
     wait_for(lambda: _resumed_after(restarted, [request.pk]), "work to resume after the restart", timeout=120)
-    recover_s = time.time() - restarted
-    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    figures = _settled_and_seen([request.pk], viewers)
-    _record("redis_restarted", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures, viewers)
+    _settle_and_check("redis_restarted", request, viewers, since=restarted,
+                      recover_s=time.time() - restarted)
 
 
 def _local_ports(pid: int) -> set[int]:
@@ -225,17 +228,10 @@ def _cut_connections(client: redis.Redis, pid: int) -> int:
 
 
 def test_the_broker_connection_cut_mid_run(workers, compositor, shot, show_model, watch):
-    worker = _fresh_worker(workers)
-    request = _ask(compositor, shot, show_model, count=2, steps=10)
-    viewers = watch(request)
-    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    worker, request, viewers = _running_request(workers, compositor, shot, show_model, watch, count=2, steps=10)
     assert _cut_connections(_redis(), worker.proc.pid) >= 1
     cut = time.time()
-    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    recover_s = time.time() - cut
-    figures = _settled_and_seen([request.pk], viewers)
-    _record("broker_connection_cut", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures, viewers)
+    _settle_and_check("broker_connection_cut", request, viewers, since=cut)
 
 
 def _tmpfs(folder: Path, size: str) -> bool:
@@ -259,11 +255,7 @@ def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_mode
                  "the full disk to be met and the variation requeued", timeout=240)
         full = time.time()
         subprocess.run(["mount", "-o", "remount,size=64m", str(folder)], check=True)
-        wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-        recover_s = time.time() - full
-        figures = _settled_and_seen([request.pk], viewers)
-        _record("work_disk_full", **figures, recover_s=round(recover_s, 2))
-        _assert_clean(figures, viewers)
+        _settle_and_check("work_disk_full", request, viewers, since=full)
         requeued = RequestEvent.objects.filter(request=request, type="variation.requeued").first().payload
         assert requeued["error"].startswith("OSError") and requeued["retry_in_s"] >= 1, requeued
     finally:
@@ -273,10 +265,7 @@ def test_the_work_area_disk_full_then_freed(workers, compositor, shot, show_mode
 @pytest.mark.skipif(os.getenv("PT_FAULTS_RESTART_POSTGRES") != "1",
                     reason="restarting PostgreSQL hits every user of it: PT_FAULTS_RESTART_POSTGRES=1")
 def test_postgres_restarted_mid_run(workers, compositor, shot, show_model, watch):
-    _fresh_worker(workers)
-    request = _ask(compositor, shot, show_model, count=2, steps=10)
-    viewers = watch(request)
-    wait_for(_running_with_frames, "a variation part-way through its frames", timeout=240)
+    _, request, viewers = _running_request(workers, compositor, shot, show_model, watch, count=2, steps=10)
     version = sorted(os.listdir("/etc/postgresql"))[0]
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
     restarted = time.time()
@@ -285,11 +274,8 @@ def test_postgres_restarted_mid_run(workers, compositor, shot, show_model, watch
     connection.close()
     wait_for(lambda: RequestEvent.objects.filter(request=request, created_at__gt=_aware(restarted)).exists(),
              "the request's work to go on after the restart", timeout=120)
-    recover_s = time.time() - restarted
-    wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-    figures = _settled_and_seen([request.pk], viewers)
-    _record("postgres_restarted", **figures, recover_s=round(recover_s, 2))
-    _assert_clean(figures, viewers)
+    _settle_and_check("postgres_restarted", request, viewers, since=restarted,
+                      recover_s=time.time() - restarted)
 
 
 def test_the_portal_restarted_with_viewers_connected(workers, service_env, compositor, shot, show_model, watch):
@@ -312,11 +298,8 @@ def test_the_portal_restarted_with_viewers_connected(workers, service_env, compo
         server = server.again()
         wait_for(lambda: sum(viewers.connects) >= connects + VIEWERS and viewers.caught_up(),
                  "every viewer to reconnect and catch up", timeout=60)
-        recover_s = time.time() - killed
-        wait_for(lambda: _settled([request.pk]), "the request to settle", timeout=SETTLE_S)
-        figures = _settled_and_seen([request.pk], viewers)
-        _record("portal_restarted_with_viewers", **figures, recover_s=round(recover_s, 2))
-        _assert_clean(figures, viewers)
+        figures = _settle_and_check("portal_restarted_with_viewers", request, viewers, since=killed,
+                                    recover_s=time.time() - killed)
         assert figures["viewer_reconnects"] >= VIEWERS
     finally:
         server.stop()
