@@ -2,6 +2,7 @@
 
 import logging
 import socket
+import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -183,6 +184,8 @@ def _attempt(variation: Variation, staging: str) -> None:
         nonlocal frames_done
         frames_done += 1
         services.variation_frame_done(variation=variation, frame=frame, done=frames_done)
+        if settings.PT_FAULT_FRAME_DELAY_S:  # the fault suite's slow work area (portal/settings.py)
+            time.sleep(settings.PT_FAULT_FRAME_DELAY_S)
 
     def on_progress(stage: str, done: int, total: int) -> None:
         services.variation_progress(variation=variation, stage=stage, done=done, total=total)

@@ -161,6 +161,9 @@ PT_GENERATE_SOFT_LIMIT_S = envint("PT_GENERATE_SOFT_LIMIT_S", str(6 * 3600))
 PT_RELEASE_SOFT_LIMIT_S = envint("PT_RELEASE_SOFT_LIMIT_S", str(2 * 3600))
 PT_HARD_LIMIT_GRACE_S = envint("PT_HARD_LIMIT_GRACE_S", "120")
 PT_RECOVERY_INTERVAL_S = envint("PT_RECOVERY_INTERVAL_S", "30")  # a production worker's sweep for stranded work
+# Fault injection (the fault suite only): a slow work area, each frame held this long once written, so a fault
+# lands while a variation is part-way through its frames however fast the machine is. 0 in every real run.
+PT_FAULT_FRAME_DELAY_S = float(os.getenv("PT_FAULT_FRAME_DELAY_S", "0"))
 PT_FAIR_SHARE_BY = os.getenv("PT_FAIR_SHARE_BY", "user")  # round-robin between "user"s or "show"s
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # its message is redelivered: no half-run twice
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -36,8 +36,11 @@ from tests.production.viewers import VIEWERS, Viewers
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
-# Short leases and sweeps, so a fault is recovered from in seconds, not the production minute.
-FAULT_ENV = {"PT_LEASE_SECONDS": "4", "PT_RECOVERY_INTERVAL_S": "2", "PT_RETRY_BACKOFF_S": "1"}
+# Short leases and sweeps, so a fault is recovered from in seconds, not the production minute; each frame held
+# 0.4 s once written (a slow work area), so the fault lands part-way through a variation's frames on any machine:
+# without it a quiet machine writes the small plate's 4 frames in a few milliseconds, between two polls.
+FAULT_ENV = {"PT_LEASE_SECONDS": "4", "PT_RECOVERY_INTERVAL_S": "2", "PT_RETRY_BACKOFF_S": "1",
+             "PT_FAULT_FRAME_DELAY_S": "0.4"}
 FRAMES = (1001, 1004)
 SETTLE_S = 300
 
