@@ -23,7 +23,8 @@ def _env(var: Path) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PT_SQLITE", "DATABASE_URL", "REDIS_URL", "PT_PRODUCTION"))}
     env.update(PT_VAR_DIR=str(var), PT_SQLITE_PATH=str(var / "portal.sqlite3"), DJANGO_SETTINGS_MODULE="portal.settings",
-               PT_EMBEDDED_WORKER="True", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+               PT_EMBEDDED_WORKER="True", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
+               PT_FAULT_FRAME_DELAY_S="0.4")  # a slow work area: the kill lands part-way through the frames
     return env
 
 
