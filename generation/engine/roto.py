@@ -3,7 +3,9 @@
 How a pass makes a frame's matte (all at the shot's proxy size except the last step):
 1. flow: the two key frames around the frame are carried to it by dense optical flow (OpenCV DIS), forward
    from the key before and backward from the key after, each with a trust map (forward/backward consistency,
-   so occluded and revealed pixels are not trusted; trust also fades a little per step). Warps are
+   so occluded and revealed pixels are not trusted; trust also fades a little per step; and a pixel is
+   trusted only as far as it looks like its source in the key frame, :func:`roto_flow.photometric`, so the
+   background flow drags along with a moving object, between a camel's legs, is not). Warps are
    accumulated (:func:`roto_flow.carry`): each frame samples the key matte once, where its pixels came from,
    so the matte does not blur away over tens of frames as a chain of resampled warps does;
 2. fusion: the two carried mattes are blended per pixel by trust and nearness in time;
@@ -11,10 +13,13 @@ How a pass makes a frame's matte (all at the shot's proxy size except the last s
    pixels near the edge that flow does not trust (occluded or revealed on the way, and, as trust fades, more
    and more far from both key frames). A tiny CNN that mends the carried matte
    (:mod:`roto_model`, ``RotoOptions.model``) is there too, off by default: the bench did not show it
-   paying for its time. Islands smaller than half the smallest part drawn on the key frames are dropped;
-4. the cut (:mod:`roto_cut`): a GrabCut in a narrow band around the fused edge, with the pixels flow carried
-   all the way (and is sure about) fixed, decides the rest from the frame's own colours and edges: the
-   background a moving object drags along, the edge where flow drifted;
+   paying for its time. Islands smaller than half the smallest part drawn on the key frames are dropped, and
+   so are separate parts flow did not vouch for (mostly untrusted) that lie farther from the object than the
+   key frames' own parts do (:func:`part_reach`: a horse drawn in one piece has no far-off parts; a kite's
+   board and lines, drawn apart from the rider, stay);
+4. the cut (:mod:`roto_cut`): a GrabCut in a narrow band around the fused edge, and inside the matte where
+   flow lost it, with the pixels flow carried all the way (and is sure about) fixed, decides the rest from the
+   frame's own colours and edges: the background a moving object drags along, the edge where flow drifted;
 5. the edge pass: a guided filter at full resolution gives soft, sub-pixel edges on a narrow band.
 
 Corrections stick: a frame between key frames a and b depends on a, b and the plate only, so adding or fixing
