@@ -405,8 +405,10 @@ def _distance_from_main(labels: np.ndarray, areas: np.ndarray) -> np.ndarray:
     """Per part: its distance in pixels from the largest part (0 for the largest)."""
     main = np.argmax(areas) + 1
     far = cv2.distanceTransform((labels != main).astype(np.uint8), cv2.DIST_L2, 5)
+    others = (labels > 0) & (labels != main)  # small next to the frame: np.minimum.at is slow per element
     near = np.full(areas.size + 1, np.inf, np.float32)
-    np.minimum.at(near, labels.ravel(), far.ravel())
+    np.minimum.at(near, labels[others], far[others])
+    near[main] = 0.0
     return near[1:]
 
 
@@ -429,7 +431,11 @@ def drop_untrusted_islands(matte: np.ndarray, seen: np.ndarray, reach: float, le
     if areas.size < 2:
         return matte
     means = np.bincount(labels.ravel(), weights=seen.ravel(), minlength=areas.size + 1)[1:] / np.maximum(areas, 1)
-    drop = np.flatnonzero((means < least) & (_distance_from_main(labels, areas) > reach)) + 1
+    untrusted = means < least
+    untrusted[np.argmax(areas)] = False
+    if not untrusted.any():
+        return matte
+    drop = np.flatnonzero(untrusted & (_distance_from_main(labels, areas) > reach)) + 1
     if drop.size == 0:
         return matte
     out = matte.copy()
