@@ -3,7 +3,9 @@
 How a pass makes a frame's matte (all at the shot's proxy size except the last step):
 1. flow: the two key frames around the frame are carried to it by dense optical flow (OpenCV DIS), forward
    from the key before and backward from the key after, each with a trust map (forward/backward consistency,
-   so occluded and revealed pixels are not trusted; trust also fades a little per step). Warps are
+   so occluded and revealed pixels are not trusted; trust also fades a little per step; and a pixel is
+   trusted only as far as it looks like its source in the key frame, :func:`roto_flow.photometric`, so the
+   background flow drags along with a moving object, between a camel's legs, is not). Warps are
    accumulated (:func:`roto_flow.carry`): each frame samples the key matte once, where its pixels came from,
    so the matte does not blur away over tens of frames as a chain of resampled warps does;
 2. fusion: the two carried mattes are blended per pixel by trust and nearness in time;
@@ -11,10 +13,13 @@ How a pass makes a frame's matte (all at the shot's proxy size except the last s
    pixels near the edge that flow does not trust (occluded or revealed on the way, and, as trust fades, more
    and more far from both key frames). A tiny CNN that mends the carried matte
    (:mod:`roto_model`, ``RotoOptions.model``) is there too, off by default: the bench did not show it
-   paying for its time. Islands smaller than half the smallest part drawn on the key frames are dropped;
-4. the cut (:mod:`roto_cut`): a GrabCut in a narrow band around the fused edge, with the pixels flow carried
-   all the way (and is sure about) fixed, decides the rest from the frame's own colours and edges: the
-   background a moving object drags along, the edge where flow drifted;
+   paying for its time. Islands smaller than half the smallest part drawn on the key frames are dropped, and
+   so are separate parts flow did not vouch for (mostly untrusted) that lie farther from the object than the
+   key frames' own parts do (:func:`part_reach`: a horse drawn in one piece has no far-off parts; a kite's
+   board and lines, drawn apart from the rider, stay);
+4. the cut (:mod:`roto_cut`): a GrabCut in a narrow band around the fused edge, and inside the matte where
+   flow lost it, with the pixels flow carried all the way (and is sure about) fixed, decides the rest from the
+   frame's own colours and edges: the background a moving object drags along, the edge where flow drifted;
 5. the edge pass: a guided filter at full resolution gives soft, sub-pixel edges on a narrow band.
 
 Corrections stick: a frame between key frames a and b depends on a, b and the plate only, so adding or fixing
@@ -42,6 +47,8 @@ from generation.engine.roto_flow import STEP_TRUST, ShotFlow, carry, propagate
 from generation.engine.roto_model import TrainingFrame, mend, train_mender
 
 ROUND_TRIPS = (4, 8, 16)  # frames out and back: short, medium and long drift for the model to learn from
+MINOR_PART = 0.005  # of the largest part's area: smaller parts of a key frame are specks, not drawn parts
+REACH_SLACK = 1.25  # parts move apart a little within a segment
 DEFAULT_PROXY_LONG_SIDE = 854  # DAVIS' 480p: flow and the model are affordable there on two CPU cores
 
 
@@ -105,6 +112,13 @@ class RotoOptions:
     # GrabCut in the band around the fused edge decides what flow lost (roto_cut; bench: J&F dog +0.04, kite-surf +0.02)
     cut: bool = True
     edges: bool = True  # the full-resolution guided-filter edge pass
+    # Trust a carried pixel only as far as it looks like its source in the key frame (roto_flow.photometric;
+    # bench: camel +0.02 J&F, horsejump-high -0.07 and car-shadow -0.02 without the two below)
+    photometric: bool = True
+    cut_interior: bool = True  # the cut may also decide the inside of the matte where flow lost it (camel +0.01)
+    # drop separate parts flow did not vouch for, farther from the object than the key frames' own parts lie
+    # (horsejump-high +0.14 with the photometric trust; kite-surf -0.02)
+    untrusted_islands: bool = True
     train_steps: int = 150
     model_long_side: int = 854  # the model sees context, not detail (the edge pass brings detail back)
     seed: int = 0
@@ -260,20 +274,24 @@ class RotoShot:
         carried: dict[int, list] = {f: [] for f in span}
         i0 = self.frames.start
         if a is not None:
-            mattes, trusts = carry(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0)
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0, self._photo())
             for f, m, t in zip(span, mattes, trusts, strict=True):
                 carried[f].append((m, t, span.stop - f if b is not None else 1, f - a))
         if b is not None:
-            mattes, trusts = carry(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0)
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0, self._photo())
             for f, m, t in zip(reversed(span), mattes, trusts, strict=True):
                 carried[f].append((m, t, f - span.start + 1 if a is not None else 1, b - f))
         return carried
+
+    def _photo(self):
+        return self._proxies if self.options.photometric else None
 
     def _compute_segment(self, a, b, keys, span: range) -> dict[int, np.ndarray]:
         carried = self._carry(a, b, keys, span)
         model = self._train(a, b, keys) if self.options.model else None
         table = self._colour_table(a, b, keys) if self.options.colour else None
         speck = min(smallest_part(self._proxy_matte(keys[f])) for f in (a, b) if f is not None) / 2
+        reach = max(part_reach(self._proxy_matte(keys[f])) for f in (a, b) if f is not None) * REACH_SLACK
         out = {}
         for n, f in enumerate(span):
             fused, trust, seen = fuse(carried[f])
@@ -288,8 +306,10 @@ class RotoShot:
                 fused = _resize(mended, self.proxy_size, False)
             if self.options.specks:
                 fused = drop_specks(fused, speck)
+            if self.options.untrusted_islands:
+                fused = drop_untrusted_islands(fused, seen, reach)
             if self.options.cut:
-                fused = cut_band(self._proxies[f - self.frames.start], fused, seen)
+                fused = cut_band(self._proxies[f - self.frames.start], fused, seen, self.options.cut_interior)
             out[f] = self._finish(f, fused)
             self._report(n + 1, len(span), "matte")
         return out
@@ -378,6 +398,48 @@ def drop_specks(matte: np.ndarray, min_area: float) -> np.ndarray:
         return matte
     out = matte.copy()
     out[np.isin(labels, small)] = 0.0
+    return out
+
+
+def _distance_from_main(labels: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Per part: its distance in pixels from the largest part (0 for the largest)."""
+    main = np.argmax(areas) + 1
+    far = cv2.distanceTransform((labels != main).astype(np.uint8), cv2.DIST_L2, 5)
+    others = (labels > 0) & (labels != main)  # small next to the frame: np.minimum.at is slow per element
+    near = np.full(areas.size + 1, np.inf, np.float32)
+    np.minimum.at(near, labels[others], far[others])
+    near[main] = 0.0
+    return near[1:]
+
+
+def part_reach(matte: np.ndarray, least: float = MINOR_PART) -> float:
+    """How far from its largest part a key frame's other parts (≥ ``least`` of the largest's area) lie, in pixels
+    (0 for a matte in one piece): a kite's lines and board are drawn apart from the rider, a horse is one piece."""
+    labels, areas = _parts(matte)
+    if areas.size < 2:
+        return 0.0
+    distance = _distance_from_main(labels, areas)
+    minor = areas >= least * areas.max()
+    minor[np.argmax(areas)] = False
+    return float(distance[minor].max()) if minor.any() else 0.0
+
+
+def drop_untrusted_islands(matte: np.ndarray, seen: np.ndarray, reach: float, least: float = 0.5) -> np.ndarray:
+    """``matte`` without the separate parts that flow mostly did not vouch for (mean ``seen`` below ``least``)
+    and that lie farther than ``reach`` from the largest part (the key frames' own parts lie within it)."""
+    labels, areas = _parts(matte)
+    if areas.size < 2:
+        return matte
+    means = np.bincount(labels.ravel(), weights=seen.ravel(), minlength=areas.size + 1)[1:] / np.maximum(areas, 1)
+    untrusted = means < least
+    untrusted[np.argmax(areas)] = False
+    if not untrusted.any():
+        return matte
+    drop = np.flatnonzero(untrusted & (_distance_from_main(labels, areas) > reach)) + 1
+    if drop.size == 0:
+        return matte
+    out = matte.copy()
+    out[np.isin(labels, drop)] = 0.0
     return out
 
 

@@ -27,11 +27,13 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def cut_band(image8: np.ndarray, matte: np.ndarray, seen: np.ndarray) -> np.ndarray:
+def cut_band(image8: np.ndarray, matte: np.ndarray, seen: np.ndarray, interior: bool = False) -> np.ndarray:
     """``matte`` (H, W) float32 0..1 with the unsure pixels of the band around its edge decided by GrabCut.
 
     ``image8``: (H, W, 3) uint8 analysis image of the frame; ``seen``: (H, W) 1 where flow carried the pixel
-    all the way from a key frame without a failed consistency test. Decided pixels become 0 or 1 (the edge
+    all the way from a key frame without a failed consistency test. With ``interior``, the inside of the
+    matte deeper than the band is put to the cut too where ``seen`` is below 0.5 (a lump of background flow
+    dragged into the object); otherwise it is taken as the object. Decided pixels become 0 or 1 (the edge
     pass softens them afterwards); every other pixel is returned as given.
     """
     h, w = matte.shape
@@ -42,6 +44,8 @@ def cut_band(image8: np.ndarray, matte: np.ndarray, seen: np.ndarray) -> np.ndar
     labels[grown > 0] = cv2.GC_PR_BGD
     labels[hard > 0] = cv2.GC_PR_FGD
     labels[shrunk > 0] = cv2.GC_FGD
+    if interior:
+        labels[(shrunk > 0) & (seen < 0.5)] = cv2.GC_PR_FGD
     sure = (seen >= 0.5) & (np.abs(matte - 0.5) > SURE)
     labels[sure & (hard > 0)] = cv2.GC_FGD
     labels[sure & (hard == 0)] = cv2.GC_BGD

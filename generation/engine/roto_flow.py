@@ -21,6 +21,10 @@ _CONSISTENCY_RATIO = 0.01
 _CONSISTENCY_FLOOR = 0.5
 # Each step along a chain of flows loses a little trust even where the round trip agrees (sub-pixel drift).
 STEP_TRUST = 0.97
+# Photometric agreement of a carried pixel with its source in the key frame: mean |RGB difference| (0..255)
+# over a neighbourhood of PHOTO_SIGMA px; full trust up to half the tolerance, none beyond it.
+PHOTO_TOLERANCE = 40.0
+PHOTO_SIGMA = 2.0
 
 
 def _dis() -> cv2.DISOpticalFlow:
@@ -114,7 +118,9 @@ def propagate(flow: ShotFlow, matte: np.ndarray, start: int, stop: int) -> tuple
     return mattes, trusts
 
 
-def carry(flow: ShotFlow, matte: np.ndarray, start: int, stop: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def carry(
+    flow: ShotFlow, matte: np.ndarray, start: int, stop: int, images: Sequence[np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """:func:`propagate` by accumulated warps: each frame samples the key matte once, at where its pixels came from.
 
     :func:`propagate` resamples the carried matte at every step, so over tens of frames bilinear resampling
@@ -122,6 +128,11 @@ def carry(flow: ShotFlow, matte: np.ndarray, start: int, stop: int) -> tuple[lis
     instead (a pixel of frame t + 1 looks up where its source pixel in t came from in the key frame), and the
     key matte is sampled once per frame at those positions: the matte stays as sharp as the artist drew it.
     Trust is carried the same way (the product of each step's consistency along the path, fading per step).
+
+    ``images`` (the shot's (H, W, 3) uint8 proxies, indexed like the flow): when given, each frame's trust is
+    also multiplied by :func:`photometric` agreement between the frame and the key frame at the carried
+    positions, so a pixel the flow dragged along with the object (background between legs, revealed behind
+    it) but that does not look like where it claims to come from is not trusted.
     """
     direction = 1 if stop > start else -1
     h, w = matte.shape
@@ -138,5 +149,19 @@ def carry(flow: ShotFlow, matte: np.ndarray, start: int, stop: int) -> tuple[lis
         moved = warp(np.concatenate([where, trust[..., None]], -1), step)
         where, trust = moved[..., :2], moved[..., 2] * seen.astype(np.float32) * STEP_TRUST
         mattes.append(cv2.remap(key, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-        trusts.append(trust)
+        if images is None:
+            trusts.append(trust)
+        else:
+            trusts.append(trust * photometric(images[start], images[t + direction], where))
     return mattes, trusts
+
+
+def photometric(key_image: np.ndarray, image: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Float32 (H, W) 0..1: how well ``image``'s pixels match ``key_image`` sampled at ``where`` (their carried
+    positions in the key frame), on a small neighbourhood; 1 for a match, falling to 0 past :data:`PHOTO_TOLERANCE`."""
+    source = cv2.remap(
+        key_image.astype(np.float32), where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    diff = np.abs(source - image.astype(np.float32)).mean(-1)
+    diff = cv2.GaussianBlur(diff, (0, 0), PHOTO_SIGMA)
+    return np.clip(1.0 - (diff - PHOTO_TOLERANCE / 2) / (PHOTO_TOLERANCE / 2), 0.0, 1.0).astype(np.float32)

@@ -31,7 +31,10 @@ from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResul
 
 OVERLAY_RGB = np.array([0.9, 0.05, 0.02], np.float32)  # scene-linear red: unmistakable over any plate
 OVERLAY_OPACITY = 0.5
-METHOD = "dis-flow both ways (accumulated warps) + trust fusion + local colour model + speck removal + guided-filter edges"
+METHOD = (
+    "dis-flow both ways (accumulated warps, forward/backward and photometric trust) + trust fusion"
+    " + local colour model + speck and untrusted-island removal + GrabCut of the band + guided-filter edges"
+)
 
 
 class _Plates:

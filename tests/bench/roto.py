@@ -216,11 +216,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", action="store_true", help="with the shot's mending CNN (ablation)")
     parser.add_argument("--no-edges", action="store_true", help="without the edge pass (ablation)")
     parser.add_argument("--no-cut", action="store_true", help="without the GrabCut of the band (ablation)")
+    parser.add_argument(
+        "--no-photometric", action="store_true", help="flow trust without the photometric check (ablation)"
+    )
+    parser.add_argument("--no-islands", action="store_true", help="keep the untrusted far islands (ablation)")
     args = parser.parse_args(argv)
     data = args.data or (find_testdata() or Path("missing")) / "davis16"
     if not data.is_dir():
         raise SystemExit(f"no sequences at {data}; give --data DIR or set PT_TESTDATA")
-    options = RotoOptions(model=args.model, edges=not args.no_edges, cut=not args.no_cut)
+    options = RotoOptions(
+        model=args.model,
+        edges=not args.no_edges,
+        cut=not args.no_cut,
+        photometric=not args.no_photometric,
+        untrusted_islands=not args.no_islands,
+    )
     names = sorted(p.name for p in data.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
     names = names[:2] if args.quick else names
     limit = 24 if args.quick else None

@@ -8,7 +8,16 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from generation.engine.roto import RotoError, RotoOptions, RotoShot, drop_specks, frames_affected, smallest_part
+from generation.engine.roto import (
+    RotoError,
+    RotoOptions,
+    RotoShot,
+    drop_specks,
+    drop_untrusted_islands,
+    frames_affected,
+    part_reach,
+    smallest_part,
+)
 from generation.engine.roto_colour import colour_mend, colour_model
 from generation.engine.roto_cut import cut_band
 from generation.engine.roto_edge import refine_edges
@@ -228,3 +237,65 @@ def test_accumulated_warps_keep_a_thin_part_that_a_chain_of_warps_blurs_away():
     assert trust[-1].min() == pytest.approx(STEP_TRUST**24, rel=1e-3)  # trust fades per step, nothing occluded
     back, _ = carry(flow, carried[-1], n - 1, -1)
     assert np.array_equal(back[-1] >= 0.5, key >= 0.5)
+
+
+def test_a_carried_pixel_that_does_not_look_like_its_source_in_the_key_frame_is_not_trusted():
+    """Flow drags the background along with the object (between legs, behind it): the positions agree both
+    ways, but the frame's colour there is not the key frame's colour at the source, so trust drops there only."""
+    n, h, w = 4, 32, 96
+    key = np.zeros((h, w), np.float32)
+    key[:, 30:60] = 1.0
+    flow = _drifting_flow(n, h, w, 1.0)
+    image = np.zeros((h, w, 3), np.uint8)
+    image[:, 30:60] = (200, 120, 60)  # the object's colour, moving right one pixel a frame
+    images = [np.roll(image, k, axis=1) for k in range(n)]
+    images[3] = images[3].copy()
+    images[3][:, 40:50] = (20, 160, 40)  # something else where the object should be on the last frame
+    _, plain = carry(flow, key, 0, n)
+    _, trust = carry(flow, key, 0, n, images)
+    assert trust[-1][:, 43:50].max() < 0.1 < plain[-1][:, 43:50].min()
+    assert trust[-1][:, 60:63].min() == pytest.approx(plain[-1][:, 60:63].min(), rel=1e-3)  # it still matches
+    assert np.allclose(trust[0], plain[0], atol=1e-4)  # a frame that matches loses nothing
+
+
+def test_part_reach_is_how_far_the_drawn_parts_lie_from_the_largest():
+    one = np.zeros((60, 120), np.float32)
+    one[10:50, 10:50] = 1
+    assert part_reach(one) == 0
+    two = one.copy()
+    two[20:30, 80:90] = 1  # a part drawn 30 px to the right of the object
+    assert part_reach(two) == pytest.approx(31, abs=1.5)
+    speck = one.copy()
+    speck[20:22, 80:82] = 1  # under MINOR_PART of the object: a speck, not a drawn part
+    assert part_reach(speck) == 0
+
+
+def test_islands_flow_did_not_vouch_for_far_from_the_object_are_dropped():
+    matte = np.zeros((60, 160), np.float32)
+    matte[10:50, 10:50] = 1  # the object
+    matte[20:30, 60:70] = 1  # an island 10 px away
+    matte[20:30, 130:140] = 1  # an island 80 px away
+    seen = np.ones_like(matte)
+    assert np.array_equal(drop_untrusted_islands(matte, seen, reach=0), matte), "trusted islands stay"
+    seen[20:30, 60:70] = seen[20:30, 130:140] = 0
+    dropped = drop_untrusted_islands(matte, seen, reach=0)
+    assert dropped[20:30, 60:70].max() == 0 and dropped[20:30, 130:140].max() == 0
+    assert np.array_equal(dropped[10:50, 10:50], matte[10:50, 10:50])
+    within = drop_untrusted_islands(matte, seen, reach=20)  # the key frames had parts up to 20 px away
+    assert within[20:30, 60:70].min() == 1 and within[20:30, 130:140].max() == 0
+    seen[10:50, 10:50] = 0  # the largest part is never dropped, whatever its trust
+    assert drop_untrusted_islands(matte, seen, reach=0)[10:50, 10:50].min() == 1
+
+
+def test_the_cut_may_take_back_the_inside_of_a_matte_flow_lost(swan):
+    """A carried matte with a lump of water deep inside it that flow did not vouch for: with ``interior`` the
+    cut decides it from the frame's colours; without, the inside beyond the band is taken as the object."""
+    plates, truth = swan
+    matte = truth[1002].copy()
+    grown = cv2.dilate(matte, np.ones((81, 81), np.uint8))  # 40 px of water all round: deeper than the band
+    seen = np.where(grown > matte, 0.0, 1.0).astype(np.float32)
+    water = (grown > 0.5) & (matte < 0.5)
+    kept = cut_band(plates[1], grown, seen)
+    taken = cut_band(plates[1], grown, seen, interior=True)
+    assert _iou(taken, truth[1002]) > _iou(kept, truth[1002]) + 0.05
+    assert (taken[water] < 0.5).mean() > (kept[water] < 0.5).mean() + 0.2
