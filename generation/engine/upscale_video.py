@@ -150,3 +150,28 @@ def upscale_frames(
         idx = window(i, len(lows), config.radius)
         out[i] = refine([lows[j] for j in idx], [single(j) for j in idx], idx.index(i), factor, config)
     return out
+
+
+def upscale_to(
+    frames_rgb: list[np.ndarray],
+    ref: int,
+    width: int,
+    height: int,
+    model_dir: str | os.PathLike | None,
+    *,
+    config: MultiFrameConfig = MultiFrameConfig(),
+    device: str = "cpu",
+) -> np.ndarray:
+    """``frames_rgb[ref]`` (float32 (H, W, 3) scene-linear, its neighbours beside it, one size) to (height, width,
+    3): the multi-frame upscale at the show upscaler's largest factor that does not overshoot, then Lanczos-3 the
+    rest of the way (as :func:`upscale.upscale_to`, which it is when no factor fits or there are no neighbours)."""
+    rgb = np.asarray(frames_rgb[ref], np.float32)
+    factors = upscale.read_upscaler_card(model_dir).factors if model_dir is not None else upscale.FACTORS
+    need = min(width / rgb.shape[1], height / rgb.shape[0])
+    fitting = [f for f in sorted(factors) if f <= need + 1e-6]
+    if not fitting or len(frames_rgb) < 2:
+        return upscale.upscale_to(rgb, width, height, model_dir, device=device)
+    lows = [np.ascontiguousarray(np.asarray(f, np.float32)[..., :3]) for f in frames_rgb]
+    out = upscale_frames(lows, model_dir, factor=fitting[-1], indices=[ref],
+                         config=MultiFrameConfig(**{**config.__dict__, "radius": len(lows)}), device=device)[ref]
+    return out if out.shape[:2] == (height, width) else upscale.lanczos(out, width, height)

@@ -269,6 +269,24 @@ def test_the_upscale_task_finishes_an_element_at_plate_size_with_the_plates_grai
     assert abs(np.corrcoef(grain1[inside], grain2[inside])[0, 1]) < 0.5  # new grain every frame
 
 
+def test_the_multi_frame_upscale_task_uses_the_neighbours_and_is_deterministic(dog_shot, model_dir, tmp_path):
+    params = {"element": dog_shot["element"], "multi_frame": 1}
+    multi = upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "m1"), params=params)
+    again = upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "m2"), params=params)
+    single = upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "s"), params={"element": dog_shot["element"]})
+    for f in (1001, 1002):
+        rgba = frames.read_rgba(frame_path(multi.exr_pattern, f))[0]
+        assert rgba.tobytes() == frames.read_rgba(frame_path(again.exr_pattern, f))[0].tobytes()
+        one = frames.read_rgba(frame_path(single.exr_pattern, f))[0]
+        assert np.array_equal(rgba[..., 3], one[..., 3]) and not np.array_equal(rgba[..., :3], one[..., :3])
+        outside = rgba[..., 3] == 0
+        assert outside.any() and not rgba[outside].any()
+    with pytest.raises(ValueError, match="multi_frame"):
+        upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "never"),
+                        params={"element": dog_shot["element"], "multi_frame": -1})
+    assert not (tmp_path / "never").exists()
+
+
 def test_the_comp_outside_the_elements_alpha_is_the_plate_bit_for_bit(dog_shot, model_dir):
     element = frames.read_rgba(frame_path(dog_shot["element"], 1001))[0]
     plate = frames.read_channels(frame_path(dog_shot["plate"], 1001), ("R", "G", "B"))
