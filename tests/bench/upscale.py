@@ -170,6 +170,17 @@ def _multi_frame(model: str, path: str, profile: grain.GrainProfile, cache: dict
     return upscale_video.refine(list(lows), list(singles), idx.index(i), FACTOR, MULTI_FRAME)
 
 
+def neighbours_of(held: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Every frame the multi-frame upscale of the held-out frames reads (the scored ones and their neighbours)."""
+    out = {}
+    for name, paths in held.items():
+        sequence = upscale_training.collect_plates(str(Path(paths[0]).parent))
+        idx = sorted({j for p in paths for j in upscale_video.window(sequence.index(p), len(sequence),
+                                                                      MULTI_FRAME.radius)})
+        out[name] = [sequence[j] for j in idx]
+    return out
+
+
 def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False, multi: bool = True) -> dict:
     rows = {}
     for name, paths in held.items():
@@ -307,6 +318,8 @@ def main(argv: list[str] | None = None) -> dict:
             result |= info
         result["held_out_frames"] = sum(len(v) for v in held.values())
         result["held_out_in_training"] = held_out_overlap(model, held)
+        if args.multi:
+            result["neighbours_in_training"] = held_out_overlap(model, neighbours_of(held))
         rows = _evaluate(model, held, multi=args.multi)
         grain_rows = _grain_rows(Path(data), held)
         result |= _summary(rows, grain_rows) | _fps(model, held, multi=args.multi)

@@ -158,6 +158,15 @@ def test_the_bench_counts_held_out_frames_the_upscaler_trained_on(plates, model_
     assert held_out_overlap(model_dir, {"a": [str(unseen)], "b": [trained]}) == 1  # by content, not by name
 
 
+def test_the_bench_counts_the_neighbours_the_multi_frame_upscale_reads(plates, model_dir) -> None:
+    from tests.bench.upscale import held_out_overlap, neighbours_of
+
+    first = str(plates / "plate1" / "plate.1001.exr")
+    read = neighbours_of({"a": [first]})
+    assert read == {"a": [first, str(plates / "plate1" / "plate.1002.exr")]}
+    assert held_out_overlap(model_dir, read) == 2
+
+
 def test_the_bench_degrades_a_frame_exactly_as_training_does(plates) -> None:
     """The bench's input (upscale_training.degrade, then the card's encoding) is the training's ×4 input."""
     paths = sorted(str(p) for p in (plates / "plate0").glob("*.exr"))
