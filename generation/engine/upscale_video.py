@@ -44,6 +44,7 @@ class MultiFrameConfig:
     lr: float = 0.004
     prior: float = 5.0
     fb_threshold: float = 1.0  # output pixels
+    residual_threshold: float = 0.0  # encoded units; 0: off
 
 
 def _grey8(rgb: np.ndarray) -> np.ndarray:
@@ -86,6 +87,15 @@ def _encoded(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp(x, _FLOOR) ** GAMMA
 
 
+def _agrees(start: torch.Tensor, grid: torch.Tensor, low: torch.Tensor, factor: int,
+            config: MultiFrameConfig) -> torch.Tensor:
+    """Low-resolution mask of a neighbour's pixels that the single-frame answer, moved there, already nearly
+    explains: where it does not (water, smoke, a flow that slid), the flow is not trusted."""
+    moved = F.grid_sample(start, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    error = (_encoded(F.avg_pool2d(moved, factor)) - _encoded(low)).abs().mean(1, keepdim=True)
+    return (error < config.residual_threshold).float()
+
+
 def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: int,
            config: MultiFrameConfig = MultiFrameConfig()) -> np.ndarray:
     """The multi-frame refinement of ``singles[ref]`` (see the module docstring). ``lows``: float32 (h, w, 3)
@@ -100,6 +110,9 @@ def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: 
             observations.append(_observation(grey[k], grey[ref], low, factor, config.fb_threshold))
     start = _tensor(np.maximum(singles[ref], 0.0))
     start_encoded = _encoded(start)
+    if config.residual_threshold:
+        observations = [(grid, mask if grid is None else mask * _agrees(start, grid, low, factor, config), low)
+                        for grid, mask, low in observations]
     x = start.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=config.lr)
     for _ in range(config.iterations):
