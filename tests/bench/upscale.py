@@ -12,8 +12,15 @@ by ours and by OpenImageIO's Lanczos-3 (``ImageBufAlgo.resize(..., filtername="l
 run), and both are scored against the original in its own sRGB encoding: PSNR (``psnr_gain_db``, ours minus
 Lanczos, mean over frames) and SSIM (Gaussian 11×11, σ 1.5, on luma). Diagnostics: ``psnr_gain_db_vs_degrained``
 (the same gain scored against the degrained original: how much the target's grain and JPEG noise, which no
-upscaler can predict, dilutes it), ``psnr_gain_db_ensemble`` and ``fps_2k_ensemble`` (the ×8 self-ensemble:
-flips and transposes averaged). ``--same-plate``: the show's-own-plates protocol (:func:`same_plate_sets`): the
+upscaler can predict, dilutes it), ``psnr_gain_db_ensemble`` and ``fps_2k_ensemble`` (``--ensemble``: the ×8
+self-ensemble, flips and transposes averaged).
+
+Multi-frame (the default; ``--single-frame`` skips it): each held-out frame is also upscaled with its neighbours
+(:mod:`upscale_video`, :data:`MULTI_FRAME`: the frames within the radius in its own sequence, each degraded like it,
+none trained on: ``neighbours_in_training`` counts them against the manifest, 0). ``psnr_gain_db`` and
+``ssim_ours`` are then the multi-frame figures (``ours`` says which); ``psnr_gain_db_single_frame`` and
+``psnr_gain_db_multi_frame`` are both printed, against the same Lanczos reference. ``fps_2k_multi_frame``: per
+frame of a sequence at 2K, its single-frame upscale plus its refinement (``refine_seconds_2k``). ``--same-plate``: the show's-own-plates protocol (:func:`same_plate_sets`): the
 upscaler also trains on the early frames of camel and kite-surf and is scored on their late frames, 10 or more
 frames after the last it trained on.
 
