@@ -30,6 +30,7 @@ from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, prov
 from generation.engine.frames import Window
 from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
+from generation.engine.upscale_params import multi_frame_radius
 
 MARGIN = 8  # element pixels around the alpha box, so the upscaler sees the edge's surroundings
 
@@ -54,17 +55,6 @@ def _check(spec: VariationSpec, params: dict) -> tuple[upscale.UpscalerCard, Win
     if abs(sw / sh - display.width / display.height) > 0.01 * display.width / display.height:
         raise ValueError(f"the element is {sw}x{sh}, the plate {display.width}x{display.height}: not the same aspect")
     return card, display, source
-
-
-def _multi_frame_radius(params: dict) -> int:
-    """``params['multi_frame']``: neighbours each side used by the multi-frame upscale (0 or absent: single-frame;
-    ``true``: the recipe's radius)."""
-    value = params.get("multi_frame", 0)
-    if value is True:
-        return upscale_video.MultiFrameConfig().radius
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 8:
-        raise ValueError(f"params['multi_frame'] must be true or a radius from 0 to 8 frames, not {value!r}")
-    return value
 
 
 def _profile(spec: VariationSpec, progress: ProgressFn) -> grain.GrainProfile:
@@ -149,7 +139,7 @@ def upscale_element(
              "parallel_track:grain_profile_sha256": profile.sha256(),
              "parallel_track:source_element": os.path.basename(params["element"])}
     union: list[Window] = []
-    radius = _multi_frame_radius(params)
+    radius = multi_frame_radius(params)
 
     def read(frame: int):
         plate = frames.read_channels(frame_path(spec.plate_pattern, frame), ("R", "G", "B"), **spec.plate_colour())

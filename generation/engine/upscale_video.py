@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from generation.engine import upscale
+from generation.engine.upscale_params import MULTI_FRAME_RADIUS
 
 GAMMA = 1 / 2.2
 _FLOOR = 1e-5
@@ -39,7 +40,7 @@ _FLOOR = 1e-5
 
 @dataclass(frozen=True)
 class MultiFrameConfig:
-    radius: int = 3  # neighbours each side of the reference frame
+    radius: int = MULTI_FRAME_RADIUS  # neighbours each side of the reference frame
     iterations: int = 30
     lr: float = 0.004
     prior: float = 5.0
