@@ -16,6 +16,7 @@ from generation.engine.frames import FrameError, read_header
 from generation.engine.model_cards import card_manifest_hash, card_shows
 from generation.engine.sequence import frame_path, glob_frames
 from generation.engine.task_kinds import TaskError, check_model_kind
+from generation.engine.upscale_params import multi_frame_radius
 from generation.models import (
     GenerationModel,
     GenerationRequest,
@@ -59,6 +60,10 @@ def _check_element(*, shot: Shot, params: dict) -> None:
             pk=source, request__shot=shot).exclude(exr_pattern="").exists():
         raise PortalError("name the element as params {\"variation\": <id>}: a finished variation of this shot",
                           code="params")
+    try:
+        multi_frame_radius(params)
+    except ValueError as exc:
+        raise PortalError(str(exc), code="params") from None
 
 
 def _check_region(*, plate: Plate, matte_pattern: str, rect: list | None, frames: tuple[int, int],

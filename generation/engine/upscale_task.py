@@ -9,7 +9,9 @@ reuses :mod:`frame_writer`. What it reads:
 - ``params["element"]``: the element's EXR sequence (``####``): premultiplied RGBA, or a matte (``A`` only: a matte
   carries no grain, so it is resized with Lanczos-3 and not regrained);
 - ``spec.model_path``: the show upscaler's directory (an approved ``upscaler``, checked by the portal);
-- ``spec.seed``: the grain's seed, with the frame number (the same release is byte-identical).
+- ``spec.seed``: the grain's seed, with the frame number (the same release is byte-identical);
+- ``params["multi_frame"]`` (optional): ``true`` or a radius in frames: each frame's RGB is upscaled with the
+  element's frames around it (:mod:`upscale_video`: sub-pixel detail from the motion, about thirty times the cost).
 
 Per frame: the element's alpha box (plus a margin) is upscaled (the upscaler's largest factor that fits, then
 Lanczos-3 the rest of the way), alpha by Lanczos-3, then regrained in scene-linear on the element only; pixels
@@ -23,11 +25,12 @@ import time
 
 import numpy as np
 
-from generation.engine import frames, grain, task_kinds, upscale
+from generation.engine import frames, grain, task_kinds, upscale, upscale_video
 from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, provenance_attributes
 from generation.engine.frames import Window
 from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
+from generation.engine.upscale_params import multi_frame_radius
 
 MARGIN = 8  # element pixels around the alpha box, so the upscaler sees the edge's surroundings
 
@@ -84,10 +87,13 @@ def finish_element(
     seed: int,
     frame: int,
     device: str = "cpu",
+    neighbours: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """An element float32 (h, w, 4) premultiplied scene-linear → (height, width, 4): RGB by the show upscaler (and
     Lanczos-3 the rest of the way), alpha by Lanczos-3 clamped to [0, 1], then regrained with ``profile`` (seed and
-    frame). RGB is 0 wherever the new alpha is 0. The same inputs give the same bytes."""
+    frame). RGB is 0 wherever the new alpha is 0. The same inputs give the same bytes. ``neighbours``: the
+    element's frames around this one (same size, RGBA): RGB is then the multi-frame upscale
+    (:mod:`upscale_video`), the neighbours cropped to this frame's alpha box."""
     out = np.zeros((height, width, 4), np.float32)
     region = _box(rgba[..., 3])
     if region is None:
@@ -98,7 +104,11 @@ def finish_element(
     y0, y1 = round(ys.start * sy), round(ys.stop * sy)
     x0, x1 = round(xs.start * sx), round(xs.stop * sx)
     crop = rgba[region]
-    rgb = upscale.upscale_to(crop[..., :3], x1 - x0, y1 - y0, upscaler_dir, device=device)
+    if neighbours:
+        crops = [crop[..., :3]] + [n[region][..., :3] for n in neighbours]
+        rgb = upscale_video.upscale_to(crops, 0, x1 - x0, y1 - y0, upscaler_dir, device=device)
+    else:
+        rgb = upscale.upscale_to(crop[..., :3], x1 - x0, y1 - y0, upscaler_dir, device=device)
     alpha = np.clip(upscale.lanczos(crop[..., 3:], x1 - x0, y1 - y0)[..., 0], 0.0, 1.0)
     alpha[alpha < 1e-4] = 0.0  # Lanczos ringing outside the edge is not coverage
     patch = np.concatenate([rgb * (alpha > 0)[..., None], alpha[..., None]], axis=2)
@@ -129,6 +139,7 @@ def upscale_element(
              "parallel_track:grain_profile_sha256": profile.sha256(),
              "parallel_track:source_element": os.path.basename(params["element"])}
     union: list[Window] = []
+    radius = multi_frame_radius(params)
 
     def read(frame: int):
         plate = frames.read_channels(frame_path(spec.plate_pattern, frame), ("R", "G", "B"), **spec.plate_colour())
@@ -144,8 +155,15 @@ def upscale_element(
             up[..., 3] = np.clip(upscale.lanczos(element[..., 3:], display.width, display.height)[..., 0], 0, 1)
         else:
             up = finish_element(element, display.width, display.height, spec.model_path, profile,
-                                seed=spec.seed, frame=frame, device=spec.device or "cpu")
+                                seed=spec.seed, frame=frame, device=spec.device or "cpu", neighbours=_around(frame))
         return _delivered(up, plate, display, matte_only, union)
+
+    def _around(frame: int) -> list[np.ndarray] | None:
+        """The element's frames within ``params['multi_frame']`` frames of this one (none when it is 0)."""
+        if not radius or matte_only:
+            return None
+        near = [f for f in range(frame - radius, frame + radius + 1) if f != frame and spec.first <= f <= spec.last]
+        return [frames.read_rgba(frame_path(params["element"], f))[0] for f in near]
 
     with Outputs(spec.out_dir) as outputs:
         t = time.perf_counter()

@@ -12,8 +12,15 @@ by ours and by OpenImageIO's Lanczos-3 (``ImageBufAlgo.resize(..., filtername="l
 run), and both are scored against the original in its own sRGB encoding: PSNR (``psnr_gain_db``, ours minus
 Lanczos, mean over frames) and SSIM (Gaussian 11×11, σ 1.5, on luma). Diagnostics: ``psnr_gain_db_vs_degrained``
 (the same gain scored against the degrained original: how much the target's grain and JPEG noise, which no
-upscaler can predict, dilutes it), ``psnr_gain_db_ensemble`` and ``fps_2k_ensemble`` (the ×8 self-ensemble:
-flips and transposes averaged). ``--same-plate``: the show's-own-plates protocol (:func:`same_plate_sets`): the
+upscaler can predict, dilutes it), ``psnr_gain_db_ensemble`` and ``fps_2k_ensemble`` (``--ensemble``: the ×8
+self-ensemble, flips and transposes averaged).
+
+Multi-frame (the default; ``--single-frame`` skips it): each held-out frame is also upscaled with its neighbours
+(:mod:`upscale_video`, :data:`MULTI_FRAME`: the frames within the radius in its own sequence, each degraded like it,
+none trained on: ``neighbours_in_training`` counts them against the manifest, 0). ``psnr_gain_db`` and
+``ssim_ours`` are then the multi-frame figures (``ours`` says which); ``psnr_gain_db_single_frame`` and
+``psnr_gain_db_multi_frame`` are both printed, against the same Lanczos reference. ``fps_2k_multi_frame``: per
+frame of a sequence at 2K, its single-frame upscale plus its refinement (``refine_seconds_2k``). ``--same-plate``: the show's-own-plates protocol (:func:`same_plate_sets`): the
 upscaler also trains on the early frames of camel and kite-surf and is scored on their late frames, 10 or more
 frames after the last it trained on.
 
@@ -36,6 +43,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -44,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generation.engine import colour, frames, grain, training, upscale, upscale_training
+from generation.engine import colour, frames, grain, training, upscale, upscale_training, upscale_video
 from tests.realdata import find_testdata
 
 TRAIN_SEQUENCES = ("blackswan", "car-shadow", "dog", "horsejump-high")
@@ -53,6 +61,7 @@ FACTOR = 4
 TRAIN_EVERY = 3
 SAME_PLATE_GAP, SAME_PLATE_MIN = 10, 30
 RECIPE = {"steps": 6000}  # the training recipe the bench measures (UpscalerConfig fields; its defaults for the rest)
+MULTI_FRAME = upscale_video.MultiFrameConfig()  # the multi-frame refinement measured (its defaults)
 
 
 def _srgb(linear: np.ndarray) -> np.ndarray:
@@ -146,29 +155,70 @@ def held_out_overlap(model: str, held: dict[str, list[str]]) -> int:
     return sum(training._sha256(p) in trained for paths in held.values() for p in paths)
 
 
-def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False) -> dict:
+def _low_and_target(path: str, profile: grain.GrainProfile) -> tuple[np.ndarray, np.ndarray]:
+    """A frame cropped to a multiple of the factor (scene-linear) and its degraded ×4-smaller input."""
+    rgb = upscale.read_plate_rgb(path)
+    h, w = (rgb.shape[0] // FACTOR) * FACTOR, (rgb.shape[1] // FACTOR) * FACTOR
+    rgb = np.ascontiguousarray(rgb[:h, :w])
+    return rgb, upscale_training.degrade(rgb, profile, FACTOR)
+
+
+def _multi_frame(model: str, path: str, profile: grain.GrainProfile, cache: dict) -> np.ndarray:
+    """The held-out frame at ``path`` upscaled with its neighbours (every frame of its sequence within the radius,
+    none of them trained on), each degraded like it."""
+    sequence = upscale_training.collect_plates(str(Path(path).parent))
+    i = sequence.index(path)
+    idx = upscale_video.window(i, len(sequence), MULTI_FRAME.radius)
+    for j in idx:
+        if sequence[j] not in cache:
+            low = _low_and_target(sequence[j], profile)[1]
+            cache[sequence[j]] = (low, np.maximum(upscale.upscale(low, model, factor=FACTOR), 0.0))
+    lows, singles = zip(*(cache[sequence[j]] for j in idx), strict=True)
+    return upscale_video.refine(list(lows), list(singles), idx.index(i), FACTOR, MULTI_FRAME)
+
+
+def neighbours_of(held: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Every frame the multi-frame upscale of the held-out frames reads (the scored ones and their neighbours)."""
+    out = {}
+    for name, paths in held.items():
+        sequence = upscale_training.collect_plates(str(Path(paths[0]).parent))
+        idx = sorted({j for p in paths for j in upscale_video.window(sequence.index(p), len(sequence),
+                                                                      MULTI_FRAME.radius)})
+        out[name] = [sequence[j] for j in idx]
+    return out
+
+
+def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False, multi: bool = True) -> dict:
     rows = {}
     for name, paths in held.items():
         profile = grain.measure_grain([upscale.read_plate_rgb(p) for p in paths[:upscale_training.PROFILE_FRAMES]])
-        scores = []
+        scores, cache = [], {}
         for p in paths:
-            rgb = upscale.read_plate_rgb(p)
-            h, w = (rgb.shape[0] // FACTOR) * FACTOR, (rgb.shape[1] // FACTOR) * FACTOR
-            rgb = np.ascontiguousarray(rgb[:h, :w])
-            low = upscale_training.degrade(rgb, profile, FACTOR)
+            rgb, low = _low_and_target(p, profile)
+            h, w = rgb.shape[:2]
             target = _srgb(rgb)
-            ours = _srgb(upscale.upscale(low, model, factor=FACTOR, ensemble=ensemble))
+            single = upscale.upscale(low, model, factor=FACTOR, ensemble=ensemble)
+            ours = _srgb(single)
             reference = np.clip(upscale.lanczos(_srgb(low), w, h), 0.0, 1.0)
             clean = _srgb(grain.degrain(rgb, profile))  # diagnostic: the target without what degrain removes
-            scores.append((psnr(ours, target), psnr(reference, target), ssim(ours, target), ssim(reference, target),
-                           psnr(ours, clean) - psnr(reference, clean), psnr(clean, target)))
+            row = [psnr(ours, target), psnr(reference, target), ssim(ours, target), ssim(reference, target),
+                   psnr(ours, clean) - psnr(reference, clean), psnr(clean, target)]
+            if multi:
+                video = _srgb(_multi_frame(model, p, profile, cache))
+                row += [psnr(video, target), ssim(video, target), psnr(video, clean) - psnr(reference, clean)]
+            scores.append(row)
         s = np.array(scores)
-        rows[name] = {"frames": len(paths), "psnr_ours": round(float(s[:, 0].mean()), 3),
+        rows[name] = {"frames": len(paths), "psnr_single": round(float(s[:, 0].mean()), 3),
                       "psnr_lanczos": round(float(s[:, 1].mean()), 3),
-                      "psnr_gain_db": round(float((s[:, 0] - s[:, 1]).mean()), 3),
-                      "ssim_ours": round(float(s[:, 2].mean()), 4), "ssim_lanczos": round(float(s[:, 3].mean()), 4),
-                      "psnr_gain_db_vs_degrained": round(float(s[:, 4].mean()), 3),
+                      "psnr_gain_db_single_frame": round(float((s[:, 0] - s[:, 1]).mean()), 3),
+                      "ssim_single": round(float(s[:, 2].mean()), 4), "ssim_lanczos": round(float(s[:, 3].mean()), 4),
+                      "psnr_gain_db_single_vs_degrained": round(float(s[:, 4].mean()), 3),
                       "psnr_degrained_vs_original": round(float(s[:, 5].mean()), 3)}
+        if multi:
+            rows[name] |= {"psnr_multi": round(float(s[:, 6].mean()), 3),
+                           "psnr_gain_db_multi_frame": round(float((s[:, 6] - s[:, 1]).mean()), 3),
+                           "ssim_multi": round(float(s[:, 7].mean()), 4),
+                           "psnr_gain_db_multi_vs_degrained": round(float(s[:, 8].mean()), 3)}
     return rows
 
 
@@ -216,9 +266,10 @@ def _grain_rows(data: Path, held: dict[str, list[str]]) -> dict:
     return rows
 
 
-def _fps(model: str, held: dict[str, list[str]], ensemble: bool = False) -> dict:
+def _fps(model: str, held: dict[str, list[str]], ensemble: bool = False, multi: bool = False) -> dict:
     torch.set_num_threads(1)
-    rgb = upscale.read_plate_rgb(next(iter(held.values()))[0])
+    first = next(iter(held.values()))[0]
+    rgb = upscale.read_plate_rgb(first)
     low = upscale.lanczos(rgb, 480, 270)
     timings = {}
     for name, run in (("ours", lambda: upscale.upscale(low, model, factor=4, ensemble=ensemble)),
@@ -229,7 +280,18 @@ def _fps(model: str, held: dict[str, list[str]], ensemble: bool = False) -> dict
             out = run()
         timings[name] = 2 / (time.perf_counter() - started)
         assert out.shape == (1080, 1920, 3)
-    return {"fps_2k": round(timings["ours"], 3), "fps_2k_lanczos": round(timings["lanczos"], 3)}
+    result = {"fps_2k": round(timings["ours"], 3), "fps_2k_lanczos": round(timings["lanczos"], 3)}
+    if multi:  # per frame of a sequence: its single-frame upscale (made once, shared) plus its refinement
+        sequence = upscale_training.collect_plates(str(Path(first).parent))[:2 * MULTI_FRAME.radius + 1]
+        lows = [upscale.lanczos(upscale.read_plate_rgb(p), 480, 270) for p in sequence]
+        singles = [np.maximum(upscale.upscale(x, model, factor=4), 0.0) for x in lows]
+        started = time.perf_counter()
+        out = upscale_video.refine(lows, singles, len(lows) // 2, 4, MULTI_FRAME)
+        refine_seconds = time.perf_counter() - started
+        assert out.shape == (1080, 1920, 3)
+        result |= {"fps_2k_multi_frame": round(1 / (1 / timings["ours"] + refine_seconds), 4),
+                   "refine_seconds_2k": round(refine_seconds, 1)}
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -239,8 +301,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="optimiser steps to train (fixed: the seconds are reported, not budgeted)")
     parser.add_argument("--train-every", type=int, default=TRAIN_EVERY,
                         help="train on every Nth frame of the training sequences (1: all of them)")
-    parser.add_argument("--no-ensemble", dest="ensemble", action="store_false",
-                        help="skip the x8 self-ensemble evaluation (eight times the inference)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="also evaluate the single-frame x8 self-ensemble (eight times the inference)")
+    parser.add_argument("--single-frame", dest="multi", action="store_false",
+                        help="skip the multi-frame refinement (score the single-frame upscaler only)")
     parser.add_argument("--same-plate", action="store_true",
                         help="train also on the early frames of the held-out sequences, score their late frames")
     parser.add_argument("--model", default="", help="evaluate this upscaler instead of training one")
@@ -261,13 +325,17 @@ def main(argv: list[str] | None = None) -> dict:
             result |= info
         result["held_out_frames"] = sum(len(v) for v in held.values())
         result["held_out_in_training"] = held_out_overlap(model, held)
-        rows = _evaluate(model, held)
+        if args.multi:
+            result["neighbours_in_training"] = held_out_overlap(model, neighbours_of(held))
+        rows = _evaluate(model, held, multi=args.multi)
         grain_rows = _grain_rows(Path(data), held)
-        result |= _summary(rows, grain_rows) | _fps(model, held)
+        result |= _summary(rows, grain_rows) | _fps(model, held, multi=args.multi)
+        if args.multi:
+            result["multi_frame_config"] = asdict(MULTI_FRAME)
         if args.ensemble:
-            ensemble = _evaluate(model, held, ensemble=True)
-            result |= {"psnr_gain_db_ensemble": _summary(ensemble, grain_rows)["psnr_gain_db"],
-                       "ssim_ours_ensemble": _summary(ensemble, grain_rows)["ssim_ours"],
+            ensemble = _evaluate(model, held, ensemble=True, multi=False)
+            result |= {"psnr_gain_db_ensemble": _summary(ensemble, grain_rows)["psnr_gain_db_single_frame"],
+                       "ssim_ours_ensemble": _summary(ensemble, grain_rows)["ssim_single"],
                        "fps_2k_ensemble": _fps(model, held, ensemble=True)["fps_2k"]}
         result |= {"per_set": rows, "grain_per_plate": grain_rows,
                    "load_average_end": round(os.getloadavg()[0], 1)}
@@ -278,6 +346,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _summary(rows: dict, grain_rows: dict) -> dict:
+    """The headline: ``psnr_gain_db`` / ``ssim_ours`` are the multi-frame upscale's when it was measured (a video
+    frame upscaled with its neighbours), else the single-frame upscaler's; both are always named as well."""
     every = list(rows.values())
     weights = np.array([r["frames"] for r in every], float)
 
@@ -286,10 +356,19 @@ def _summary(rows: dict, grain_rows: dict) -> dict:
 
     measured = {k: v for k, v in grain_rows.items() if "amplitude_error" in v}
     real = measured.get("carrots") or next(iter(measured.values()), {})
-    return {"psnr_gain_db": mean("psnr_gain_db"), "ssim_ours": mean("ssim_ours"), "ssim_lanczos": mean("ssim_lanczos"),
-            "psnr_gain_db_vs_degrained": mean("psnr_gain_db_vs_degrained"),
-            "grain_amplitude_error": real.get("amplitude_error"), "grain_spectrum_error": real.get("spectrum_error"),
-            "grain_plate": "carrots" if "carrots" in measured else next(iter(measured), None)}
+    figures = {"psnr_gain_db_single_frame": mean("psnr_gain_db_single_frame"), "ssim_single": mean("ssim_single"),
+               "ssim_lanczos": mean("ssim_lanczos"),
+               "psnr_gain_db_single_vs_degrained": mean("psnr_gain_db_single_vs_degrained")}
+    multi = "psnr_gain_db_multi_frame" in every[0]
+    if multi:
+        figures |= {"psnr_gain_db_multi_frame": mean("psnr_gain_db_multi_frame"), "ssim_multi": mean("ssim_multi"),
+                    "psnr_gain_db_multi_vs_degrained": mean("psnr_gain_db_multi_vs_degrained")}
+    headline = {"psnr_gain_db": figures["psnr_gain_db_multi_frame" if multi else "psnr_gain_db_single_frame"],
+                "ssim_ours": figures["ssim_multi" if multi else "ssim_single"],
+                "ours": "multi-frame" if multi else "single-frame"}
+    return headline | figures | {
+        "grain_amplitude_error": real.get("amplitude_error"), "grain_spectrum_error": real.get("spectrum_error"),
+        "grain_plate": "carrots" if "carrots" in measured else next(iter(measured), None)}
 
 
 if __name__ == "__main__":

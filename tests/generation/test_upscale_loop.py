@@ -96,6 +96,21 @@ def test_an_upscale_of_a_path_or_of_nothing_is_refused(compositor, supervisor, s
     assert not GenerationRequest.objects.exists()
 
 
+def test_an_upscale_with_a_bad_multi_frame_radius_is_refused(compositor, supervisor, shot, show_model, upscaler):
+    source = _sky(compositor, shot, show_model)
+    services.model_approve(user=supervisor, model=upscaler, show_id=shot.sequence.show_id)
+    upscaler.refresh_from_db()
+    before = GenerationRequest.objects.count()
+    for radius in (-1, 9, "3", 1.5):
+        with pytest.raises(PortalError, match="multi_frame"):
+            services.request_create(user=compositor, shot=shot, model=upscaler, first_frame=1001, last_frame=1002,
+                                    count=1, task="upscale", params={"variation": source.pk, "multi_frame": radius})
+    assert GenerationRequest.objects.count() == before
+    services.request_create(user=compositor, shot=shot, model=upscaler, first_frame=1001, last_frame=1002, count=1,
+                            task="upscale", params={"variation": source.pk, "multi_frame": True})
+    assert GenerationRequest.objects.count() == before + 1
+
+
 def test_the_shot_page_charts_the_plates_grain(client, compositor, shot, show_model):
     client.force_login(compositor)
     assert b"measured at the first generation" in client.get(f"/shots/{shot.pk}/").content

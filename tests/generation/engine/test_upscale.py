@@ -158,6 +158,15 @@ def test_the_bench_counts_held_out_frames_the_upscaler_trained_on(plates, model_
     assert held_out_overlap(model_dir, {"a": [str(unseen)], "b": [trained]}) == 1  # by content, not by name
 
 
+def test_the_bench_counts_the_neighbours_the_multi_frame_upscale_reads(plates, model_dir) -> None:
+    from tests.bench.upscale import held_out_overlap, neighbours_of
+
+    first = str(plates / "plate1" / "plate.1001.exr")
+    read = neighbours_of({"a": [first]})
+    assert read == {"a": [first, str(plates / "plate1" / "plate.1002.exr")]}
+    assert held_out_overlap(model_dir, read) == 2
+
+
 def test_the_bench_degrades_a_frame_exactly_as_training_does(plates) -> None:
     """The bench's input (upscale_training.degrade, then the card's encoding) is the training's ×4 input."""
     paths = sorted(str(p) for p in (plates / "plate0").glob("*.exr"))
@@ -267,6 +276,24 @@ def test_the_upscale_task_finishes_an_element_at_plate_size_with_the_plates_grai
     grain1 = first[..., 1] - frames.resize(frames.resize(first[..., 1], 64, 36), 256, 144)
     grain2 = second[..., 1] - frames.resize(frames.resize(second[..., 1], 64, 36), 256, 144)
     assert abs(np.corrcoef(grain1[inside], grain2[inside])[0, 1]) < 0.5  # new grain every frame
+
+
+def test_the_multi_frame_upscale_task_uses_the_neighbours_and_is_deterministic(dog_shot, model_dir, tmp_path):
+    params = {"element": dog_shot["element"], "multi_frame": 1}
+    multi = upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "m1"), params=params)
+    again = upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "m2"), params=params)
+    single = upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "s"), params={"element": dog_shot["element"]})
+    for f in (1001, 1002):
+        rgba = frames.read_rgba(frame_path(multi.exr_pattern, f))[0]
+        assert rgba.tobytes() == frames.read_rgba(frame_path(again.exr_pattern, f))[0].tobytes()
+        one = frames.read_rgba(frame_path(single.exr_pattern, f))[0]
+        assert np.array_equal(rgba[..., 3], one[..., 3]) and not np.array_equal(rgba[..., :3], one[..., :3])
+        outside = rgba[..., 3] == 0
+        assert outside.any() and not rgba[outside].any()
+    with pytest.raises(ValueError, match="multi_frame"):
+        upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "never"),
+                        params={"element": dog_shot["element"], "multi_frame": -1})
+    assert not (tmp_path / "never").exists()
 
 
 def test_the_comp_outside_the_elements_alpha_is_the_plate_bit_for_bit(dog_shot, model_dir):

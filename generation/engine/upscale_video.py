@@ -1,0 +1,191 @@
+"""Multi-frame upscaling: a frame of a sequence upscaled with the sub-pixel information of its neighbours.
+
+A single low-resolution frame has lost what its box filter averaged away; its neighbours in a moving shot sampled
+the same scene at other sub-pixel offsets, so together they hold real detail the frame alone lacks (classic
+multi-frame super-resolution: Irani & Peleg's iterative back-projection, with robust weights as in Farsiu et al.).
+Here, for the reference frame ``ref`` of ``lows``:
+
+1. every frame is upscaled by the show upscaler (:func:`upscale.upscale`; Lanczos-3 without one);
+2. optical flow (OpenCV DIS) from each neighbour's upscale to the reference's, at the output resolution, with a
+   forward-backward consistency check: where the two flows disagree by more than ``fb_threshold`` pixels
+   (occlusion, a flow failure) or the warp leaves the frame, that neighbour is not used;
+3. the output ``X`` starts as the reference's upscale and is refined by ``iterations`` Adam steps on
+   ``Σ_k ‖box(warp_k(X)) − low_k‖²`` (in a 1/2.2 power encoding, so the error weighs as it is seen) plus
+   ``prior`` × ``‖X − X₀‖²``: what every frame saw must be what the output, moved and box-filtered, gives back,
+   without straying far from the single-frame answer where the frames say nothing.
+
+The degradation model is the one the show upscaler is trained on (:func:`upscale_training.degrade`: a box
+downscale by ``factor``). The recipe's numbers (:class:`MultiFrameConfig`) were chosen on frames of the bench's
+*training* sequences only (dog, car-shadow; frames not in the upscaler's manifest), never on its held-out ones.
+
+No Django. Pixels in and out are float32 (H, W, 3) scene-linear; deterministic for a thread count.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from generation.engine import upscale
+from generation.engine.upscale_params import MULTI_FRAME_RADIUS
+
+GAMMA = 1 / 2.2
+_FLOOR = 1e-5
+
+
+@dataclass(frozen=True)
+class MultiFrameConfig:
+    radius: int = MULTI_FRAME_RADIUS  # neighbours each side of the reference frame
+    iterations: int = 30
+    lr: float = 0.004
+    prior: float = 5.0
+    fb_threshold: float = 1.0  # output pixels
+    residual_threshold: float = 0.0  # encoded units; 0: off
+
+
+def _grey8(rgb: np.ndarray) -> np.ndarray:
+    """8-bit display-ish luma for the flow (a 1/2.2 power of Rec.709-weighted scene-linear RGB)."""
+    luma = np.maximum(rgb, 0.0) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    return np.ascontiguousarray(np.clip(luma ** GAMMA * 255 + 0.5, 0, 255).astype(np.uint8))
+
+
+def _flow(a8: np.ndarray, b8: np.ndarray) -> np.ndarray:
+    """DIS flow f with a(q) ≈ b(q + f(q)), float32 (H, W, 2) in pixels."""
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a8, b8, None)
+
+
+def _grid(flow: np.ndarray) -> torch.Tensor:
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx = (xs + flow[..., 0]) * 2 / max(w - 1, 1) - 1
+    gy = (ys + flow[..., 1]) * 2 / max(h - 1, 1) - 1
+    return torch.from_numpy(np.stack([gx, gy], -1))[None]
+
+
+def _tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+
+def _observation(neighbour8: np.ndarray, ref8: np.ndarray, low: np.ndarray, factor: int,
+                 fb_threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(sampling grid from the neighbour's pixels into the output, low-resolution mask of trusted pixels, low)."""
+    to_ref, from_ref = _flow(neighbour8, ref8), _flow(ref8, neighbour8)
+    grid = _grid(to_ref)
+    back = F.grid_sample(_tensor(from_ref), grid, align_corners=True, padding_mode="border")[0].numpy()
+    disagreement = np.linalg.norm(to_ref + back.transpose(1, 2, 0), axis=-1)
+    inside = (grid.abs() <= 1).all(-1)[0].numpy()
+    trusted = torch.from_numpy(((disagreement < fb_threshold) & inside).astype(np.float32))[None, None]
+    mask = (F.avg_pool2d(trusted, factor) > 0.999).float()
+    return grid, mask, _tensor(low)
+
+
+def _encoded(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(x, _FLOOR) ** GAMMA
+
+
+def _agrees(start: torch.Tensor, grid: torch.Tensor, low: torch.Tensor, factor: int,
+            config: MultiFrameConfig) -> torch.Tensor:
+    """Low-resolution mask of a neighbour's pixels that the single-frame answer, moved there, already nearly
+    explains: where it does not (water, smoke, a flow that slid), the flow is not trusted."""
+    moved = F.grid_sample(start, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    error = (_encoded(F.avg_pool2d(moved, factor)) - _encoded(low)).abs().mean(1, keepdim=True)
+    return (error < config.residual_threshold).float()
+
+
+def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: int,
+           config: MultiFrameConfig = MultiFrameConfig()) -> np.ndarray:
+    """The multi-frame refinement of ``singles[ref]`` (see the module docstring). ``lows``: float32 (h, w, 3)
+    scene-linear frames; ``singles``: their single-frame upscales, (h·factor, w·factor, 3). Returns the output
+    (h·factor, w·factor, 3), float32 scene-linear."""
+    grey = [_grey8(s) for s in singles]
+    observations = []
+    for k, low in enumerate(lows):
+        if k == ref:
+            observations.append((None, torch.ones(1, 1, *low.shape[:2]), _tensor(low)))
+        else:
+            observations.append(_observation(grey[k], grey[ref], low, factor, config.fb_threshold))
+    start = _tensor(np.maximum(singles[ref], 0.0))
+    start_encoded = _encoded(start)
+    if config.residual_threshold:
+        observations = [(grid, mask if grid is None else mask * _agrees(start, grid, low, factor, config), low)
+                        for grid, mask, low in observations]
+    x = start.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([x], lr=config.lr)
+    for _ in range(config.iterations):
+        optimiser.zero_grad(set_to_none=True)
+        loss = config.prior * ((_encoded(x) - start_encoded) ** 2).mean()
+        for grid, mask, low in observations:
+            moved = x if grid is None else F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                                                         align_corners=True)
+            error = _encoded(F.avg_pool2d(moved, factor)) - _encoded(low)
+            loss = loss + (mask * error * error).sum() / mask.sum().clamp(min=1.0)
+        loss.backward()
+        optimiser.step()
+    return x.detach()[0].numpy().transpose(1, 2, 0).copy()
+
+
+def window(index: int, count: int, radius: int) -> list[int]:
+    """The frame indices around ``index`` (within ``radius``, inside ``[0, count)``)."""
+    return [j for j in range(index - radius, index + radius + 1) if 0 <= j < count]
+
+
+def upscale_frames(
+    lows: list[np.ndarray],
+    model_dir: str | os.PathLike | None,
+    *,
+    factor: int,
+    indices: list[int] | None = None,
+    config: MultiFrameConfig = MultiFrameConfig(),
+    device: str = "cpu",
+) -> dict[int, np.ndarray]:
+    """Multi-frame upscale of the frames ``indices`` (default: all) of the sequence ``lows`` (float32 (h, w, 3)
+    scene-linear, one size): ``{index: (h·factor, w·factor, 3)}``. Each frame's single-frame upscale (the show
+    upscaler at ``model_dir``, Lanczos-3 when None) is made once and shared by the windows that need it."""
+    if not lows or len({low.shape for low in lows}) != 1:
+        raise upscale.UpscaleError("a multi-frame upscale needs one or more frames of one size")
+    h, w = lows[0].shape[:2]
+    wanted = list(range(len(lows))) if indices is None else list(indices)
+    singles: dict[int, np.ndarray] = {}
+
+    def single(j: int) -> np.ndarray:
+        if j not in singles:
+            up = (upscale.upscale(lows[j], model_dir, factor=factor, device=device) if model_dir is not None
+                  else upscale.lanczos(lows[j], w * factor, h * factor))
+            singles[j] = np.maximum(up, 0.0)
+        return singles[j]
+
+    out = {}
+    for i in wanted:
+        idx = window(i, len(lows), config.radius)
+        out[i] = refine([lows[j] for j in idx], [single(j) for j in idx], idx.index(i), factor, config)
+    return out
+
+
+def upscale_to(
+    frames_rgb: list[np.ndarray],
+    ref: int,
+    width: int,
+    height: int,
+    model_dir: str | os.PathLike | None,
+    *,
+    config: MultiFrameConfig = MultiFrameConfig(),
+    device: str = "cpu",
+) -> np.ndarray:
+    """``frames_rgb[ref]`` (float32 (H, W, 3) scene-linear, its neighbours beside it, one size) to (height, width,
+    3): the multi-frame upscale at the show upscaler's largest factor that does not overshoot, then Lanczos-3 the
+    rest of the way (as :func:`upscale.upscale_to`, which it is when no factor fits or there are no neighbours)."""
+    rgb = np.asarray(frames_rgb[ref], np.float32)
+    factors = upscale.read_upscaler_card(model_dir).factors if model_dir is not None else upscale.FACTORS
+    need = min(width / rgb.shape[1], height / rgb.shape[0])
+    fitting = [f for f in sorted(factors) if f <= need + 1e-6]
+    if not fitting or len(frames_rgb) < 2:
+        return upscale.upscale_to(rgb, width, height, model_dir, device=device)
+    lows = [np.ascontiguousarray(np.asarray(f, np.float32)[..., :3]) for f in frames_rgb]
+    out = upscale_frames(lows, model_dir, factor=fitting[-1], indices=[ref],
+                         config=MultiFrameConfig(**{**config.__dict__, "radius": len(lows)}), device=device)[ref]
+    return out if out.shape[:2] == (height, width) else upscale.lanczos(out, width, height)
