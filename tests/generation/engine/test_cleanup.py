@@ -97,6 +97,25 @@ def test_poisson_blend_keeps_the_guidance_and_takes_its_level_from_the_seam():
     assert smooth.min() >= img[~hole].min() - 1e-4 and smooth.max() <= img[~hole].max() + 1e-4  # max principle
 
 
+def test_a_few_mismatched_seam_pixels_do_not_wash_over_the_hole():
+    """Exact guidance, but the plate disagrees with the source's view at a few seam pixels by far more than the
+    rest of the seam (a copy misplaced across an edge): the robust blend leaves them out and returns the truth;
+    solving to every seam pixel spreads their mismatch into the hole."""
+    originals, _, mattes = _pan_with_box()
+    img, hole = originals[3].copy(), mattes[3] > 0
+    ys, xs = np.nonzero(hole)
+    h, w = hole.shape
+    patches = np.stack([img[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)]
+                        for dx, dy in OFFSETS.astype(int)], axis=1)
+    plate = img.copy()
+    top, x0 = ys.min(), xs.min()
+    plate[top - 1, x0 + 4 : x0 + 10] += 0.5  # six seam pixels above the hole
+    robust = poisson_blend(plate, hole, patches, 1000, robust=True)
+    plain = poisson_blend(plate, hole, patches, 1000)
+    assert np.abs(robust - img[ys, xs]).max() < 1e-4
+    assert np.abs(plain - img[ys, xs]).max() > 0.05
+
+
 def test_an_exposure_drift_leaves_no_seam():
     """Each frame 3 % brighter than the last: pixels taken from other frames carry their exposure, the
     gradient-domain blend gives them this frame's level (mean error a third of the colour blend's)."""
