@@ -55,6 +55,10 @@ class CoverageMeter:
     def terms(matte: np.ndarray, covered: np.ndarray) -> tuple[float, float]:
         """One frame's sums (any thread); :meth:`add_terms` them in frame order for the same figure as :meth:`add`."""
         matte = np.clip(np.asarray(matte, np.float64), 0.0, 1.0)
+        covered = np.asarray(covered)
+        if covered.size and covered.min() >= 1.0:  # all covered (the usual frame): matte * 1 is the matte, to the bit
+            total = float(matte.sum())
+            return total, total
         return float(matte.sum()), float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
 
     def add_terms(self, terms: tuple[float, float]) -> None:

@@ -331,12 +331,16 @@ class _Carry:
             coverage = qc.CoverageMeter.terms(matte[bs], card_coverage(self.generated, self.card, motion, box))
             generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
             np.multiply(generated, alpha, out=generated)
-            element[bs + (slice(0, 3),)] = generated
-            element[bs + (slice(3, 4),)] = alpha
-            # Composite what the EXR holds, so the proxy shows exactly the delivered element.
-            e32 = element[bs].astype(np.float32)
-            over = e32[..., :3]
-            over += comp[bs] * (1.0 - e32[..., 3:])
+            rgb16, alpha16 = generated.astype(np.float16), alpha.astype(np.float16)
+            element[bs + (slice(0, 3),)] = rgb16
+            element[bs + (slice(3, 4),)] = alpha16
+            # Composite what the EXR holds, so the proxy shows exactly the delivered element (its half values
+            # widened again, each channel once: no float32 copy of the whole RGBA box).
+            over = rgb16.astype(np.float32)
+            under = alpha16.astype(np.float32)
+            np.subtract(np.float32(1.0), under, out=under)
+            under = np.multiply(comp[bs], under)
+            over += under
             np.copyto(comp[bs], over, where=alpha > 0)  # matte 0: the plate, bit for bit
             data_window = Window(display.x + box.x, display.y + box.y, box.width, box.height)
         else:
