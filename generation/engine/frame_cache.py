@@ -5,7 +5,8 @@ A request's variations run one after another on the same worker and each reads e
 path, size and mtime and by how it was read (channels, colour conversion), within a byte budget; a
 float frame that half precision holds exactly (a half EXR read into the space it is in) is kept as
 half and handed back as the same float32. :data:`FLOWS` keeps the plate's own flow between frames,
-which every variation's flicker figure measures again (:mod:`qc`).
+which every variation's flicker figure measures again (:mod:`qc`), and :data:`PLATE_SIDES` the plate's half of
+each frame's flicker inputs (its working-size luminance and matte).
 
 A shot's matte is kept in its plate's group (:meth:`plan.VariationPlan.read_matte`). The budget may be
 smaller than a whole shot, and variations read a shot front to back, so plain
@@ -122,6 +123,8 @@ def _compact(array: np.ndarray) -> np.ndarray:
 
 PLATES = FrameCache()
 FLOWS = FrameCache(768 * 2**20)  # the plate's own flow between frames, which every variation's flicker measures
+# The flicker meter's plate half of each frame (working-size plate luminance and matte, ~3.7 MB a 2K frame).
+PLATE_SIDES = FrameCache(512 * 2**20)
 
 
 def read_plate(path: str, names: tuple[str, ...], colour: dict, group: Hashable = None) -> np.ndarray:

@@ -30,6 +30,7 @@ Depth is used only as the haze weight: neither backend has a depth input channel
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from generation.engine import camera, frames, qc
+from generation.engine import camera, frame_cache, frames, qc
 from generation.engine.backends import load_denoiser
 from generation.engine.card import Card, Track, card_coverage, card_geometry
 from generation.engine.device import pick_device
@@ -49,6 +50,7 @@ from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, fram
 from generation.engine.frames import Window
 from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
+from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
 from generation.engine.track import QuickTrack, camera_track, has_quick_track, luma, motion_slack, quick_track
 from generation.engine.upscale_finish import Finishing
@@ -287,7 +289,7 @@ class _Carry:
                 delivered, plate, matte = self.made_first
                 self.made_first = None
                 coverage, _ = delivered.measures
-                flicker = self.meter.prepare(luma(delivered.proxy_rgb[rs]), luma(plate[rs]), matte[rs])
+                flicker = self.meter.prepare_with(luma(delivered.proxy_rgb[rs]), self._plate_side(plan.frames[0], plate, matte))
                 delivered.measures = (coverage, flicker)
                 self.in_order(0, plan.frames[0], delivered)
                 done = 1
@@ -309,12 +311,28 @@ class _Carry:
     def frame(self, k: int, frame: int, pixels) -> Delivered:
         """One frame's element and composite (any thread: touches nothing shared)."""
         plate, matte, _ = pixels
-        rs = self.rs
-        plate_luma = luma(plate[rs])
-        delivered = self._pixels(self.track.matrices[k], frame, pixels)  # the plate is composited over in place
+        plate_side = self._plate_side(frame, plate, matte)  # before the plate is composited over in place
+        delivered = self._pixels(self.track.matrices[k], frame, pixels)
         coverage, _ = delivered.measures
-        delivered.measures = (coverage, self.meter.prepare(luma(delivered.proxy_rgb[rs]), plate_luma, matte[rs]))
+        delivered.measures = (coverage, self.meter.prepare_with(luma(delivered.proxy_rgb[self.rs]), plate_side))
         return delivered
+
+    def _plate_side(self, frame: int, plate: np.ndarray, matte: np.ndarray) -> tuple:
+        """The flicker meter's plate half of ``frame`` (:meth:`qc.FlowFlickerMeter.plate_side`), made once per
+        request: every variation of it has the same plate, matte and footprint (``plate`` not yet composited)."""
+        spec, rs = self.plan.spec, self.rs
+        matte_key = _file_key(frame_path(spec.matte_pattern, frame)) if spec.matte_pattern else spec.rect
+        key = (
+            "flicker-plate",
+            _file_key(frame_path(spec.plate_pattern, frame)),
+            matte_key,
+            tuple(sorted(spec.plate_colour().items())),
+            (rs[0].start, rs[0].stop, rs[1].start, rs[1].stop),
+            self.meter.work_size,
+        )
+        return frame_cache.PLATE_SIDES.get_or_make(
+            key, lambda: self.meter.plate_side(luma(plate[rs]), matte[rs]), spec.plate_pattern
+        )
 
     def _pixels(self, motion: np.ndarray, frame: int, pixels) -> Delivered:
         """The frame's element and composite (the plate, composited over in place) and its coverage terms."""
@@ -361,6 +379,11 @@ class _Carry:
         # Flow flicker may run slower than frames are made: never hold more than a few frames for it.
         while len(self.measured) > self.workers + _MEASURE_AHEAD:
             self.meter.add_terms(self.measured.popleft().result())
+
+
+def _file_key(path: str) -> tuple:
+    st = os.stat(path)
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
 
 @contextmanager

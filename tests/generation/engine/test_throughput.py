@@ -46,6 +46,7 @@ def test_frames_made_on_a_pool_are_the_bytes_one_thread_writes(
 def _cold() -> None:
     frame_cache.PLATES.clear()
     frame_cache.FLOWS.clear()
+    frame_cache.PLATE_SIDES.clear()
 
 
 def test_a_request_reads_each_plate_frame_once_and_every_variation_the_same_bytes(
@@ -67,6 +68,7 @@ def test_a_request_reads_each_plate_frame_once_and_every_variation_the_same_byte
     generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
     assert [p for p in reads if "demo_plate" in p] == []  # the second variation of the request reads none
     assert frame_cache.FLOWS.hits >= len(first.frames) - 1  # nor measures the plate's own flow again
+    assert frame_cache.PLATE_SIDES.hits >= len(first.frames)  # nor makes the flicker's plate half of a frame again
     # A variation run from cold caches writes what a warm one does, to the byte, and measures the same.
     _cold()
     cold = generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=7))
