@@ -270,6 +270,27 @@ def test_the_shift_only_coverage_is_the_general_bilinear_one():
         assert 0 < (general == 0).sum() < general.size and np.abs(fast - general).max() < 1e-6
 
 
+def test_the_shift_only_card_sample_is_the_plain_four_tap_sum_to_the_bit():
+    from generation.engine.card import Card, cubic_taps, sample_card
+
+    card = Card(x=-10, y=5, width=200, height=100, model_h=32, model_w=64)
+    rgb = (np.random.default_rng(1).standard_normal((32, 64, 3)) * 4).astype(np.float32)
+    box = frames.Window(3, 2, 240, 120)
+    for shift in [(0.0, 0.0), (3.25, -7.5), (-40.7, 12.1)]:
+        matrix = np.eye(3)
+        matrix[:2, 2] = shift
+        sx, sy = card.scale
+        u = (np.arange(box.x, box.x + box.width) + 0.5 - shift[0] - card.x) / sx - 0.5
+        v = (np.arange(box.y, box.y + box.height) + 0.5 - shift[1] - card.y) / sy - 0.5
+        (xi, xw), (yi, yw) = cubic_taps(u, card.model_w), cubic_taps(v, card.model_h)
+        cols = (rgb[:, xi] * xw[None, :, :, None]).sum(axis=2)
+        want = cols[yi[:, 0]] * yw[:, 0, None, None]
+        for tap in range(1, 4):
+            want = want + cols[yi[:, tap]] * yw[:, tap, None, None]
+        got = sample_card(rgb, card, matrix, box)
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def test_two_variations_in_flight_make_the_shots_track_once(long_plate, tiny_model_dir, tmp_path, monkeypatch):
     import threading
     import time
