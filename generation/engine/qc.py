@@ -56,10 +56,12 @@ class CoverageMeter:
         """One frame's sums (any thread); :meth:`add_terms` them in frame order for the same figure as :meth:`add`."""
         matte = np.clip(np.asarray(matte, np.float64), 0.0, 1.0)
         covered = np.asarray(covered)
-        if covered.size and covered.min() >= 1.0:  # all covered (the usual frame): matte * 1 is the matte, to the bit
-            total = float(matte.sum())
+        total = float(matte.sum())
+        # The usual frame: every matte pixel fully covered (what is not, the matte leaves out), so each product below
+        # is the matte's own value and the covered sum is the matte's, to the bit, without making it.
+        if np.all((covered >= 1.0) | ((matte == 0.0) & (covered == covered))):
             return total, total
-        return float(matte.sum()), float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
+        return total, float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
 
     def add_terms(self, terms: tuple[float, float]) -> None:
         self._matte += terms[0]

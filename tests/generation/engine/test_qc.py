@@ -100,6 +100,12 @@ def test_coverage_terms_of_a_fully_covered_frame_are_the_mattes_sum_and_a_hole_c
     covered = np.ones_like(matte)
     want = float(np.asarray(matte, np.float64).sum())
     assert qc.CoverageMeter.terms(matte, covered) == (want, want)
+    matte[:10], covered[:10] = 0.0, 0.0  # uncovered where the matte is empty: still the matte's sum
+    want = float(np.asarray(matte, np.float64).sum())
+    assert qc.CoverageMeter.terms(matte, covered) == (want, want)
+    covered[0, 0] = np.nan  # a broken coverage there is not hidden
+    assert np.isnan(qc.CoverageMeter.terms(matte, covered)[1])
+    covered[0, 0] = 0.0
     covered[40, 50] = 0.25  # one pixel a quarter covered: the covered sum drops by exactly its share
     total, got = qc.CoverageMeter.terms(matte, covered)
     assert total == want and got == pytest.approx(want - 0.75 * float(matte[40, 50]), abs=1e-9) and got < want
