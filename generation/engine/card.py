@@ -216,8 +216,10 @@ def _sample_shifted(card_rgb: np.ndarray, card: Card, shift: tuple[float, float]
     v = (np.arange(box.y, box.y + box.height) + 0.5 - shift[1] - card.y) / sy - 0.5
     xi, xw = cubic_taps(u, card.model_w)
     yi, yw = cubic_taps(v, card.model_h)
-    # Columns first at model height (cheap), then four row taps at frame size.
-    cols = card_rgb[:, xi] * xw[None, :, :, None]  # (model_h, width, 4, C)
+    # Columns first at model height (cheap; only the model rows the taps reach), then four row taps at frame size.
+    r0, r1 = int(yi.min()), int(yi.max()) + 1
+    yi = yi - r0
+    cols = card_rgb[r0:r1, xi] * xw[None, :, :, None]  # (rows, width, 4, C)
     cols = cols.sum(axis=2)
     # Each row tap gathered into one reused buffer and weighted in place: the same products and sums, no new
     # frame-size temporaries per tap.

@@ -335,7 +335,11 @@ class _Carry:
         )
 
     def _pixels(self, motion: np.ndarray, frame: int, pixels) -> Delivered:
-        """The frame's element and composite (the plate, composited over in place) and its coverage terms."""
+        """The frame's element and composite (the plate, composited over in place) and its coverage terms.
+
+        Premultiplied: where the matte is 0 the element is 0 (+0 in every channel), so the look is sampled and
+        composited only over :func:`matte_spans` (the tiles of the box the matte is in), not the whole
+        box; where the matte is > 0 each pixel is what the whole box's computation gives, to the bit."""
         plate, matte, depth = pixels
         display = self.plan.display
         box = frames.alpha_bbox(matte, self.origin)
@@ -343,23 +347,34 @@ class _Carry:
         comp = plate
         coverage = None
         if box is not None:
-            bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
-            alpha = matte[bs][..., None]
-            generated = self.look.region(plate, depth, motion, box)
+            bs = _slices(box)
             coverage = qc.CoverageMeter.terms(matte[bs], card_coverage(self.generated, self.card, motion, box))
-            generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
-            np.multiply(generated, alpha, out=generated)
-            rgb16, alpha16 = generated.astype(np.float16), alpha.astype(np.float16)
-            element[bs + (slice(0, 3),)] = rgb16
-            element[bs + (slice(3, 4),)] = alpha16
-            # Composite what the EXR holds, so the proxy shows exactly the delivered element (its half values
-            # widened again, each channel once: no float32 copy of the whole RGBA box).
-            over = rgb16.astype(np.float32)
-            under = alpha16.astype(np.float32)
-            np.subtract(np.float32(1.0), under, out=under)
-            under = np.multiply(comp[bs], under)
-            over += under
-            np.copyto(comp[bs], over, where=alpha > 0)  # matte 0: the plate, bit for bit
+            grained = self.finishing.regrains(self.look)
+            # Grain is drawn over the whole box (its shape and place seed it): then the box is one span.
+            for sub in [box] if grained else matte_spans(matte[bs], box):
+                ss = _slices(sub)
+                alpha = matte[ss][..., None]
+                keep = alpha > 0
+                generated = self.look.region(plate, depth, motion, sub)
+                if grained:
+                    generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
+                np.multiply(generated, alpha, out=generated)
+                # Matte 0 is RGB +0: generated × 0 is ±0 by the sample's sign (+ 0 makes it +0), NaN where
+                # the sample is not finite.
+                generated += np.float32(0.0)
+                if np.isnan(generated).any():
+                    np.copyto(generated, np.float32(0.0), where=~keep)
+                rgb16, alpha16 = generated.astype(np.float16), (alpha + np.float32(0.0)).astype(np.float16)
+                element[ss + (slice(0, 3),)] = rgb16
+                element[ss + (slice(3, 4),)] = alpha16
+                # Composite what the EXR holds, so the proxy shows exactly the delivered element (its half
+                # values widened again, each channel once: no float32 copy of the whole RGBA box).
+                over = rgb16.astype(np.float32)
+                under = alpha16.astype(np.float32)
+                np.subtract(np.float32(1.0), under, out=under)
+                under = np.multiply(comp[ss], under)
+                over += under
+                np.copyto(comp[ss], over, where=keep)  # matte 0: the plate, bit for bit
             data_window = Window(display.x + box.x, display.y + box.y, box.width, box.height)
         else:
             data_window = Window(display.x, display.y, 1, 1)
@@ -379,6 +394,44 @@ class _Carry:
         # Flow flicker may run slower than frames are made: never hold more than a few frames for it.
         while len(self.measured) > self.workers + _MEASURE_AHEAD:
             self.meter.add_terms(self.measured.popleft().result())
+
+
+_SPAN_TILE = 32  # the side of :func:`matte_spans`'s tiles (fewer, larger spans against a tighter cover)
+
+
+def matte_spans(alpha: np.ndarray, box: Window, tile: int = _SPAN_TILE) -> list[Window]:
+    """Where ``alpha`` (the (h, w) matte over ``box``, array coords) is > 0, as disjoint sub-windows of ``box``:
+    the ``tile`` × ``tile`` tiles holding any matte > 0, each band of tiles' runs of them joined, and a run
+    joined to the one above it when it has the same columns. Every pixel with alpha > 0 is in exactly one."""
+    h, w = alpha.shape
+    bands, across = -(-h // tile), -(-w // tile)
+    seen = np.zeros((bands * tile, across * tile), bool)
+    np.greater(alpha, 0, out=seen[:h, :w])
+    kept = np.zeros((bands, across + 2), np.int8)
+    kept[:, 1:-1] = seen.reshape(bands, tile, across, tile).any(axis=(1, 3))
+    edges = np.diff(kept, axis=1)  # +1 where a run of tiles starts, -1 one past where it ends
+    spans: list[Window] = []
+    above: dict[tuple[int, int], int] = {}  # the previous band's runs (x0, x1) -> their index in spans
+    for b in range(bands):
+        starts, stops = np.flatnonzero(edges[b] == 1), np.flatnonzero(edges[b] == -1)
+        y0, y1 = b * tile, min(b * tile + tile, h)
+        here: dict[tuple[int, int], int] = {}
+        for t0, t1 in zip(starts.tolist(), stops.tolist(), strict=True):
+            x0, x1 = t0 * tile, min(t1 * tile, w)
+            k = above.get((x0, x1))
+            if k is not None:
+                prev = spans[k]
+                spans[k] = Window(prev.x, prev.y, prev.width, prev.height + y1 - y0)
+            else:
+                k = len(spans)
+                spans.append(Window(box.x + x0, box.y + y0, x1 - x0, y1 - y0))
+            here[(x0, x1)] = k
+        above = here
+    return spans
+
+
+def _slices(box: Window) -> tuple[slice, slice]:
+    return slice(box.y, box.y + box.height), slice(box.x, box.x + box.width)
 
 
 def _file_key(path: str) -> tuple:

@@ -318,3 +318,103 @@ def test_two_variations_in_flight_make_the_shots_track_once(long_plate, tiny_mod
     n = LONG_LAST - LONG_FIRST + 1
     assert sorted(made) == [len(track.quick_keys(n)), n]  # one quick track and one full track for both
     assert results["a"].coverage == results["b"].coverage == 1.0
+
+
+def _old_pixels(carry, motion, frame, pixels):
+    """The composite before the matte spans (session 4's ``_Carry._pixels``): the whole box sampled."""
+    from generation.engine.card import card_coverage
+
+    plate, matte, depth = pixels
+    box = frames.alpha_bbox(matte, carry.origin)
+    element = np.zeros(plate.shape[:2] + (4,), np.float16)
+    bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
+    alpha = matte[bs][..., None]
+    generated = carry.look.region(plate, depth, motion, box)
+    card_coverage(carry.generated, carry.card, motion, box)
+    generated = carry.finishing.regrain(carry.look, generated, frame, (box.x, box.y))
+    np.multiply(generated, alpha, out=generated)
+    rgb16, alpha16 = generated.astype(np.float16), alpha.astype(np.float16)
+    element[bs + (slice(0, 3),)] = rgb16
+    element[bs + (slice(3, 4),)] = alpha16
+    over = rgb16.astype(np.float32)
+    under = 1.0 - alpha16.astype(np.float32)
+    over += plate[bs] * under
+    np.copyto(plate[bs], over, where=alpha > 0)
+    return element, plate
+
+
+def _matte(h, w, seed):
+    """A sky-like matte with holes, soft edges, tiny values and a stray island (some −0 inside too)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    skyline = h * 0.55 + 12 * np.sin(xx / 9.0) + rng.integers(-3, 4, w)[None, :]
+    matte = np.clip((skyline - yy) / 4.0, 0, 1).astype(np.float32)
+    matte[10:20, 30:45] = 0.0  # a hole (a tower)
+    matte[h - 8 : h - 5, 5:9] = 0.3  # an island far from the rest
+    matte[2, 3] = 1e-9  # rounds to 0 in half, still > 0
+    matte[matte == 0] = np.where(rng.random((matte == 0).sum()) < 0.5, -0.0, 0.0)
+    return matte
+
+
+@pytest.mark.parametrize("look_name", ["element", "haze", "element-grain", "element-warped"])
+def test_the_matte_spans_composite_equals_the_whole_box_where_alpha_is_above_0_and_is_plus_0_elsewhere(look_name):
+    from types import SimpleNamespace
+
+    from generation.engine.card import Card
+    from generation.engine.looks import Element, Haze
+    from generation.engine.upscale_finish import Finishing
+
+    h, w = 96, 150
+    rng = np.random.default_rng(3)
+    card = Card(x=-6, y=-4, width=170, height=110, model_h=32, model_w=48)
+    rgb = (rng.standard_normal((32, 48, 3)) * 3).astype(np.float32)  # negatives: generated × 0 gives −0
+    rgb[5, 7] = np.inf  # inf × 0 is NaN: alpha 0 is still +0
+    look = Haze(card, rgb, 0.4) if look_name == "haze" else Element(card, rgb)
+    grain = _grain_profile().to_dict() if look_name == "element-grain" else None
+    finishing = Finishing("", grain, seed=4)
+    assert finishing.regrains(look) == (grain is not None)
+    carry = SimpleNamespace(
+        plan=SimpleNamespace(display=frames.Window(0, 0, w, h)),
+        origin=frames.Window(0, 0, w, h),
+        look=look,
+        generated=np.ones((32, 48), np.float32),
+        card=card,
+        finishing=finishing,
+    )
+    motion = np.eye(3)
+    motion[:2, 2] = (2.75, -1.5)
+    if look_name == "element-warped":
+        motion[0, 1] = 0.01  # not a pure shift: the general bicubic path
+    matte = _matte(h, w, 5)
+    plate = (rng.random((h, w, 3)) * 2).astype(np.float32)
+    old_element, old_comp = _old_pixels(carry, motion, 1001, (plate.copy(), matte, None))
+    delivered = variation._Carry._pixels(carry, motion, 1001, (plate.copy(), matte, None))
+    new_element, new_comp = delivered.element, delivered.proxy_rgb
+    keep = matte > 0
+    assert len(variation.matte_spans(matte[: h, :], frames.Window(0, 0, w, h))) > 1
+    assert np.array_equal(new_element[keep].view(np.uint16), old_element[keep].view(np.uint16))
+    assert np.array_equal(new_comp.view(np.uint32), old_comp.view(np.uint32))  # all of it: alpha 0 is the plate
+    assert not new_element[~keep].view(np.uint16).any()  # +0 in every channel, no −0, no NaN
+    assert (np.signbit(old_element[~keep]) & (old_element[~keep] == 0)).any()  # the old path had −0 there
+
+
+def _grain_profile():
+    from .test_grain import _profile
+
+    return _profile(0.02)
+
+
+def test_the_matte_spans_hold_every_matte_pixel_exactly_once_and_less_than_the_box():
+    for seed, tile in [(0, 1), (1, 5), (2, 8), (3, 32)]:
+        matte = _matte(97, 151, seed)
+        box = frames.alpha_bbox(matte, frames.Window(0, 0, 151, 97))
+        sub = matte[box.y : box.y + box.height, box.x : box.x + box.width]
+        count = np.zeros(matte.shape, int)
+        for s in variation.matte_spans(sub, box, tile):
+            assert box.x <= s.x and s.x + s.width <= box.x + box.width and box.y <= s.y
+            assert s.y + s.height <= box.y + box.height
+            count[s.y : s.y + s.height, s.x : s.x + s.width] += 1
+        assert count.max() == 1 and (count[matte > 0] == 1).all()
+        if tile <= 8:
+            assert count.sum() < 0.8 * box.width * box.height
+    assert variation.matte_spans(np.zeros((5, 5), np.float32), frames.Window(0, 0, 5, 5)) == []
