@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from generation.engine import camera, frame_cache, frames, qc
+from generation.engine import camera, frame_cache, qc
 from generation.engine.backends import load_denoiser
 from generation.engine.card import Card, Track, card_coverage, card_geometry
 from generation.engine.device import pick_device
@@ -155,8 +155,7 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
     """The card holding every frame's matte box seen from frame 0, and where on it (model size) any frame's
     matte lands: what must be generated."""
-    origin = Window(0, 0, plan.display.width, plan.display.height)
-    boxes = [frames.alpha_bbox(plan.read_matte(f), origin) for f in plan.frames]
+    boxes = [plan.matte_box(f) for f in plan.frames]
     if boxes[0] is None:
         raise ValueError(f"the matte of frame {plan.spec.first} is empty: nothing to generate")
     card = card_geometry(boxes, track, plan.model.sample_size, plan.info.anchor, plan.info.context, plan.pixel_aspect)
@@ -168,9 +167,8 @@ def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
 def _quick_card(plan: VariationPlan, quick: QuickTrack) -> tuple[Card, np.ndarray]:
     """:func:`_card` from the quick track's frames alone, grown by :func:`track.motion_slack` (and what is
     generated with it) so it also holds the frames between them; :func:`_card_holds` checks that later."""
-    origin = Window(0, 0, plan.display.width, plan.display.height)
     mattes = [plan.read_matte(plan.frames[k]) for k in quick.keys]
-    boxes = [frames.alpha_bbox(m, origin) for m in mattes]
+    boxes = [plan.matte_box(plan.frames[k], m) for k, m in zip(quick.keys, mattes, strict=True)]
     if boxes[0] is None:
         raise ValueError(f"the matte of frame {plan.spec.first} is empty: nothing to generate")
     slack = motion_slack(quick, [None if b is None else (b.x, b.y, b.width, b.height) for b in boxes])
@@ -194,8 +192,7 @@ def _card_holds(plan: VariationPlan, card: Card, generated: np.ndarray, track: T
     """Whether ``card`` (its model-size ``generated`` mask) holds every frame's matte through the full ``track``:
     each matte box inside the card and every card pixel a matte sees generated. Refuses (CardTooBig) a shot
     the full track says needs too big a card, as :func:`_card` does."""
-    origin = Window(0, 0, plan.display.width, plan.display.height)
-    boxes = [frames.alpha_bbox(plan.read_matte(f), origin) for f in plan.frames]
+    boxes = [plan.matte_box(f) for f in plan.frames]
     union = camera.union_in_reference([None if b is None else (b.x, b.y, b.width, b.height) for b in boxes], track)
     first = next(i for i, b in enumerate(boxes) if b is not None)
     b = boxes[first]
@@ -342,7 +339,7 @@ class _Carry:
         box; where the matte is > 0 each pixel is what the whole box's computation gives, to the bit."""
         plate, matte, depth = pixels
         display = self.plan.display
-        box = frames.alpha_bbox(matte, self.origin)
+        box = self.plan.matte_box(frame, matte)
         element = np.zeros((display.height, display.width, 4), np.float16)
         comp = plate
         coverage = None

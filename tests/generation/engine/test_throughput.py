@@ -47,6 +47,7 @@ def _cold() -> None:
     frame_cache.PLATES.clear()
     frame_cache.FLOWS.clear()
     frame_cache.PLATE_SIDES.clear()
+    frame_cache.clear_matte_boxes()
 
 
 def test_a_request_reads_each_plate_frame_once_and_every_variation_the_same_bytes(
@@ -374,7 +375,9 @@ def test_the_matte_spans_composite_equals_the_whole_box_where_alpha_is_above_0_a
     finishing = Finishing("", grain, seed=4)
     assert finishing.regrains(look) == (grain is not None)
     carry = SimpleNamespace(
-        plan=SimpleNamespace(display=frames.Window(0, 0, w, h)),
+        plan=SimpleNamespace(
+            display=frames.Window(0, 0, w, h), matte_box=lambda frame, m: frames.alpha_bbox(m, frames.Window(0, 0, w, h))
+        ),
         origin=frames.Window(0, 0, w, h),
         look=look,
         generated=np.ones((32, 48), np.float32),
@@ -418,3 +421,25 @@ def test_the_matte_spans_hold_every_matte_pixel_exactly_once_and_less_than_the_b
         if tile <= 8:
             assert count.sum() < 0.8 * box.width * box.height
     assert variation.matte_spans(np.zeros((5, 5), np.float32), frames.Window(0, 0, 5, 5)) == []
+
+
+def test_each_matte_frames_box_is_found_once_per_request_and_again_when_the_file_changes(
+    small_demo_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    boxes: list[int] = []
+    real_bbox = frames.alpha_bbox
+    monkeypatch.setattr(frames, "alpha_bbox", lambda *a: boxes.append(1) or real_bbox(*a))
+    _cold()
+    first = generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
+    assert 0 < len(boxes) <= len(first.frames)  # card, its check and the frames: one box a matte frame
+    boxes.clear()
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
+    assert boxes == []
+    path = frame_path(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c").matte_pattern, first.frames[0])
+    st = Path(path).stat()
+    import os
+
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=8))
+    assert len(boxes) == 1  # the changed file's box, found again
+    assert _written(tmp_path / "b") == _written(tmp_path / "c")
