@@ -216,10 +216,18 @@ def _sample_shifted(card_rgb: np.ndarray, card: Card, shift: tuple[float, float]
     v = (np.arange(box.y, box.y + box.height) + 0.5 - shift[1] - card.y) / sy - 0.5
     xi, xw = cubic_taps(u, card.model_w)
     yi, yw = cubic_taps(v, card.model_h)
-    # Columns first at model height (cheap), then four row taps at frame size.
-    cols = card_rgb[:, xi] * xw[None, :, :, None]  # (model_h, width, 4, C)
+    # Columns first at model height (cheap; only the model rows the taps reach), then four row taps at frame size.
+    r0, r1 = int(yi.min()), int(yi.max()) + 1
+    yi = yi - r0
+    cols = card_rgb[r0:r1, xi] * xw[None, :, :, None]  # (rows, width, 4, C)
     cols = cols.sum(axis=2)
-    out = cols[yi[:, 0]] * yw[:, 0, None, None]
+    # Each row tap gathered into one reused buffer and weighted in place: the same products and sums, no new
+    # frame-size temporaries per tap.
+    out = np.take(cols, yi[:, 0], axis=0)
+    out *= yw[:, 0, None, None]
+    tap_rows = np.empty_like(out)
     for tap in range(1, 4):
-        out += cols[yi[:, tap]] * yw[:, tap, None, None]
+        np.take(cols, yi[:, tap], axis=0, out=tap_rows)
+        tap_rows *= yw[:, tap, None, None]
+        out += tap_rows
     return out

@@ -5,7 +5,9 @@ A request's variations run one after another on the same worker and each reads e
 path, size and mtime and by how it was read (channels, colour conversion), within a byte budget; a
 float frame that half precision holds exactly (a half EXR read into the space it is in) is kept as
 half and handed back as the same float32. :data:`FLOWS` keeps the plate's own flow between frames,
-which every variation's flicker figure measures again (:mod:`qc`).
+which every variation's flicker figure measures again (:mod:`qc`), and :data:`PLATE_SIDES` the plate's half of
+each frame's flicker inputs (its working-size luminance and matte). :func:`matte_box` keeps each matte
+frame's box (:func:`frames.alpha_bbox`), so the card, its check and every variation's frames find it once.
 
 A shot's matte is kept in its plate's group (:meth:`plan.VariationPlan.read_matte`). The budget may be
 smaller than a whole shot, and variations read a shot front to back, so plain
@@ -122,6 +124,8 @@ def _compact(array: np.ndarray) -> np.ndarray:
 
 PLATES = FrameCache()
 FLOWS = FrameCache(768 * 2**20)  # the plate's own flow between frames, which every variation's flicker measures
+# The flicker meter's plate half of each frame (working-size plate luminance and matte, ~3.7 MB a 2K frame).
+PLATE_SIDES = FrameCache(512 * 2**20)
 
 
 def read_plate(path: str, names: tuple[str, ...], colour: dict, group: Hashable = None) -> np.ndarray:
@@ -137,3 +141,35 @@ def read_matte(path: str, group: Hashable = None) -> np.ndarray:
     from generation.engine import frames
 
     return PLATES.get_or_read(path, ("matte",), lambda: frames.read_matte(path), group=group)
+
+
+_MATTE_BOXES: OrderedDict[Hashable, object] = OrderedDict()
+_MATTE_BOXES_KEPT = 65_536  # a box is a few dozen bytes: every frame of many shots
+_MATTE_BOXES_LOCK = threading.Lock()
+
+
+def matte_box(path: str, matte: Callable[[], np.ndarray], origin) -> object:
+    """:func:`frames.alpha_bbox` of the matte file ``path`` (``matte()`` reads it, only when its box is not
+    kept or the file changed) placed at ``origin``: a Window, or None for an empty matte."""
+    from generation.engine import frames
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return frames.alpha_bbox(matte(), origin)  # let the reader say what is wrong with it
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, origin)
+    with _MATTE_BOXES_LOCK:
+        if key in _MATTE_BOXES:
+            _MATTE_BOXES.move_to_end(key)
+            return _MATTE_BOXES[key]
+    box = frames.alpha_bbox(matte(), origin)
+    with _MATTE_BOXES_LOCK:
+        _MATTE_BOXES[key] = box
+        while len(_MATTE_BOXES) > _MATTE_BOXES_KEPT:
+            _MATTE_BOXES.popitem(last=False)
+    return box
+
+
+def clear_matte_boxes() -> None:
+    with _MATTE_BOXES_LOCK:
+        _MATTE_BOXES.clear()

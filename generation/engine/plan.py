@@ -62,6 +62,15 @@ class VariationPlan:
             )
         return matte
 
+    def matte_box(self, frame: int, matte: np.ndarray | None = None) -> Window | None:
+        """:func:`frames.alpha_bbox` of ``frame``'s matte in array coords (None: empty), kept per matte file
+        (:func:`frame_cache.matte_box`); ``matte``: the frame's matte when the caller has it already."""
+        origin = Window(0, 0, self.display.width, self.display.height)
+        if self.rect_matte is not None:
+            return frames.alpha_bbox(self.rect_matte, origin)
+        path = frame_path(self.spec.matte_pattern, frame)
+        return frame_cache.matte_box(path, lambda: self.read_matte(frame) if matte is None else matte, origin)
+
     @property
     def pixel_aspect(self) -> float:
         """The plate's PixelAspectRatio (the card is made in square pixels: :mod:`card`)."""

@@ -55,7 +55,13 @@ class CoverageMeter:
     def terms(matte: np.ndarray, covered: np.ndarray) -> tuple[float, float]:
         """One frame's sums (any thread); :meth:`add_terms` them in frame order for the same figure as :meth:`add`."""
         matte = np.clip(np.asarray(matte, np.float64), 0.0, 1.0)
-        return float(matte.sum()), float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
+        covered = np.asarray(covered)
+        total = float(matte.sum())
+        # The usual frame: every matte pixel fully covered (what is not, the matte leaves out), so each product below
+        # is the matte's own value and the covered sum is the matte's, to the bit, without making it.
+        if np.all((covered >= 1.0) | ((matte == 0.0) & (covered == covered))):
+            return total, total
+        return total, float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
 
     def add_terms(self, terms: tuple[float, float]) -> None:
         self._matte += terms[0]
@@ -164,7 +170,7 @@ class FlowFlickerMeter:
     def __init__(self, work_size: int = WORK_SIZE, group: Hashable = None) -> None:
         self.work_size = work_size
         self.group = group
-        self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._prev: tuple | None = None
         self._comp = 0.0
         self._plate = 0.0
         self._pixels = 0.0
@@ -185,8 +191,20 @@ class FlowFlickerMeter:
 
     def prepare(self, comp_luma: np.ndarray, plate_luma: np.ndarray, matte: np.ndarray) -> tuple:
         """One frame's working-size inputs (any thread)."""
-        comp, plate = self._small(compress(comp_luma)), self._small(compress(plate_luma))
-        return comp, plate, self._small(np.clip(np.asarray(matte, np.float32), 0.0, 1.0))
+        return self.prepare_with(comp_luma, self.plate_side(plate_luma, matte))
+
+    def plate_side(self, plate_luma: np.ndarray, matte: np.ndarray) -> tuple:
+        """The plate's half of :meth:`prepare` (working-size plate and matte, and with a ``group`` their digest,
+        what :meth:`pair_terms` keys the plate's flow by): the same for every variation of a request, so a
+        caller may keep it (it is handed out, never written to)."""
+        plate = self._small(compress(plate_luma))
+        matte = self._small(np.clip(np.asarray(matte, np.float32), 0.0, 1.0))
+        return plate, matte, _digest(plate, matte) if self.group is not None else None
+
+    def prepare_with(self, comp_luma: np.ndarray, plate_side: tuple) -> tuple:
+        """:meth:`prepare` with the plate's half already made (:meth:`plate_side`)."""
+        plate, matte, digest = plate_side
+        return self._small(compress(comp_luma)), plate, matte, digest
 
     def add_terms(self, terms: tuple[float, float, float] | None) -> None:
         """A pair's :meth:`pair_terms`, added in frame order (so the figure is :meth:`add`'s to the bit)."""
@@ -200,11 +218,11 @@ class FlowFlickerMeter:
         """The warping-error sums of consecutive frames' :meth:`prepare` results (any thread). With a
         ``group`` (the plate's pattern) the plate's own side, the same for every variation of a request,
         comes from :data:`frame_cache.FLOWS` when another variation measured it already."""
-        (p_comp, p_plate, p_matte), (comp, plate, matte) = prev, cur
+        (p_comp, p_plate, p_matte, p_digest), (comp, plate, matte, digest) = prev, cur
         if self.group is None:
             back, weight, total, plate_error = _plate_pair(p_plate, p_matte, plate, matte)
         else:
-            key = ("flicker", _digest(p_plate, p_matte, plate, matte))
+            key = ("flicker", p_digest, digest)
             back, weight, total, plate_error = frame_cache.FLOWS.get_or_make(
                 key, lambda: _plate_pair(p_plate, p_matte, plate, matte), self.group
             )

@@ -38,6 +38,10 @@ class Finishing:
         card: Card = replace(look.card, model_h=rgb.shape[0], model_w=rgb.shape[1])
         return Element(card, rgb)
 
+    def regrains(self, look: Look) -> bool:
+        """Whether :meth:`regrain` changes ``look``'s regions (it draws grain over a frame's whole matte box)."""
+        return not self.profile.is_empty and isinstance(look, Element)
+
     def regrain(self, look: Look, region: np.ndarray, frame: int, box_origin: tuple[int, int]) -> np.ndarray:
         """A frame's element region (h, w, 3) before the matte, regrained with the plate's profile: seeded by the
         variation's seed and the frame (and the box's place, so a moving box draws its own grain)."""

@@ -30,6 +30,7 @@ Depth is used only as the haze weight: neither backend has a depth input channel
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from generation.engine import camera, frames, qc
+from generation.engine import camera, frame_cache, qc
 from generation.engine.backends import load_denoiser
 from generation.engine.card import Card, Track, card_coverage, card_geometry
 from generation.engine.device import pick_device
@@ -49,6 +50,7 @@ from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, fram
 from generation.engine.frames import Window
 from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
+from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
 from generation.engine.track import QuickTrack, camera_track, has_quick_track, luma, motion_slack, quick_track
 from generation.engine.upscale_finish import Finishing
@@ -153,8 +155,7 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
     """The card holding every frame's matte box seen from frame 0, and where on it (model size) any frame's
     matte lands: what must be generated."""
-    origin = Window(0, 0, plan.display.width, plan.display.height)
-    boxes = [frames.alpha_bbox(plan.read_matte(f), origin) for f in plan.frames]
+    boxes = [plan.matte_box(f) for f in plan.frames]
     if boxes[0] is None:
         raise ValueError(f"the matte of frame {plan.spec.first} is empty: nothing to generate")
     card = card_geometry(boxes, track, plan.model.sample_size, plan.info.anchor, plan.info.context, plan.pixel_aspect)
@@ -166,9 +167,8 @@ def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
 def _quick_card(plan: VariationPlan, quick: QuickTrack) -> tuple[Card, np.ndarray]:
     """:func:`_card` from the quick track's frames alone, grown by :func:`track.motion_slack` (and what is
     generated with it) so it also holds the frames between them; :func:`_card_holds` checks that later."""
-    origin = Window(0, 0, plan.display.width, plan.display.height)
     mattes = [plan.read_matte(plan.frames[k]) for k in quick.keys]
-    boxes = [frames.alpha_bbox(m, origin) for m in mattes]
+    boxes = [plan.matte_box(plan.frames[k], m) for k, m in zip(quick.keys, mattes, strict=True)]
     if boxes[0] is None:
         raise ValueError(f"the matte of frame {plan.spec.first} is empty: nothing to generate")
     slack = motion_slack(quick, [None if b is None else (b.x, b.y, b.width, b.height) for b in boxes])
@@ -192,8 +192,7 @@ def _card_holds(plan: VariationPlan, card: Card, generated: np.ndarray, track: T
     """Whether ``card`` (its model-size ``generated`` mask) holds every frame's matte through the full ``track``:
     each matte box inside the card and every card pixel a matte sees generated. Refuses (CardTooBig) a shot
     the full track says needs too big a card, as :func:`_card` does."""
-    origin = Window(0, 0, plan.display.width, plan.display.height)
-    boxes = [frames.alpha_bbox(plan.read_matte(f), origin) for f in plan.frames]
+    boxes = [plan.matte_box(f) for f in plan.frames]
     union = camera.union_in_reference([None if b is None else (b.x, b.y, b.width, b.height) for b in boxes], track)
     first = next(i for i, b in enumerate(boxes) if b is not None)
     b = boxes[first]
@@ -287,7 +286,7 @@ class _Carry:
                 delivered, plate, matte = self.made_first
                 self.made_first = None
                 coverage, _ = delivered.measures
-                flicker = self.meter.prepare(luma(delivered.proxy_rgb[rs]), luma(plate[rs]), matte[rs])
+                flicker = self.meter.prepare_with(luma(delivered.proxy_rgb[rs]), self._plate_side(plan.frames[0], plate, matte))
                 delivered.measures = (coverage, flicker)
                 self.in_order(0, plan.frames[0], delivered)
                 done = 1
@@ -309,35 +308,70 @@ class _Carry:
     def frame(self, k: int, frame: int, pixels) -> Delivered:
         """One frame's element and composite (any thread: touches nothing shared)."""
         plate, matte, _ = pixels
-        rs = self.rs
-        plate_luma = luma(plate[rs])
-        delivered = self._pixels(self.track.matrices[k], frame, pixels)  # the plate is composited over in place
+        plate_side = self._plate_side(frame, plate, matte)  # before the plate is composited over in place
+        delivered = self._pixels(self.track.matrices[k], frame, pixels)
         coverage, _ = delivered.measures
-        delivered.measures = (coverage, self.meter.prepare(luma(delivered.proxy_rgb[rs]), plate_luma, matte[rs]))
+        delivered.measures = (coverage, self.meter.prepare_with(luma(delivered.proxy_rgb[self.rs]), plate_side))
         return delivered
 
+    def _plate_side(self, frame: int, plate: np.ndarray, matte: np.ndarray) -> tuple:
+        """The flicker meter's plate half of ``frame`` (:meth:`qc.FlowFlickerMeter.plate_side`), made once per
+        request: every variation of it has the same plate, matte and footprint (``plate`` not yet composited)."""
+        spec, rs = self.plan.spec, self.rs
+        matte_key = _file_key(frame_path(spec.matte_pattern, frame)) if spec.matte_pattern else spec.rect
+        key = (
+            "flicker-plate",
+            _file_key(frame_path(spec.plate_pattern, frame)),
+            matte_key,
+            tuple(sorted(spec.plate_colour().items())),
+            (rs[0].start, rs[0].stop, rs[1].start, rs[1].stop),
+            self.meter.work_size,
+        )
+        return frame_cache.PLATE_SIDES.get_or_make(
+            key, lambda: self.meter.plate_side(luma(plate[rs]), matte[rs]), spec.plate_pattern
+        )
+
     def _pixels(self, motion: np.ndarray, frame: int, pixels) -> Delivered:
-        """The frame's element and composite (the plate, composited over in place) and its coverage terms."""
+        """The frame's element and composite (the plate, composited over in place) and its coverage terms.
+
+        Premultiplied: where the matte is 0 the element is 0 (+0 in every channel), so the look is sampled and
+        composited only over :func:`matte_spans` (the tiles of the box the matte is in), not the whole
+        box; where the matte is > 0 each pixel is what the whole box's computation gives, to the bit."""
         plate, matte, depth = pixels
         display = self.plan.display
-        box = frames.alpha_bbox(matte, self.origin)
+        box = self.plan.matte_box(frame, matte)
         element = np.zeros((display.height, display.width, 4), np.float16)
         comp = plate
         coverage = None
         if box is not None:
-            bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
-            alpha = matte[bs][..., None]
-            generated = self.look.region(plate, depth, motion, box)
+            bs = _slices(box)
             coverage = qc.CoverageMeter.terms(matte[bs], card_coverage(self.generated, self.card, motion, box))
-            generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
-            np.multiply(generated, alpha, out=generated)
-            element[bs + (slice(0, 3),)] = generated
-            element[bs + (slice(3, 4),)] = alpha
-            # Composite what the EXR holds, so the proxy shows exactly the delivered element.
-            e32 = element[bs].astype(np.float32)
-            over = e32[..., :3]
-            over += comp[bs] * (1.0 - e32[..., 3:])
-            np.copyto(comp[bs], over, where=alpha > 0)  # matte 0: the plate, bit for bit
+            grained = self.finishing.regrains(self.look)
+            # Grain is drawn over the whole box (its shape and place seed it): then the box is one span.
+            for sub in [box] if grained else matte_spans(matte[bs], box):
+                ss = _slices(sub)
+                alpha = matte[ss][..., None]
+                keep = alpha > 0
+                generated = self.look.region(plate, depth, motion, sub)
+                if grained:
+                    generated = self.finishing.regrain(self.look, generated, frame, (box.x, box.y))
+                np.multiply(generated, alpha, out=generated)
+                # Matte 0 is RGB +0: generated × 0 is ±0 by the sample's sign (+ 0 makes it +0), NaN where
+                # the sample is not finite.
+                generated += np.float32(0.0)
+                if np.isnan(generated).any():
+                    np.copyto(generated, np.float32(0.0), where=~keep)
+                rgb16, alpha16 = generated.astype(np.float16), (alpha + np.float32(0.0)).astype(np.float16)
+                element[ss + (slice(0, 3),)] = rgb16
+                element[ss + (slice(3, 4),)] = alpha16
+                # Composite what the EXR holds, so the proxy shows exactly the delivered element (its half
+                # values widened again, each channel once: no float32 copy of the whole RGBA box).
+                over = rgb16.astype(np.float32)
+                under = alpha16.astype(np.float32)
+                np.subtract(np.float32(1.0), under, out=under)
+                under = np.multiply(comp[ss], under)
+                over += under
+                np.copyto(comp[ss], over, where=keep)  # matte 0: the plate, bit for bit
             data_window = Window(display.x + box.x, display.y + box.y, box.width, box.height)
         else:
             data_window = Window(display.x, display.y, 1, 1)
@@ -357,6 +391,49 @@ class _Carry:
         # Flow flicker may run slower than frames are made: never hold more than a few frames for it.
         while len(self.measured) > self.workers + _MEASURE_AHEAD:
             self.meter.add_terms(self.measured.popleft().result())
+
+
+_SPAN_TILE = 32  # the side of :func:`matte_spans`'s tiles (fewer, larger spans against a tighter cover)
+
+
+def matte_spans(alpha: np.ndarray, box: Window, tile: int = _SPAN_TILE) -> list[Window]:
+    """Where ``alpha`` (the (h, w) matte over ``box``, array coords) is > 0, as disjoint sub-windows of ``box``:
+    the ``tile`` × ``tile`` tiles holding any matte > 0, each band of tiles' runs of them joined, and a run
+    joined to the one above it when it has the same columns. Every pixel with alpha > 0 is in exactly one."""
+    h, w = alpha.shape
+    bands, across = -(-h // tile), -(-w // tile)
+    seen = np.zeros((bands * tile, across * tile), bool)
+    np.greater(alpha, 0, out=seen[:h, :w])
+    kept = np.zeros((bands, across + 2), np.int8)
+    kept[:, 1:-1] = seen.reshape(bands, tile, across, tile).any(axis=(1, 3))
+    edges = np.diff(kept, axis=1)  # +1 where a run of tiles starts, -1 one past where it ends
+    spans: list[Window] = []
+    above: dict[tuple[int, int], int] = {}  # the previous band's runs (x0, x1) -> their index in spans
+    for b in range(bands):
+        starts, stops = np.flatnonzero(edges[b] == 1), np.flatnonzero(edges[b] == -1)
+        y0, y1 = b * tile, min(b * tile + tile, h)
+        here: dict[tuple[int, int], int] = {}
+        for t0, t1 in zip(starts.tolist(), stops.tolist(), strict=True):
+            x0, x1 = t0 * tile, min(t1 * tile, w)
+            k = above.get((x0, x1))
+            if k is not None:
+                prev = spans[k]
+                spans[k] = Window(prev.x, prev.y, prev.width, prev.height + y1 - y0)
+            else:
+                k = len(spans)
+                spans.append(Window(box.x + x0, box.y + y0, x1 - x0, y1 - y0))
+            here[(x0, x1)] = k
+        above = here
+    return spans
+
+
+def _slices(box: Window) -> tuple[slice, slice]:
+    return slice(box.y, box.y + box.height), slice(box.x, box.x + box.width)
+
+
+def _file_key(path: str) -> tuple:
+    st = os.stat(path)
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
 
 @contextmanager

@@ -20,6 +20,8 @@ the model (loaded inside the measurement):
   (goal ≤ 180 s);
 - cpu_s / floor_cpu_s / cpu_ratio_to_floor: the CPU seconds of the run (every thread) against the floor's
   CPU seconds for the same frames: what the work costs, whatever share of a busy machine it got;
+- variation_cpu_s / cpu_per_frame_after_first: each variation's CPU seconds (the process's while it ran: its
+  own with in_flight 1) and what a variation after the first costs per frame, beside floor_cpu_per_frame;
 - cpu_count (the cores this process may use), load_start / load_end (1, 5, 15-minute load averages),
   frame_workers, in_flight, per-variation seconds, when each variation's first proxy appeared, and the
   first and last variations' stage timings.
@@ -180,15 +182,17 @@ def main(argv: list[str] | None = None) -> None:
             for index in range(variations)
         ]
         spans: list[tuple[float, float] | None] = [None] * variations
+        cpu_each: list[float | None] = [None] * variations
         results: list = [None] * variations
         start, cpu_start = time.perf_counter(), time.process_time()
         proxies = [frame_path(os.path.join(spec.out_dir, "proxy", "incontext.####.jpg"), 1001) for spec in specs]
         watch = _FirstFiles(proxies, start)
 
         def run(index: int) -> None:
-            began = time.perf_counter() - start
+            began, cpu_began = time.perf_counter() - start, time.process_time()
             results[index] = generate_variation(specs[index])
             spans[index] = (began, time.perf_counter() - start)
+            cpu_each[index] = time.process_time() - cpu_began  # the process's: one variation's own when in_flight 1
 
         try:
             with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="pt-worker") as worker:
@@ -231,6 +235,11 @@ def main(argv: list[str] | None = None) -> None:
                 "load_end": load_end,
                 "warm_s": round(warm, 2),
                 "variation_seconds": [round(end - began, 1) for began, end in spans],
+                "variation_cpu_s": [round(c, 1) for c in cpu_each],
+                # What a variation after the first costs a frame, in CPU seconds (with in_flight 1 only its own
+                # work runs): against floor_cpu_s / (variations x frames), the floor's per frame.
+                "cpu_per_frame_after_first": round(statistics.mean(cpu_each[1:]) / count, 4) if variations > 1 else None,
+                "floor_cpu_per_frame": round(floor_cpu / (variations * count), 4),
                 "first_proxy_each_s": [None if t is None else round(t, 2) for t in watch.seen],
                 "timings_first": {k: round(v, 2) for k, v in results[0].timings.items()},
                 "timings_last": {k: round(v, 2) for k, v in results[-1].timings.items()},

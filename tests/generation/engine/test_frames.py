@@ -203,6 +203,34 @@ def test_resize_area_filters_any_channel_count() -> None:
     assert resize(np.ones((6, 6), np.float32), 3, 3).shape == (3, 3)
 
 
+def _oiio_box(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w, c = pixels.shape
+    buf = oiio.ImageBuf(oiio.ImageSpec(w, h, c, "float"))
+    buf.set_pixels(oiio.ROI(0, w, 0, h, 0, 1, 0, c), np.ascontiguousarray(pixels))
+    out = oiio.ImageBufAlgo.resize(buf, "box", 0.0, oiio.ROI(0, width, 0, height, 0, 1, 0, c))
+    return np.asarray(out.get_pixels("float"), np.float32).reshape(height, width, c)
+
+
+@pytest.mark.parametrize("shape", [(1080, 1920), (1556, 2048), (540, 960), (37, 50)])
+@pytest.mark.parametrize("halve", [(2, 2), (1, 2), (2, 1)])
+def test_resize_halving_rgb_gives_oiios_box_filter_to_the_bit(shape, halve) -> None:
+    rng = np.random.default_rng(sum(shape) + 7 * halve[0] + halve[1])
+    h, w = shape[0] * halve[0] // 2 * 2, shape[1] * halve[1] // 2 * 2  # even where halved
+    scale = rng.choice(np.float32([1e-4, 1.0, 300.0, 6e4]), (h, w, 3))
+    pixels = (rng.standard_normal((h, w, 3)) * scale).astype(np.float32)
+    pixels[0, 0] = [np.inf, -np.inf, np.nan]
+    size = (w // halve[1], h // halve[0])
+    got, want = resize(pixels, *size), _oiio_box(pixels, *size)
+    assert got.shape == want.shape == (size[1], size[0], 3) and got.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_resize_other_ratios_stay_oiios_box_filter() -> None:
+    pixels = np.random.default_rng(3).random((1556, 2048, 4), dtype=np.float32)
+    assert np.array_equal(resize(pixels, 960, 730), _oiio_box(pixels, 960, 730))
+    assert np.array_equal(resize(pixels[..., :3], 683, 519), _oiio_box(pixels[..., :3], 683, 519))
+
+
 def test_the_engine_imports_without_django() -> None:
     code = (
         "import sys; import generation.engine.frames, generation.engine.colour, "

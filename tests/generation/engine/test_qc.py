@@ -92,3 +92,20 @@ def test_coverage_counts_matte_pixels_that_got_generated_content():
     assert qc.coverage([matte, matte], [full, full]) == 1.0
     assert qc.coverage([matte, matte], [full, holed]) == pytest.approx(70 / 80)
     assert qc.coverage([np.zeros((4, 4))], [np.zeros((4, 4))]) == 1.0  # no matte, nothing missed
+
+
+def test_coverage_terms_of_a_fully_covered_frame_are_the_mattes_sum_and_a_hole_counts() -> None:
+    rng = np.random.default_rng(4)
+    matte = rng.random((90, 120), dtype=np.float32)
+    covered = np.ones_like(matte)
+    want = float(np.asarray(matte, np.float64).sum())
+    assert qc.CoverageMeter.terms(matte, covered) == (want, want)
+    matte[:10], covered[:10] = 0.0, 0.0  # uncovered where the matte is empty: still the matte's sum
+    want = float(np.asarray(matte, np.float64).sum())
+    assert qc.CoverageMeter.terms(matte, covered) == (want, want)
+    covered[0, 0] = np.nan  # a broken coverage there is not hidden
+    assert np.isnan(qc.CoverageMeter.terms(matte, covered)[1])
+    covered[0, 0] = 0.0
+    covered[40, 50] = 0.25  # one pixel a quarter covered: the covered sum drops by exactly its share
+    total, got = qc.CoverageMeter.terms(matte, covered)
+    assert total == want and got == pytest.approx(want - 0.75 * float(matte[40, 50]), abs=1e-9) and got < want

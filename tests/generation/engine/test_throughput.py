@@ -46,6 +46,8 @@ def test_frames_made_on_a_pool_are_the_bytes_one_thread_writes(
 def _cold() -> None:
     frame_cache.PLATES.clear()
     frame_cache.FLOWS.clear()
+    frame_cache.PLATE_SIDES.clear()
+    frame_cache.clear_matte_boxes()
 
 
 def test_a_request_reads_each_plate_frame_once_and_every_variation_the_same_bytes(
@@ -67,6 +69,7 @@ def test_a_request_reads_each_plate_frame_once_and_every_variation_the_same_byte
     generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
     assert [p for p in reads if "demo_plate" in p] == []  # the second variation of the request reads none
     assert frame_cache.FLOWS.hits >= len(first.frames) - 1  # nor measures the plate's own flow again
+    assert frame_cache.PLATE_SIDES.hits >= len(first.frames)  # nor makes the flicker's plate half of a frame again
     # A variation run from cold caches writes what a warm one does, to the byte, and measures the same.
     _cold()
     cold = generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=7))
@@ -268,6 +271,27 @@ def test_the_shift_only_coverage_is_the_general_bilinear_one():
         assert 0 < (general == 0).sum() < general.size and np.abs(fast - general).max() < 1e-6
 
 
+def test_the_shift_only_card_sample_is_the_plain_four_tap_sum_to_the_bit():
+    from generation.engine.card import Card, cubic_taps, sample_card
+
+    card = Card(x=-10, y=5, width=200, height=100, model_h=32, model_w=64)
+    rgb = (np.random.default_rng(1).standard_normal((32, 64, 3)) * 4).astype(np.float32)
+    box = frames.Window(3, 2, 240, 120)
+    for shift in [(0.0, 0.0), (3.25, -7.5), (-40.7, 12.1)]:
+        matrix = np.eye(3)
+        matrix[:2, 2] = shift
+        sx, sy = card.scale
+        u = (np.arange(box.x, box.x + box.width) + 0.5 - shift[0] - card.x) / sx - 0.5
+        v = (np.arange(box.y, box.y + box.height) + 0.5 - shift[1] - card.y) / sy - 0.5
+        (xi, xw), (yi, yw) = cubic_taps(u, card.model_w), cubic_taps(v, card.model_h)
+        cols = (rgb[:, xi] * xw[None, :, :, None]).sum(axis=2)
+        want = cols[yi[:, 0]] * yw[:, 0, None, None]
+        for tap in range(1, 4):
+            want = want + cols[yi[:, tap]] * yw[:, tap, None, None]
+        got = sample_card(rgb, card, matrix, box)
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def test_two_variations_in_flight_make_the_shots_track_once(long_plate, tiny_model_dir, tmp_path, monkeypatch):
     import threading
     import time
@@ -295,3 +319,127 @@ def test_two_variations_in_flight_make_the_shots_track_once(long_plate, tiny_mod
     n = LONG_LAST - LONG_FIRST + 1
     assert sorted(made) == [len(track.quick_keys(n)), n]  # one quick track and one full track for both
     assert results["a"].coverage == results["b"].coverage == 1.0
+
+
+def _old_pixels(carry, motion, frame, pixels):
+    """The composite before the matte spans (session 4's ``_Carry._pixels``): the whole box sampled."""
+    from generation.engine.card import card_coverage
+
+    plate, matte, depth = pixels
+    box = frames.alpha_bbox(matte, carry.origin)
+    element = np.zeros(plate.shape[:2] + (4,), np.float16)
+    bs = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
+    alpha = matte[bs][..., None]
+    generated = carry.look.region(plate, depth, motion, box)
+    card_coverage(carry.generated, carry.card, motion, box)
+    generated = carry.finishing.regrain(carry.look, generated, frame, (box.x, box.y))
+    np.multiply(generated, alpha, out=generated)
+    rgb16, alpha16 = generated.astype(np.float16), alpha.astype(np.float16)
+    element[bs + (slice(0, 3),)] = rgb16
+    element[bs + (slice(3, 4),)] = alpha16
+    over = rgb16.astype(np.float32)
+    under = 1.0 - alpha16.astype(np.float32)
+    over += plate[bs] * under
+    np.copyto(plate[bs], over, where=alpha > 0)
+    return element, plate
+
+
+def _matte(h, w, seed):
+    """A sky-like matte with holes, soft edges, tiny values and a stray island (some −0 inside too)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    skyline = h * 0.55 + 12 * np.sin(xx / 9.0) + rng.integers(-3, 4, w)[None, :]
+    matte = np.clip((skyline - yy) / 4.0, 0, 1).astype(np.float32)
+    matte[10:20, 30:45] = 0.0  # a hole (a tower)
+    matte[h - 8 : h - 5, 5:9] = 0.3  # an island far from the rest
+    matte[2, 3] = 1e-9  # rounds to 0 in half, still > 0
+    matte[matte == 0] = np.where(rng.random((matte == 0).sum()) < 0.5, -0.0, 0.0)
+    return matte
+
+
+@pytest.mark.parametrize("look_name", ["element", "haze", "element-grain", "element-warped"])
+def test_the_matte_spans_composite_equals_the_whole_box_where_alpha_is_above_0_and_is_plus_0_elsewhere(look_name):
+    from types import SimpleNamespace
+
+    from generation.engine.card import Card
+    from generation.engine.looks import Element, Haze
+    from generation.engine.upscale_finish import Finishing
+
+    h, w = 96, 150
+    rng = np.random.default_rng(3)
+    card = Card(x=-6, y=-4, width=170, height=110, model_h=32, model_w=48)
+    rgb = (rng.standard_normal((32, 48, 3)) * 3).astype(np.float32)  # negatives: generated × 0 gives −0
+    rgb[5, 7] = np.inf  # inf × 0 is NaN: alpha 0 is still +0
+    look = Haze(card, rgb, 0.4) if look_name == "haze" else Element(card, rgb)
+    grain = _grain_profile().to_dict() if look_name == "element-grain" else None
+    finishing = Finishing("", grain, seed=4)
+    assert finishing.regrains(look) == (grain is not None)
+    carry = SimpleNamespace(
+        plan=SimpleNamespace(
+            display=frames.Window(0, 0, w, h), matte_box=lambda frame, m: frames.alpha_bbox(m, frames.Window(0, 0, w, h))
+        ),
+        origin=frames.Window(0, 0, w, h),
+        look=look,
+        generated=np.ones((32, 48), np.float32),
+        card=card,
+        finishing=finishing,
+    )
+    motion = np.eye(3)
+    motion[:2, 2] = (2.75, -1.5)
+    if look_name == "element-warped":
+        motion[0, 1] = 0.01  # not a pure shift: the general bicubic path
+    matte = _matte(h, w, 5)
+    plate = (rng.random((h, w, 3)) * 2).astype(np.float32)
+    old_element, old_comp = _old_pixels(carry, motion, 1001, (plate.copy(), matte, None))
+    delivered = variation._Carry._pixels(carry, motion, 1001, (plate.copy(), matte, None))
+    new_element, new_comp = delivered.element, delivered.proxy_rgb
+    keep = matte > 0
+    assert len(variation.matte_spans(matte[: h, :], frames.Window(0, 0, w, h))) > 1
+    assert np.array_equal(new_element[keep].view(np.uint16), old_element[keep].view(np.uint16))
+    assert np.array_equal(new_comp.view(np.uint32), old_comp.view(np.uint32))  # all of it: alpha 0 is the plate
+    assert not new_element[~keep].view(np.uint16).any()  # +0 in every channel, no −0, no NaN
+    assert (np.signbit(old_element[~keep]) & (old_element[~keep] == 0)).any()  # the old path had −0 there
+
+
+def _grain_profile():
+    from .test_grain import _profile
+
+    return _profile(0.02)
+
+
+def test_the_matte_spans_hold_every_matte_pixel_exactly_once_and_less_than_the_box():
+    for seed, tile in [(0, 1), (1, 5), (2, 8), (3, 32)]:
+        matte = _matte(97, 151, seed)
+        box = frames.alpha_bbox(matte, frames.Window(0, 0, 151, 97))
+        sub = matte[box.y : box.y + box.height, box.x : box.x + box.width]
+        count = np.zeros(matte.shape, int)
+        for s in variation.matte_spans(sub, box, tile):
+            assert box.x <= s.x and s.x + s.width <= box.x + box.width and box.y <= s.y
+            assert s.y + s.height <= box.y + box.height
+            count[s.y : s.y + s.height, s.x : s.x + s.width] += 1
+        assert count.max() == 1 and (count[matte > 0] == 1).all()
+        if tile <= 8:
+            assert count.sum() < 0.8 * box.width * box.height
+    assert variation.matte_spans(np.zeros((5, 5), np.float32), frames.Window(0, 0, 5, 5)) == []
+
+
+def test_each_matte_frames_box_is_found_once_per_request_and_again_when_the_file_changes(
+    small_demo_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    boxes: list[int] = []
+    real_bbox = frames.alpha_bbox
+    monkeypatch.setattr(frames, "alpha_bbox", lambda *a: boxes.append(1) or real_bbox(*a))
+    _cold()
+    first = generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
+    assert 0 < len(boxes) <= len(first.frames)  # card, its check and the frames: one box a matte frame
+    boxes.clear()
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
+    assert boxes == []
+    path = frame_path(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c").matte_pattern, first.frames[0])
+    st = Path(path).stat()
+    import os
+
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=8))
+    assert len(boxes) == 1  # the changed file's box, found again
+    assert _written(tmp_path / "b") == _written(tmp_path / "c")
