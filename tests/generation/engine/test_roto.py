@@ -299,3 +299,27 @@ def test_the_cut_may_take_back_the_inside_of_a_matte_flow_lost(swan):
     taken = cut_band(plates[1], grown, seen, interior=True)
     assert _iou(taken, truth[1002]) > _iou(kept, truth[1002]) + 0.05
     assert (taken[water] < 0.5).mean() > (kept[water] < 0.5).mean() + 0.2
+
+
+def test_a_segment_falls_back_to_plain_flow_when_its_key_frames_say_the_stages_hurt(swan, monkeypatch):
+    """The self-check carries each key frame to the other: on the swan the stages win and stay; with a cut that
+    ruins every matte (as a stage tuned on other footage might), plain flow wins at both keys and is used."""
+    plates, truth = swan
+    keys = _keys(truth, FIRST, FIRST + COUNT - 1)
+    honest = _shot(plates)
+    kept = honest.pass_(keys)
+    assert honest.checks[(FIRST, FIRST + COUNT - 1)]["fallback"] is False
+    import generation.engine.roto as roto
+
+    monkeypatch.setattr(roto, "cut_band", lambda image, matte, seen, interior=False: np.roll(matte, 15, axis=1))
+    unchecked = _shot(plates, self_check=False).pass_(keys)
+    guarded = _shot(plates)
+    fell_back = guarded.pass_(keys)
+    check = guarded.checks[(FIRST, FIRST + COUNT - 1)]
+    assert check["fallback"] is True and all(f > s for f, s in zip(check["flow"], check["full"], strict=True))
+    plain = _shot(plates, self_check=False, photometric=False, colour=False, untrusted_islands=False, cut=False)
+    assert all(np.array_equal(fell_back[f], m) for f, m in plain.pass_(keys).items())
+    inner = range(FIRST + 1, FIRST + COUNT - 1)
+    mean = lambda mattes: np.mean([_iou(mattes[f], truth[f]) for f in inner])  # noqa: E731
+    assert mean(fell_back) > mean(unchecked) + 0.1 and mean(fell_back) > 0.8
+    assert mean(kept) >= mean(fell_back) - 0.02  # on footage the stages suit, they are kept
