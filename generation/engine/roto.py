@@ -118,6 +118,10 @@ class RotoOptions:
     # Trust a carried pixel only as far as it looks like its source in the key frame (roto_flow.photometric;
     # bench: camel +0.02 J&F, horsejump-high -0.07 and car-shadow -0.02 without the two below)
     photometric: bool = True
+    # The photometric check with the light's change taken out (roto_flow.RELIGHT_SIGMA), for shadows and
+    # reflections sliding over the object. Off: chosen on camel, kite-surf, horsejump-high every 2nd frame it
+    # lost (J&F 0.900/0.682/0.848 -> 0.895/0.683/0.837); on car-shadow, whose reflections motivated it, +0.012
+    relight: bool = False
     cut_interior: bool = True  # the cut may also decide the inside of the matte where flow lost it (camel +0.01)
     # drop separate parts flow did not vouch for, farther from the object than the key frames' own parts lie
     # (horsejump-high +0.14 with the photometric trust; kite-surf -0.02)
@@ -275,7 +279,7 @@ class RotoShot:
     def _proxy_matte(self, matte: np.ndarray) -> np.ndarray:
         return _resize(matte.astype(np.float32), self.proxy_size, True)
 
-    def _carry(self, a: int | None, b: int | None, keys: Mapping[int, np.ndarray], span: range, photometric: bool):
+    def _carry(self, a, b, keys: Mapping[int, np.ndarray], span: range, photometric: bool, relight: bool = False):
         """Per frame of ``span``: [(matte, trust, nearness, steps)] carried from key a forward and key b backward.
 
         Mattes and trust are proxy-size float32; nearness is the frame's distance in time to the *other* key,
@@ -285,11 +289,11 @@ class RotoShot:
         i0 = self.frames.start
         photo = self._proxies if photometric else None
         if a is not None:
-            mattes, trusts = carry(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0, photo)
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0, photo, relight)
             for f, m, t in zip(span, mattes, trusts, strict=True):
                 carried[f].append((m, t, span.stop - f if b is not None else 1, f - a))
         if b is not None:
-            mattes, trusts = carry(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0, photo)
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0, photo, relight)
             for f, m, t in zip(reversed(span), mattes, trusts, strict=True):
                 carried[f].append((m, t, f - span.start + 1 if a is not None else 1, b - f))
         return carried
@@ -298,7 +302,7 @@ class RotoShot:
         options = self.options
         if options.self_check and a is not None and b is not None:
             options = self.self_check(a, b, keys)
-        carried = self._carry(a, b, keys, span, options.photometric)
+        carried = self._carry(a, b, keys, span, options.photometric, options.relight)
         model = self._train(a, b, keys) if options.model else None
         ends = [f for f in (a, b) if f is not None]
         table = self._colour_table(ends, keys) if options.colour else None
@@ -358,7 +362,7 @@ class RotoShot:
             speck, reach = smallest_part(key) / 2, part_reach(key) * REACH_SLACK
             for name, options in (("full", base), ("flow", plain)):
                 photo = self._proxies if options.photometric else None
-                mattes, trusts = carry(self.flow, key, source - i0, stop, photo)
+                mattes, trusts = carry(self.flow, key, source - i0, stop, photo, options.relight)
                 arrived = [(mattes[-1], trusts[-1], 1, abs(target - source))]
                 said = table if options.colour else None
                 hard = self._stages(target, arrived, options, said, speck, reach) >= 0.5

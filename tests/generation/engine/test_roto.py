@@ -323,3 +323,24 @@ def test_a_segment_falls_back_to_plain_flow_when_its_key_frames_say_the_stages_h
     mean = lambda mattes: np.mean([_iou(mattes[f], truth[f]) for f in inner])  # noqa: E731
     assert mean(fell_back) > mean(unchecked) + 0.1 and mean(fell_back) > 0.8
     assert mean(kept) >= mean(fell_back) - 0.02  # on footage the stages suit, they are kept
+
+
+def test_a_relit_comparison_trusts_a_pixel_whose_light_changed_and_still_not_another_colour():
+    """A shadow falls over the whole object on the last frame: its colour is 40 % darker than the key's, so the
+    raw comparison distrusts it; relit (``relight``) it matches again, and a different colour still does not."""
+    n, h, w = 4, 48, 128
+    key = np.zeros((h, w), np.float32)
+    key[:, 40:80] = 1.0
+    flow = _drifting_flow(n, h, w, 1.0)
+    image = np.full((h, w, 3), (40, 90, 160), np.uint8)  # the surroundings
+    image[:, 40:80] = (200, 120, 60)  # the object, moving right one pixel a frame
+    images = [np.roll(image, k, axis=1) for k in range(n)]
+    last = images[3].astype(np.float32) * 0.6  # the shadow: everything in view 40 % darker
+    last[:, 53:63] = (20, 160, 40)  # and something else where the object should be
+    images[3] = np.clip(last + 0.5, 0, 255).astype(np.uint8)
+    _, raw = carry(flow, key, 0, n, images)
+    _, relit = carry(flow, key, 0, n, images, relight=True)
+    lit = np.s_[:, 46:49]  # the object, in the shadow, away from the other colour and the edges
+    assert raw[-1][lit].max() < 0.1 and relit[-1][lit].min() > 0.9
+    assert relit[-1][:, 56:60].max() < 0.1, "a different colour is not the light changing"
+    assert np.allclose(relit[0], raw[0], atol=1e-4)  # unchanged light: the same trust
