@@ -22,6 +22,11 @@ How a pass makes a frame's matte (all at the shot's proxy size except the last s
    frame's own colours and edges: the background a moving object drags along, the edge where flow drifted;
 5. the edge pass: a guided filter at full resolution gives soft, sub-pixel edges on a narrow band.
 
+Steps 1-4's choices (photometric trust, colour, islands, cut) were made on six DAVIS sequences. Each segment
+checks them against its own key frames first (:meth:`RotoShot.self_check`): each key is carried across the
+segment to the other and made a matte by those stages and by plain flow; if plain flow wins at both keys, the
+segment is made by plain flow.
+
 Corrections stick: a frame between key frames a and b depends on a, b and the plate only, so adding or fixing
 key frame k recomputes exactly the frames between k's neighbouring key frames (:func:`frames_affected`);
 frames before the first key (after the last) depend on that key alone. Locked frames keep the matte they had.
