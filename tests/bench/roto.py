@@ -357,7 +357,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--no-photometric", action="store_true", help="flow trust without the photometric check (ablation)"
     )
     parser.add_argument("--no-islands", action="store_true", help="keep the untrusted far islands (ablation)")
-    parser.add_argument("--no-self-check", action="store_true", help="no per-segment fallback to flow (ablation)")
+    parser.add_argument(
+        "--self-check", action="store_true", help="per-segment fallback to flow (RotoOptions.self_check)"
+    )
     parser.add_argument("--relight", action="store_true", help="the photometric check relit (RotoOptions.relight)")
     parser.add_argument("--sequences", help="comma-separated sequence names (default: every sequence in DIR)")
     parser.add_argument("--no-generalise", action="store_true", help="skip the unseen variants and Beachball")
@@ -374,7 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
         cut=not args.no_cut,
         photometric=not args.no_photometric,
         untrusted_islands=not args.no_islands,
-        self_check=not args.no_self_check,
+        self_check=args.self_check,
         relight=args.relight,
     )
     names = sorted(p.name for p in data.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())

@@ -306,14 +306,14 @@ def test_a_segment_falls_back_to_plain_flow_when_its_key_frames_say_the_stages_h
     ruins every matte (as a stage tuned on other footage might), plain flow wins at both keys and is used."""
     plates, truth = swan
     keys = _keys(truth, FIRST, FIRST + COUNT - 1)
-    honest = _shot(plates)
+    honest = _shot(plates, self_check=True)
     kept = honest.pass_(keys)
     assert honest.checks[(FIRST, FIRST + COUNT - 1)]["fallback"] is False
     import generation.engine.roto as roto
 
     monkeypatch.setattr(roto, "cut_band", lambda image, matte, seen, interior=False: np.roll(matte, 15, axis=1))
     unchecked = _shot(plates, self_check=False).pass_(keys)
-    guarded = _shot(plates)
+    guarded = _shot(plates, self_check=True)
     fell_back = guarded.pass_(keys)
     check = guarded.checks[(FIRST, FIRST + COUNT - 1)]
     assert check["fallback"] is True and all(f > s for f, s in zip(check["flow"], check["full"], strict=True))
