@@ -22,6 +22,11 @@ How a pass makes a frame's matte (all at the shot's proxy size except the last s
    frame's own colours and edges: the background a moving object drags along, the edge where flow drifted;
 5. the edge pass: a guided filter at full resolution gives soft, sub-pixel edges on a narrow band.
 
+Steps 1-4's choices (photometric trust, colour, islands, cut) were made on six DAVIS sequences. With
+``RotoOptions.self_check`` (off: measured, it misjudged dog) each segment checks them against its own key
+frames first (:meth:`RotoShot.self_check`): each key is carried across the segment to the other and made a
+matte by those stages and by plain flow; if plain flow wins at both keys, the segment is made by plain flow.
+
 Corrections stick: a frame between key frames a and b depends on a, b and the plate only, so adding or fixing
 key frame k recomputes exactly the frames between k's neighbouring key frames (:func:`frames_affected`);
 frames before the first key (after the last) depend on that key alone. Locked frames keep the matte they had.
@@ -32,6 +37,7 @@ Mattes are float32 (H, W) 0..1 at the plate's full size; frame numbers are the p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +56,8 @@ ROUND_TRIPS = (4, 8, 16)  # frames out and back: short, medium and long drift fo
 MINOR_PART = 0.005  # of the largest part's area: smaller parts of a key frame are specks, not drawn parts
 REACH_SLACK = 1.25  # parts move apart a little within a segment
 DEFAULT_PROXY_LONG_SIDE = 854  # DAVIS' 480p: flow and the model are affordable there on two CPU cores
+# The stages :meth:`RotoShot.self_check` turns off for a segment whose key frames say plain flow does better.
+CHECKED_STAGES = ("photometric", "colour", "untrusted_islands", "cut")
 
 
 class RotoError(ValueError):
@@ -115,10 +123,20 @@ class RotoOptions:
     # Trust a carried pixel only as far as it looks like its source in the key frame (roto_flow.photometric;
     # bench: camel +0.02 J&F, horsejump-high -0.07 and car-shadow -0.02 without the two below)
     photometric: bool = True
+    # The photometric check with the light's change taken out (roto_flow.RELIGHT_SIGMA), for shadows and
+    # reflections sliding over the object. Off: chosen on camel, kite-surf, horsejump-high every 2nd frame it
+    # lost (J&F 0.900/0.682/0.848 -> 0.895/0.683/0.837); on car-shadow, whose reflections motivated it, +0.012
+    relight: bool = False
     cut_interior: bool = True  # the cut may also decide the inside of the matte where flow lost it (camel +0.01)
     # drop separate parts flow did not vouch for, farther from the object than the key frames' own parts lie
     # (horsejump-high +0.14 with the photometric trust; kite-surf -0.02)
     untrusted_islands: bool = True
+    # Per segment, its two key frames judge the stages above (:meth:`RotoShot.self_check`): each key is carried
+    # to the other and made into a matte by the stages and by plain flow; the segment falls back to plain flow
+    # if that beats the stages at both key frames. Off: on the full bench it fell back on car-shadow (J&F
+    # 0.917 -> 0.933) and on dog, wrongly (0.824 -> 0.669; every 2nd frame 0.845 -> 0.702): a key carried over
+    # the whole segment is a poor judge of the frames inside it, which have a key on each side.
+    self_check: bool = False
     train_steps: int = 150
     model_long_side: int = 854  # the model sees context, not detail (the edge pass brings detail back)
     seed: int = 0
@@ -140,6 +158,8 @@ class RotoShot:
     options: RotoOptions = field(default_factory=RotoOptions)
     progress: Callable[[int, int, str], None] | None = None
     mattes: dict[int, np.ndarray] = field(default_factory=dict, init=False)
+    # Per segment (key a, key b): whether its self-check fell back to plain flow, and J of both at both keys.
+    checks: dict[tuple, dict] = field(default_factory=dict, init=False)
     _segments: dict[tuple, dict[int, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -265,7 +285,7 @@ class RotoShot:
     def _proxy_matte(self, matte: np.ndarray) -> np.ndarray:
         return _resize(matte.astype(np.float32), self.proxy_size, True)
 
-    def _carry(self, a: int | None, b: int | None, keys: Mapping[int, np.ndarray], span: range):
+    def _carry(self, a, b, keys: Mapping[int, np.ndarray], span: range, photometric: bool, relight: bool = False):
         """Per frame of ``span``: [(matte, trust, nearness, steps)] carried from key a forward and key b backward.
 
         Mattes and trust are proxy-size float32; nearness is the frame's distance in time to the *other* key,
@@ -273,46 +293,90 @@ class RotoShot:
         """
         carried: dict[int, list] = {f: [] for f in span}
         i0 = self.frames.start
+        photo = self._proxies if photometric else None
         if a is not None:
-            mattes, trusts = carry(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0, self._photo())
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[a]), a - i0, span.stop - i0, photo, relight)
             for f, m, t in zip(span, mattes, trusts, strict=True):
                 carried[f].append((m, t, span.stop - f if b is not None else 1, f - a))
         if b is not None:
-            mattes, trusts = carry(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0, self._photo())
+            mattes, trusts = carry(self.flow, self._proxy_matte(keys[b]), b - i0, span.start - 1 - i0, photo, relight)
             for f, m, t in zip(reversed(span), mattes, trusts, strict=True):
                 carried[f].append((m, t, f - span.start + 1 if a is not None else 1, b - f))
         return carried
 
-    def _photo(self):
-        return self._proxies if self.options.photometric else None
-
     def _compute_segment(self, a, b, keys, span: range) -> dict[int, np.ndarray]:
-        carried = self._carry(a, b, keys, span)
-        model = self._train(a, b, keys) if self.options.model else None
-        table = self._colour_table(a, b, keys) if self.options.colour else None
-        speck = min(smallest_part(self._proxy_matte(keys[f])) for f in (a, b) if f is not None) / 2
-        reach = max(part_reach(self._proxy_matte(keys[f])) for f in (a, b) if f is not None) * REACH_SLACK
+        options = self.options
+        if options.self_check and a is not None and b is not None:
+            options = self.self_check(a, b, keys)
+        carried = self._carry(a, b, keys, span, options.photometric, options.relight)
+        model = self._train(a, b, keys) if options.model else None
+        ends = [f for f in (a, b) if f is not None]
+        table = self._colour_table(ends, keys) if options.colour else None
+        speck = min(smallest_part(self._proxy_matte(keys[f])) for f in ends) / 2
+        reach = max(part_reach(self._proxy_matte(keys[f])) for f in ends) * REACH_SLACK
         out = {}
         for n, f in enumerate(span):
-            fused, trust, seen = fuse(carried[f])
-            if table is not None:
-                # The colour model speaks where flow is not trusted: occluded or revealed on the way (the
-                # consistency test) and, more and more, far from both key frames (trust fades per step).
-                fused = colour_mend(table[0], self._proxies[f - self.frames.start], fused, trust, table[1])
-            if model is not None:
-                small = self._model_image(f)
-                size = small.shape[:2]
-                mended = mend(model, small, _resize(fused, size, True), _resize(trust, size, True), self.options.device)
-                fused = _resize(mended, self.proxy_size, False)
-            if self.options.specks:
-                fused = drop_specks(fused, speck)
-            if self.options.untrusted_islands:
-                fused = drop_untrusted_islands(fused, seen, reach)
-            if self.options.cut:
-                fused = cut_band(self._proxies[f - self.frames.start], fused, seen, self.options.cut_interior)
+            fused = self._stages(f, carried[f], options, table, speck, reach, model)
             out[f] = self._finish(f, fused)
             self._report(n + 1, len(span), "matte")
         return out
+
+    def _stages(self, f: int, carried: list, options: RotoOptions, table, speck: float, reach: float, model=None):
+        """The proxy-size matte of frame ``f`` from its carried mattes: fusion, colour, model, islands, cut."""
+        image = self._proxies[f - self.frames.start]
+        fused, trust, seen = fuse(carried)
+        if table is not None:
+            # The colour model speaks where flow is not trusted: occluded or revealed on the way (the
+            # consistency test) and, more and more, far from both key frames (trust fades per step).
+            fused = colour_mend(table[0], image, fused, trust, table[1])
+        if model is not None:
+            small = self._model_image(f)
+            size = small.shape[:2]
+            mended = mend(model, small, _resize(fused, size, True), _resize(trust, size, True), options.device)
+            fused = _resize(mended, self.proxy_size, False)
+        if options.specks:
+            fused = drop_specks(fused, speck)
+        if options.untrusted_islands:
+            fused = drop_untrusted_islands(fused, seen, reach)
+        if options.cut:
+            fused = cut_band(image, fused, seen, options.cut_interior)
+        return fused
+
+    def self_check(self, a: int, b: int, keys: Mapping[int, np.ndarray]) -> RotoOptions:
+        """The options for segment (a, b): the pass's own, or plain flow if its key frames say the stages hurt.
+
+        Each key frame is carried by flow across the whole segment to the other one and made into a matte twice,
+        learning from the key it left only (its colour model, its parts): by the pass's stages, and with
+        :data:`CHECKED_STAGES` all off (plain flow, specks dropped). J (IoU at proxy size) against the key frame
+        it arrived at scores each. The segment falls back to plain flow only when that beats the full pass at
+        *both* key frames (no margin to tune; one key frame alone can be luck). The key frames are the only
+        truth a shot has, and a key carried over the segment's whole length meets more than any frame inside
+        it. Recorded in :attr:`checks`; deterministic (the same key frames and plates, the same choice).
+
+        Turning single stages off by the same test was measured and is not done: the differences at the two
+        key frames were a few hundredths, and following them cost horsejump-high's stride-2 variant 0.01 J&F.
+        """
+        base = self.options
+        plain = dataclasses.replace(base, **dict.fromkeys(CHECKED_STAGES, False))
+        i0 = self.frames.start
+        scores: dict[str, list[float]] = {"full": [], "flow": []}
+        for source, target in ((a, b), (b, a)):
+            key = self._proxy_matte(keys[source])
+            truth = self._proxy_matte(keys[target]) >= 0.5
+            stop = target - i0 + (1 if target > source else -1)
+            table = self._colour_table([source], keys) if base.colour else None
+            speck, reach = smallest_part(key) / 2, part_reach(key) * REACH_SLACK
+            for name, options in (("full", base), ("flow", plain)):
+                photo = self._proxies if options.photometric else None
+                mattes, trusts = carry(self.flow, key, source - i0, stop, photo, options.relight)
+                arrived = [(mattes[-1], trusts[-1], 1, abs(target - source))]
+                said = table if options.colour else None
+                hard = self._stages(target, arrived, options, said, speck, reach) >= 0.5
+                union = np.logical_or(hard, truth).sum()
+                scores[name].append(float(np.logical_and(hard, truth).sum() / union) if union else 1.0)
+        fallback = all(f > s for f, s in zip(scores["flow"], scores["full"], strict=True))
+        self.checks[(a, b)] = {"fallback": fallback, **{n: [round(v, 4) for v in s] for n, s in scores.items()}}
+        return plain if fallback else base
 
     def _train(self, a, b, keys):
         """The segment's model, trained on its bounding key frames and what flow does to them.
@@ -345,9 +409,8 @@ class RotoShot:
         finally:
             torch.set_num_threads(threads)
 
-    def _colour_table(self, a, b, keys) -> tuple[np.ndarray, float]:
-        """The segment's colour model from its key frames, and how reliable it proved on them."""
-        ends = [f for f in (a, b) if f is not None]
+    def _colour_table(self, ends: Sequence[int], keys) -> tuple[np.ndarray, float]:
+        """The segment's colour model from its key frames ``ends``, and how reliable it proved on them."""
         images = [self._proxies[f - self.frames.start] for f in ends]
         mattes = [self._proxy_matte(keys[f]) for f in ends]
         if len(ends) == 2:  # each key frame judges the model learned from the other

@@ -25,6 +25,10 @@ STEP_TRUST = 0.97
 # over a neighbourhood of PHOTO_SIGMA px; full trust up to half the tolerance, none beyond it.
 PHOTO_TOLERANCE = 40.0
 PHOTO_SIGMA = 2.0
+# Relit comparison (``relight``): the source's colour is first scaled by the ratio of the two frames' local
+# brightness (luma blurred over RELIGHT_SIGMA of the long side), so a shadow, a cloud or a reflection sliding
+# over the object changes what is compared no more than the light does. Hue and local contrast still count.
+RELIGHT_SIGMA = 1 / 100
 
 
 def _dis() -> cv2.DISOpticalFlow:
@@ -119,7 +123,12 @@ def propagate(flow: ShotFlow, matte: np.ndarray, start: int, stop: int) -> tuple
 
 
 def carry(
-    flow: ShotFlow, matte: np.ndarray, start: int, stop: int, images: Sequence[np.ndarray] | None = None
+    flow: ShotFlow,
+    matte: np.ndarray,
+    start: int,
+    stop: int,
+    images: Sequence[np.ndarray] | None = None,
+    relight: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """:func:`propagate` by accumulated warps: each frame samples the key matte once, at where its pixels came from.
 
@@ -132,7 +141,8 @@ def carry(
     ``images`` (the shot's (H, W, 3) uint8 proxies, indexed like the flow): when given, each frame's trust is
     also multiplied by :func:`photometric` agreement between the frame and the key frame at the carried
     positions, so a pixel the flow dragged along with the object (background between legs, revealed behind
-    it) but that does not look like where it claims to come from is not trusted.
+    it) but that does not look like where it claims to come from is not trusted; ``relight``: compared as
+    :func:`photometric` says, with the light's change taken out.
     """
     direction = 1 if stop > start else -1
     h, w = matte.shape
@@ -152,16 +162,28 @@ def carry(
         if images is None:
             trusts.append(trust)
         else:
-            trusts.append(trust * photometric(images[start], images[t + direction], where))
+            trusts.append(trust * photometric(images[start], images[t + direction], where, relight))
     return mattes, trusts
 
 
-def photometric(key_image: np.ndarray, image: np.ndarray, where: np.ndarray) -> np.ndarray:
+def _local_luma(image: np.ndarray) -> np.ndarray:
+    sigma = RELIGHT_SIGMA * max(image.shape[:2])
+    return cv2.GaussianBlur(grey(image).astype(np.float32), (0, 0), sigma)
+
+
+def photometric(key_image: np.ndarray, image: np.ndarray, where: np.ndarray, relight: bool = False) -> np.ndarray:
     """Float32 (H, W) 0..1: how well ``image``'s pixels match ``key_image`` sampled at ``where`` (their carried
-    positions in the key frame), on a small neighbourhood; 1 for a match, falling to 0 past :data:`PHOTO_TOLERANCE`."""
-    source = cv2.remap(
-        key_image.astype(np.float32), where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    positions in the key frame), on a small neighbourhood; 1 for a match, falling to 0 past :data:`PHOTO_TOLERANCE`.
+
+    ``relight``: the key frame's colour is first scaled by the local brightness ratio of the two frames (see
+    :data:`RELIGHT_SIGMA`), so a pixel whose light changed but whose colour relative to its surroundings did
+    not still matches.
+    """
+    xs, ys = where[..., 0], where[..., 1]
+    source = cv2.remap(key_image.astype(np.float32), xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if relight:
+        lit = cv2.remap(_local_luma(key_image), xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        source *= ((_local_luma(image) + 1.0) / (lit + 1.0))[..., None]
     diff = np.abs(source - image.astype(np.float32)).mean(-1)
     diff = cv2.GaussianBlur(diff, (0, 0), PHOTO_SIGMA)
     return np.clip(1.0 - (diff - PHOTO_TOLERANCE / 2) / (PHOTO_TOLERANCE / 2), 0.0, 1.0).astype(np.float32)

@@ -12,6 +12,15 @@ as the mean over sequences, with both references computed in the same run on the
 - fps_480p: frames per second of a whole first pass (flow, training, mattes, edge pass) on the first
   sequence at its own size; fps_2k: the same on its first frames upscaled to 2048 px wide, scene-linear float.
 Layout: DIR/<seq>/frames/*.jpg|png and DIR/<seq>/masks/*.png (0/255, same index as the frame).
+
+Generalisation (``generalisation`` in the JSON, ``--no-generalise`` skips it): the six sequences were all used
+to choose the defaults, so the same first/last measure (ours and both references, same run, same flow) is taken
+on variants nobody tuned on: every second frame (``stride2``: twice the motion per step, half the frames) and
+every third (``stride3``), the sequences played backwards (``reverse``, with ``--reverse``), and OpenEXR's
+Beachball (a scene-linear EXR render with its alpha as the truth, at 854 px). ``--sensitivity`` adds a sweep of
+the main thresholds, each ×0.7 and ×1.3 (STEP_TRUST's per-step loss, not the trust itself), on the ``stride2``
+variant with its flow computed once: a flat J&F around the defaults says they are not fitted to the six.
+``--sequences a,b`` restricts any run to those sequences.
 """
 
 from __future__ import annotations
@@ -20,13 +29,15 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 import OpenImageIO as oiio
 
+from generation.engine import roto, roto_colour, roto_cut, roto_flow
 from generation.engine.roto import RotoOptions, RotoShot
 from generation.engine.roto_flow import propagate
 from tests.realdata import find_testdata
@@ -52,6 +63,30 @@ def load_sequence(folder: Path, limit: int | None = None) -> tuple[list[np.ndarr
     frames = frames[:limit] if limit else frames
     plates = [_read(p)[..., :3] for p in frames]
     masks = [(_read(folder / "masks" / f"{p.stem}.png")[..., 0] > 127).astype(np.float32) for p in frames]
+    return plates, masks
+
+
+def load_beachball(folder: Path, long_side: int = 854) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """OpenEXR's Beachball (left eye, 8 frames): scene-linear float RGB plates and alpha > 0.5 as the truth.
+
+    Each frame's data window moves with the ball: frames are placed in the display window, cropped to the
+    union of the data windows and scaled (area) to ``long_side``, so the shot is its own proxy as in the bench.
+    """
+    bufs = [oiio.ImageBuf(str(p)) for p in sorted(folder.glob("singlepart.*.exr"))]
+    full = bufs[0].spec().full_width, bufs[0].spec().full_height
+    x0 = max(0, min(b.spec().x for b in bufs))
+    y0 = max(0, min(b.spec().y for b in bufs))
+    x1 = min(full[0], max(b.spec().x + b.spec().width for b in bufs))
+    y1 = min(full[1], max(b.spec().y + b.spec().height for b in bufs))
+    scale = long_side / max(x1 - x0, y1 - y0)
+    size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+    plates, masks = [], []
+    for buf in bufs:
+        roi = oiio.ROI(x0, x1, y0, y1, 0, 1, 0, 4)
+        pixels = np.asarray(buf.get_pixels(oiio.FLOAT, roi), np.float32)  # outside the data window: 0
+        rgba = cv2.resize(np.nan_to_num(pixels), size, interpolation=cv2.INTER_AREA)
+        plates.append(np.ascontiguousarray(np.maximum(rgba[..., :3], 0.0)))
+        masks.append((rgba[..., 3] > 0.5).astype(np.float32))
     return plates, masks
 
 
@@ -173,16 +208,118 @@ def keyframes_needed(method, masks: list[np.ndarray], cap: int) -> int:
     return len(keys)
 
 
+def first_last(shot: RotoShot, masks: list[np.ndarray]) -> dict[str, float]:
+    """J&F (and J) from the first and last frame as key frames: ours and both references, on ``shot``'s flow."""
+    keys = {0: masks[0], len(masks) - 1: masks[-1]}
+    methods = {"ours": ours(shot), "flow": plain_flow(shot), "interpolation": interpolation(masks)}
+    row: dict[str, float] = {"frames": len(masks)}
+    for name, method in methods.items():
+        js, jf = scores(method(keys), masks, keys)
+        row[f"jf_{name}"] = round(jf, 4)
+        row[f"j_{name}"] = round(float(np.mean(list(js.values()))), 4)
+    return row
+
+
+def variant(plates: list, masks: list, name: str) -> tuple[list, list]:
+    """A sequence nobody tuned on, made from a real one: ``stride2`` / ``stride3`` (every n-th frame), ``reverse``."""
+    if name.startswith("stride"):
+        n = int(name[len("stride") :])
+        return plates[::n], masks[::n]
+    if name == "reverse":
+        return plates[::-1], masks[::-1]
+    raise ValueError(f"unknown variant {name}")
+
+
+# (module, constant, how it is varied): the thresholds the defaults rest on. STEP_TRUST is swept by its loss.
+SWEEP = (
+    (roto_flow, "PHOTO_TOLERANCE", "value"),
+    (roto_cut, "BAND", "value"),
+    (roto_colour, "BAND", "value"),
+    (roto_flow, "STEP_TRUST", "loss"),
+    (roto, "REACH_SLACK", "value"),
+)
+
+
+@contextmanager
+def scaled(module, constant: str, how: str, factor: float) -> Iterator[float]:
+    """The engine with one threshold scaled by ``factor`` (restored after); yields the value used."""
+    old = getattr(module, constant)
+    new = 1 - (1 - old) * factor if how == "loss" else old * factor
+    twins = [m for m in (roto, roto_flow) if constant == "STEP_TRUST" and hasattr(m, constant)]
+    try:
+        for m in twins or [module]:
+            setattr(m, constant, new)
+        yield new
+    finally:
+        for m in twins or [module]:
+            setattr(m, constant, old)
+
+
+def sensitivity(shots: dict[str, tuple[RotoShot, list]], factors=(0.7, 1.3)) -> dict:
+    """Mean J&F first/last over ``shots`` with each :data:`SWEEP` threshold scaled by each factor in turn."""
+
+    def mean_jf() -> float:
+        values = []
+        for shot, masks in shots.values():
+            shot._segments.clear()
+            shot.mattes = {}
+            values.append(first_last_ours(shot, masks))
+        for shot, _ in shots.values():
+            shot._segments.clear()
+        return round(float(np.mean(values)), 4)
+
+    out: dict = {"sequences": sorted(shots), "factors": list(factors), "default": mean_jf()}
+    for module, constant, how in SWEEP:
+        key = f"{module.__name__.rsplit('.', 1)[-1]}.{constant}"
+        out[key] = {"default": getattr(module, constant)}
+        for factor in factors:
+            with scaled(module, constant, how, factor) as value:
+                out[key][f"x{factor}"] = {"value": round(value, 5), "jf": mean_jf()}
+        print(json.dumps({"sensitivity": {key: out[key]}}), flush=True)
+    return out
+
+
+def first_last_ours(shot: RotoShot, masks: list[np.ndarray]) -> float:
+    keys = {0: masks[0], len(masks) - 1: masks[-1]}
+    return scores(shot.pass_(keys), masks, keys)[1]
+
+
+def _means(rows: dict[str, dict]) -> dict[str, float]:
+    keys = [k for k in next(iter(rows.values())) if k.startswith(("jf_", "j_"))]
+    return {k: round(float(np.mean([r[k] for r in rows.values()])), 4) for k in keys}
+
+
+def generalisation(data: Path, names: list[str], variants: list[str], options: RotoOptions, sweep: bool) -> dict:
+    """First/last J&F with both references on the variants of ``names`` and on Beachball (see the docstring)."""
+    out: dict = {}
+    shots: dict[str, tuple[RotoShot, list]] = {}
+    for name in variants:
+        rows = {}
+        for seq in names:
+            plates, masks = variant(*load_sequence(data / seq), name)
+            shot = RotoShot(plates, proxy_long_side=max(plates[0].shape[:2]), options=options)
+            rows[seq] = first_last(shot, masks)
+            print(json.dumps({name: {seq: rows[seq]}}), flush=True)
+            if sweep and name == "stride2":
+                shot._segments.clear()
+                shots[seq] = (shot, masks)
+        out[name] = {"sequences": rows, "mean": _means(rows)}
+    beachball = (find_testdata() or Path("missing")) / "openexr-images" / "Beachball"
+    if beachball.is_dir():
+        plates, masks = load_beachball(beachball)
+        shot = RotoShot(plates, proxy_long_side=max(plates[0].shape[:2]), options=options)
+        out["beachball"] = first_last(shot, masks)
+        print(json.dumps({"beachball": out["beachball"]}), flush=True)
+    if sweep and shots:
+        out["sensitivity"] = sensitivity(shots)
+    return out
+
+
 def bench_sequence(plates, masks, cap: int, options: RotoOptions) -> dict[str, float]:
     # Proxy = the footage's own size, so flow is shared by both flow-based methods and the references.
     shot = RotoShot(plates, proxy_long_side=max(plates[0].shape[:2]), options=options)
     methods = {"ours": ours(shot), "flow": plain_flow(shot), "interpolation": interpolation(masks)}
-    first_last = {0: masks[0], len(masks) - 1: masks[-1]}
-    row: dict[str, float] = {"frames": len(masks)}
-    for name, method in methods.items():
-        js, jf = scores(method(first_last), masks, first_last)
-        row[f"jf_{name}"] = round(jf, 4)
-        row[f"j_{name}"] = round(float(np.mean(list(js.values()))), 4)
+    row = first_last(shot, masks)
     for name, method in methods.items():
         row[f"keys_{name}"] = keyframes_needed(method, masks, cap)
     row["jf_first_last"] = row.pop("jf_ours")
@@ -220,6 +357,15 @@ def main(argv: list[str] | None = None) -> dict:
         "--no-photometric", action="store_true", help="flow trust without the photometric check (ablation)"
     )
     parser.add_argument("--no-islands", action="store_true", help="keep the untrusted far islands (ablation)")
+    parser.add_argument(
+        "--self-check", action="store_true", help="per-segment fallback to flow (RotoOptions.self_check)"
+    )
+    parser.add_argument("--relight", action="store_true", help="the photometric check relit (RotoOptions.relight)")
+    parser.add_argument("--sequences", help="comma-separated sequence names (default: every sequence in DIR)")
+    parser.add_argument("--no-generalise", action="store_true", help="skip the unseen variants and Beachball")
+    parser.add_argument("--only-generalise", action="store_true", help="only the unseen variants (no key counts, fps)")
+    parser.add_argument("--reverse", action="store_true", help="also the sequences played backwards")
+    parser.add_argument("--sensitivity", action="store_true", help="sweep the main thresholds x0.7 / x1.3 on stride2")
     args = parser.parse_args(argv)
     data = args.data or (find_testdata() or Path("missing")) / "davis16"
     if not data.is_dir():
@@ -230,11 +376,25 @@ def main(argv: list[str] | None = None) -> dict:
         cut=not args.no_cut,
         photometric=not args.no_photometric,
         untrusted_islands=not args.no_islands,
+        self_check=args.self_check,
+        relight=args.relight,
     )
     names = sorted(p.name for p in data.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
     names = names[:2] if args.quick else names
+    if args.sequences:
+        wanted = args.sequences.split(",")
+        missing = sorted(set(wanted) - set(names))
+        if missing:
+            raise SystemExit(f"no sequences {missing} in {data}")
+        names = [n for n in names if n in wanted]
     limit = 24 if args.quick else None
     cv2.setNumThreads(1)
+    variants = ["stride2", "stride3"] + (["reverse"] if args.reverse else [])
+    if args.only_generalise:
+        result = {"data": str(data), "options": vars(options)}
+        result["generalisation"] = generalisation(data, names, variants, options, args.sensitivity)
+        print(json.dumps(result))
+        return result
     per_sequence = {}
     for name in names:
         plates, masks = load_sequence(data / name, limit)
@@ -256,6 +416,8 @@ def main(argv: list[str] | None = None) -> dict:
         "mean": mean,
         "goals": {"jf_first_last": ">= 0.85", "keyframes_vs_interpolation": "<= 0.45", "keyframes_vs_flow": "<= 0.75"},
     }
+    if not args.no_generalise and not args.quick:
+        result["generalisation"] = generalisation(data, names, variants, options, args.sensitivity)
     print(json.dumps(result))
     return result
 

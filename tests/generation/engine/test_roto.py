@@ -299,3 +299,48 @@ def test_the_cut_may_take_back_the_inside_of_a_matte_flow_lost(swan):
     taken = cut_band(plates[1], grown, seen, interior=True)
     assert _iou(taken, truth[1002]) > _iou(kept, truth[1002]) + 0.05
     assert (taken[water] < 0.5).mean() > (kept[water] < 0.5).mean() + 0.2
+
+
+def test_a_segment_falls_back_to_plain_flow_when_its_key_frames_say_the_stages_hurt(swan, monkeypatch):
+    """The self-check carries each key frame to the other: on the swan the stages win and stay; with a cut that
+    ruins every matte (as a stage tuned on other footage might), plain flow wins at both keys and is used."""
+    plates, truth = swan
+    keys = _keys(truth, FIRST, FIRST + COUNT - 1)
+    honest = _shot(plates, self_check=True)
+    kept = honest.pass_(keys)
+    assert honest.checks[(FIRST, FIRST + COUNT - 1)]["fallback"] is False
+    import generation.engine.roto as roto
+
+    monkeypatch.setattr(roto, "cut_band", lambda image, matte, seen, interior=False: np.roll(matte, 15, axis=1))
+    unchecked = _shot(plates, self_check=False).pass_(keys)
+    guarded = _shot(plates, self_check=True)
+    fell_back = guarded.pass_(keys)
+    check = guarded.checks[(FIRST, FIRST + COUNT - 1)]
+    assert check["fallback"] is True and all(f > s for f, s in zip(check["flow"], check["full"], strict=True))
+    plain = _shot(plates, self_check=False, photometric=False, colour=False, untrusted_islands=False, cut=False)
+    assert all(np.array_equal(fell_back[f], m) for f, m in plain.pass_(keys).items())
+    inner = range(FIRST + 1, FIRST + COUNT - 1)
+    mean = lambda mattes: np.mean([_iou(mattes[f], truth[f]) for f in inner])  # noqa: E731
+    assert mean(fell_back) > mean(unchecked) + 0.1 and mean(fell_back) > 0.8
+    assert mean(kept) >= mean(fell_back) - 0.02  # on footage the stages suit, they are kept
+
+
+def test_a_relit_comparison_trusts_a_pixel_whose_light_changed_and_still_not_another_colour():
+    """A shadow falls over the whole object on the last frame: its colour is 40 % darker than the key's, so the
+    raw comparison distrusts it; relit (``relight``) it matches again, and a different colour still does not."""
+    n, h, w = 4, 48, 128
+    key = np.zeros((h, w), np.float32)
+    key[:, 40:80] = 1.0
+    flow = _drifting_flow(n, h, w, 1.0)
+    image = np.full((h, w, 3), (40, 90, 160), np.uint8)  # the surroundings
+    image[:, 40:80] = (200, 120, 60)  # the object, moving right one pixel a frame
+    images = [np.roll(image, k, axis=1) for k in range(n)]
+    last = images[3].astype(np.float32) * 0.6  # the shadow: everything in view 40 % darker
+    last[:, 53:63] = (20, 160, 40)  # and something else where the object should be
+    images[3] = np.clip(last + 0.5, 0, 255).astype(np.uint8)
+    _, raw = carry(flow, key, 0, n, images)
+    _, relit = carry(flow, key, 0, n, images, relight=True)
+    lit = np.s_[:, 46:49]  # the object, in the shadow, away from the other colour and the edges
+    assert raw[-1][lit].max() < 0.1 and relit[-1][lit].min() > 0.9
+    assert relit[-1][:, 56:60].max() < 0.1, "a different colour is not the light changing"
+    assert np.allclose(relit[0], raw[0], atol=1e-4)  # unchanged light: the same trust
