@@ -4,7 +4,10 @@ Upscaler: a show upscaler is trained by the engine's own training (the one ``man
 :data:`RECIPE`) for a fixed number of optimiser steps (``--steps``; the seconds it took and the load average are
 reported, never budgeted, so the figure does not depend on the machine's load) on some sequences of the data
 (DAVIS 2016: blackswan, car-shadow, dog, horsejump-high, every ``--train-every``-th frame), then evaluated on frames
-it never saw: the other sequences (camel every 10th frame, kite-surf every 10th, Sintel every 3rd).
+it never saw: the other sequences (camel every 10th frame, kite-surf every 10th, Sintel every 3rd; ``--held-out``
+picks which: ``clean``, the default, from frame 5 of camel and kite-surf and frame 1 of Sintel, a rule fixed before
+any of them was looked at; ``first``, the earlier runs' set from frame 0, three of whose camel frames were looked at
+while the multi-frame recipe was first chosen).
 ``held_out_in_training`` counts the scored frames whose sha256 the upscaler's training manifest lists (0, checked).
 Each held-out frame is degrained and box-downscaled ×4 (:func:`upscale_training.degrade`, the very degradation the
 training learns to undo, with the held-out plate's own grain profile); the same low-resolution frame is upscaled ×4
