@@ -12,11 +12,15 @@ Here, for the reference frame ``ref`` of ``lows``:
 3. the output ``X`` starts as the reference's upscale and is refined by ``iterations`` Adam steps on
    ``Σ_k ‖box(warp_k(X)) − low_k‖²`` (in a 1/2.2 power encoding, so the error weighs as it is seen) plus
    ``prior`` × ``‖X − X₀‖²``: what every frame saw must be what the output, moved and box-filtered, gives back,
-   without straying far from the single-frame answer where the frames say nothing.
+   without straying far from the single-frame answer where the frames say nothing. Each neighbour's term is
+   weighted by how alike its sharpness is to the reference's (``sharpness_sigma``: the Laplacian's energy of the
+   two low-resolution frames; a fast pan blurs some frames and not others, and a neighbour sharper or blurrier
+   than the reference is not its picture moved); the term is still normalised by the trusted mask alone, so a
+   down-weighted neighbour gives way to the prior.
 
 The degradation model is the one the show upscaler is trained on (:func:`upscale_training.degrade`: a box
 downscale by ``factor``). The recipe's numbers (:class:`MultiFrameConfig`) were chosen on frames of the bench's
-*training* sequences only (dog, car-shadow; frames not in the upscaler's manifest), never on its held-out ones.
+*training* sequences only (frames not in the upscaler's manifest), never on its held-out ones.
 
 No Django. Pixels in and out are float32 (H, W, 3) scene-linear; deterministic for a thread count.
 """
@@ -46,6 +50,10 @@ class MultiFrameConfig:
     prior: float = 5.0
     fb_threshold: float = 1.0  # output pixels
     residual_threshold: float = 0.0  # encoded units; 0: off
+    robust_scale: float = 0.0  # encoded units: a neighbour's pixel weighs 1 / (1 + (r / scale)²); 0: off (it lost)
+    robust_from: int = 10  # the step from which the weights are re-estimated (every step after it)
+    robust_window: int = 3  # low-resolution pixels: the residual's neighbourhood the weight reads (odd)
+    sharpness_sigma: float = 0.15  # a neighbour weighs exp(-ln²(its detail / the reference's) / 2σ²); 0: off
 
 
 def _grey8(rgb: np.ndarray) -> np.ndarray:
@@ -97,6 +105,36 @@ def _agrees(start: torch.Tensor, grid: torch.Tensor, low: torch.Tensor, factor: 
     return (error < config.residual_threshold).float()
 
 
+def _robust_weight(error: torch.Tensor, config: MultiFrameConfig) -> torch.Tensor:
+    """Per low-resolution pixel, the Cauchy weight of a neighbour's residual (its squared error over the channels,
+    averaged over ``robust_window``²): a flow failure (water, spray, an occlusion the check missed) is spatially
+    coherent and loses weight smoothly; a lone edge pixel the single-frame answer got wrong keeps most of it."""
+    r2 = (error * error).mean(1, keepdim=True)
+    if config.robust_window > 1:
+        r2 = F.avg_pool2d(r2, config.robust_window, stride=1, padding=config.robust_window // 2,
+                          count_include_pad=False)
+    return 1.0 / (1.0 + r2 / config.robust_scale ** 2)
+
+
+_LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]
+_LUMA = torch.tensor([0.2126, 0.7152, 0.0722])[None, :, None, None]
+
+
+def _detail(low: torch.Tensor) -> torch.Tensor:
+    """Per low-resolution pixel, the squared Laplacian of the encoded luma: what motion blur takes away."""
+    return F.conv2d((_encoded(low) * _LUMA).sum(1, keepdim=True), _LAPLACE, padding=1) ** 2
+
+
+def _sharpness_weight(low: torch.Tensor, ref_low: torch.Tensor, config: MultiFrameConfig) -> float:
+    """A neighbour's weight from how its detail compares with the reference's, over the whole frames: a frame
+    blurred by a fast camera move (or sharper than a motion-blurred reference) is not the reference's picture
+    moved, and back-projecting it puts in detail the reference never had (or takes out what it has)."""
+    ours, theirs = float(_detail(low).mean()), float(_detail(ref_low).mean())
+    floor = 0.1 * theirs + 1e-12  # a flat frame (no detail at all) is no ratio to read
+    ratio = np.log((ours + floor) / (theirs + floor))
+    return float(np.exp(-ratio ** 2 / (2 * config.sharpness_sigma ** 2)))
+
+
 def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: int,
            config: MultiFrameConfig = MultiFrameConfig()) -> np.ndarray:
     """The multi-frame refinement of ``singles[ref]`` (see the module docstring). ``lows``: float32 (h, w, 3)
@@ -114,16 +152,25 @@ def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: 
     if config.residual_threshold:
         observations = [(grid, mask if grid is None else mask * _agrees(start, grid, low, factor, config), low)
                         for grid, mask, low in observations]
+    # each observation's weight: its trusted mask times how far it is the reference's picture moved; the data
+    # term is normalised by the mask alone, so a down-weighted neighbour gives way to the prior
+    base_weights = [mask if grid is None or not config.sharpness_sigma
+                    else mask * _sharpness_weight(low, observations[ref][2], config)
+                    for grid, mask, low in observations]
     x = start.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=config.lr)
-    for _ in range(config.iterations):
+    weights: list[torch.Tensor | None] = [None] * len(observations)
+    for step in range(config.iterations):
         optimiser.zero_grad(set_to_none=True)
         loss = config.prior * ((_encoded(x) - start_encoded) ** 2).mean()
-        for grid, mask, low in observations:
+        for k, (grid, mask, low) in enumerate(observations):
             moved = x if grid is None else F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
                                                          align_corners=True)
             error = _encoded(F.avg_pool2d(moved, factor)) - _encoded(low)
-            loss = loss + (mask * error * error).sum() / mask.sum().clamp(min=1.0)
+            if grid is not None and config.robust_scale and step >= config.robust_from:
+                weights[k] = _robust_weight(error.detach(), config)
+            weight = base_weights[k] if weights[k] is None else base_weights[k] * weights[k]
+            loss = loss + (weight * error * error).sum() / mask.sum().clamp(min=1.0)
         loss.backward()
         optimiser.step()
     return x.detach()[0].numpy().transpose(1, 2, 0).copy()

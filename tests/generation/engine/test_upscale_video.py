@@ -85,3 +85,31 @@ def test_each_frame_uses_the_neighbours_within_the_radius_inside_the_sequence() 
     with pytest.raises(upscale.UpscaleError):
         upscale_video.upscale_frames([np.zeros((8, 8, 3), np.float32), np.zeros((8, 9, 3), np.float32)], None,
                                      factor=FACTOR)
+
+
+def _motion_blurred(hr: np.ndarray, length: int) -> np.ndarray:
+    """A horizontal box blur of ``length`` output pixels: a fast camera pan's motion blur."""
+    t = torch.from_numpy(hr.transpose(2, 0, 1).copy())[:, None]
+    kernel = torch.full((1, 1, 1, length), 1.0 / length)
+    return F.conv2d(t, kernel, padding=(0, length // 2))[:, 0].numpy().transpose(1, 2, 0).copy()
+
+
+def test_neighbours_sharper_than_a_motion_blurred_frame_lose_their_weight() -> None:
+    """A frame blurred by a fast pan among sharp neighbours: they are not its picture moved, and back-projecting
+    them puts in detail the frame never had. Their detail (the Laplacian's energy) against the frame's takes their
+    weight away. The QC: with the weight off (``sharpness_sigma=0``) the same frames lose 1.7 dB, and frames alike
+    in sharpness keep their weight."""
+    canvas = _scene(3, HR + 8)
+    crops = [canvas[4 + dy:4 + dy + HR, 4 + dx:4 + dx + HR] for dy, dx in SHIFTS]
+    original = _motion_blurred(crops[0], 13)
+    lows = [_box(original)] + [_box(c) for c in crops[1:]]
+    single = upscale.lanczos(lows[0], HR, HR)
+    weighted = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0])[0]
+    off = upscale_video.MultiFrameConfig(sharpness_sigma=0.0)
+    unweighted = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0], config=off)[0]
+    assert _psnr(weighted, original) > _psnr(unweighted, original) + 1.0  # measured +1.66 dB
+    assert _psnr(weighted, original) > _psnr(single, original)  # measured +0.15 dB
+    sharp_original, sharp = _sequence(SHIFTS)
+    kept = upscale_video.upscale_frames(sharp, None, factor=FACTOR, indices=[0])[0]
+    unkept = upscale_video.upscale_frames(sharp, None, factor=FACTOR, indices=[0], config=off)[0]
+    assert abs(_psnr(kept, sharp_original) - _psnr(unkept, sharp_original)) < 0.05  # measured 0.013 dB
