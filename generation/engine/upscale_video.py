@@ -125,11 +125,12 @@ def _detail(low: torch.Tensor) -> torch.Tensor:
     return F.conv2d((_encoded(low) * _LUMA).sum(1, keepdim=True), _LAPLACE, padding=1) ** 2
 
 
-def _sharpness_weight(low: torch.Tensor, ref_low: torch.Tensor, config: MultiFrameConfig) -> float:
+def _sharpness_weight(low: torch.Tensor, theirs: float, config: MultiFrameConfig) -> float:
     """A neighbour's weight from how its detail compares with the reference's, over the whole frames: a frame
     blurred by a fast camera move (or sharper than a motion-blurred reference) is not the reference's picture
-    moved, and back-projecting it puts in detail the reference never had (or takes out what it has)."""
-    ours, theirs = float(_detail(low).mean()), float(_detail(ref_low).mean())
+    moved, and back-projecting it puts in detail the reference never had (or takes out what it has). ``theirs``:
+    the reference's mean detail (:func:`_detail`), read once per refinement."""
+    ours = float(_detail(low).mean())
     floor = 0.1 * theirs + 1e-12  # a flat frame (no detail at all) is no ratio to read
     ratio = np.log((ours + floor) / (theirs + floor))
     return float(np.exp(-ratio ** 2 / (2 * config.sharpness_sigma ** 2)))
@@ -154,8 +155,9 @@ def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: 
                         for grid, mask, low in observations]
     # each observation's weight: its trusted mask times how far it is the reference's picture moved; the data
     # term is normalised by the mask alone, so a down-weighted neighbour gives way to the prior
+    ref_detail = float(_detail(observations[ref][2]).mean()) if config.sharpness_sigma else 0.0
     base_weights = [mask if grid is None or not config.sharpness_sigma
-                    else mask * _sharpness_weight(low, observations[ref][2], config)
+                    else mask * _sharpness_weight(low, ref_detail, config)
                     for grid, mask, low in observations]
     x = start.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=config.lr)
