@@ -126,6 +126,8 @@ PLATES = FrameCache()
 FLOWS = FrameCache(768 * 2**20)  # the plate's own flow between frames, which every variation's flicker measures
 # The flicker meter's plate half of each frame (working-size plate luminance and matte, ~3.7 MB a 2K frame).
 PLATE_SIDES = FrameCache(512 * 2**20)
+# What a request's variations derive alike from its mattes and track (the card's generated region, model size).
+DERIVED = FrameCache(64 * 2**20)
 
 
 def read_plate(path: str, names: tuple[str, ...], colour: dict, group: Hashable = None) -> np.ndarray:

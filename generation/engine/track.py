@@ -144,6 +144,14 @@ def camera_track(
     return track
 
 
+def has_camera_track(spec: VariationSpec) -> bool:
+    """Whether :func:`camera_track` of ``spec`` is cached already (another variation of the request made it)."""
+    paths = [frame_path(spec.plate_pattern, f) for f in range(spec.first, spec.last + 1)]
+    key = _key(spec, paths)
+    with _track_lock:
+        return key in _track_cache
+
+
 @dataclass(frozen=True)
 class QuickTrack:
     """A coarse track of some of the shot's frames: ``keys`` (indices into the range, the first 0 and the

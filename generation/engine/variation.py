@@ -52,7 +52,15 @@ from generation.engine.looks import Look, depth_reference, make_look
 from generation.engine.plan import VariationPlan, depth_channel, plan_variation
 from generation.engine.sequence import frame_path
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
-from generation.engine.track import QuickTrack, camera_track, has_quick_track, luma, motion_slack, quick_track
+from generation.engine.track import (
+    QuickTrack,
+    camera_track,
+    has_camera_track,
+    has_quick_track,
+    luma,
+    motion_slack,
+    quick_track,
+)
 from generation.engine.upscale_finish import Finishing
 
 if TYPE_CHECKING:
@@ -107,8 +115,9 @@ def generate_variation(
             plan, denoise = load_denoiser(plan, device)
         carry = _make_card(plan, card, region, denoise, device, timings, progress, should_cancel)
         if quick:
-            with _timed(timings, "hero"):
-                carry.hero(outputs, progress, on_frame, should_cancel)
+            if not has_camera_track(spec):  # else the full track is known (an earlier variation's): frame 0 pooled too
+                with _timed(timings, "hero"):
+                    carry.hero(outputs, progress, on_frame, should_cancel)
             with _timed(timings, "track_full"):
                 track = full_track()
             if not _card_holds(plan, card, carry.generated, track):
@@ -159,9 +168,7 @@ def _card(plan: VariationPlan, track: Track) -> tuple[Card, np.ndarray]:
     if boxes[0] is None:
         raise ValueError(f"the matte of frame {plan.spec.first} is empty: nothing to generate")
     card = card_geometry(boxes, track, plan.model.sample_size, plan.info.anchor, plan.info.context, plan.pixel_aspect)
-    mattes = (plan.read_matte(f) for f in plan.frames)
-    region = camera.generated_region(mattes, track, (card.x, card.y), card.scale, (card.model_h, card.model_w))
-    return card, region
+    return card, _generated_region(plan, plan.frames, track, card)
 
 
 def _quick_card(plan: VariationPlan, quick: QuickTrack) -> tuple[Card, np.ndarray]:
@@ -181,7 +188,7 @@ def _quick_card(plan: VariationPlan, quick: QuickTrack) -> tuple[Card, np.ndarra
         plan.pixel_aspect,
         slack=slack,
     )
-    region = camera.generated_region(mattes, quick.track, (card.x, card.y), card.scale, (card.model_h, card.model_w))
+    region = _generated_region(plan, [plan.frames[k] for k in quick.keys], quick.track, card, mattes)
     grow = int(math.ceil(slack / min(card.scale)))
     if grow > 0:
         region = cv2.dilate(region, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
@@ -202,9 +209,37 @@ def _card_holds(plan: VariationPlan, card: Card, generated: np.ndarray, track: T
     x0, y0, x1, y1 = union
     if x0 < card.x or y0 < card.y or x1 > card.x + card.width or y1 > card.y + card.height:
         return False
-    mattes = (plan.read_matte(f) for f in plan.frames)
-    need = camera.generated_region(mattes, track, (card.x, card.y), card.scale, (card.model_h, card.model_w))
+    need = _generated_region(plan, plan.frames, track, card)
     return bool((generated[need > 1e-4] > 0).all())
+
+
+def _generated_region(
+    plan: VariationPlan, frame_list: list[int], track: Track, card: Card, mattes: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """:func:`camera.generated_region` of ``frame_list``'s mattes (``mattes`` when the caller has them) placed by
+    ``track`` on ``card``, made once per request (:data:`frame_cache.DERIVED`): every variation of it has the same
+    mattes, track and card geometry (the seed changes only the pixels). Handed out as kept: not to be written to."""
+    spec = plan.spec
+    if spec.matte_pattern:
+        matte_keys: tuple = tuple(_file_key(frame_path(spec.matte_pattern, f)) for f in frame_list)
+    else:
+        matte_keys = (spec.rect, (plan.display.width, plan.display.height), len(frame_list))
+    key = (
+        "generated-region",
+        matte_keys,
+        np.ascontiguousarray(track.matrices, np.float64).tobytes(),
+        (card.x, card.y),
+        tuple(card.scale),
+        (card.model_h, card.model_w),
+    )
+
+    def make() -> tuple[np.ndarray]:
+        seen = mattes if mattes is not None else (plan.read_matte(f) for f in frame_list)
+        region = camera.generated_region(seen, track, (card.x, card.y), card.scale, (card.model_h, card.model_w))
+        region.setflags(write=False)
+        return (region,)
+
+    return frame_cache.DERIVED.get_or_make(key, make, spec.plate_pattern)[0]
 
 
 def _prepare(plan: VariationPlan, card: Card, region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float | None]:

@@ -47,6 +47,7 @@ def _cold() -> None:
     frame_cache.PLATES.clear()
     frame_cache.FLOWS.clear()
     frame_cache.PLATE_SIDES.clear()
+    frame_cache.DERIVED.clear()
     frame_cache.clear_matte_boxes()
 
 
@@ -189,6 +190,31 @@ def test_the_hero_first_path_writes_the_same_bytes_from_1_and_3_workers_and_cold
     assert one == _written(tmp_path / "w3") == _written(tmp_path / "warm")
     figures = {(r.flicker_ratio, r.coverage, str(r.element_window)) for r in results.values()}
     assert len(figures) == 1
+    # A variation that finds the full track made writes its first frame on the pool with the others, no hero pass.
+    assert "hero" in results["w3"].timings and "hero" not in results["warm"].timings
+
+
+def test_the_generated_region_is_made_once_per_request_and_again_when_a_matte_changes(
+    long_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    made: list[int] = []
+    real_region = camera.generated_region
+    monkeypatch.setattr(camera, "generated_region", lambda *a: made.append(1) or real_region(*a))
+    _cold_tracks()
+    generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "a"))
+    assert made  # the quick card's region and the full track's check
+    made.clear()
+    generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "b"))
+    assert made == []  # the second variation of the request finds both
+    spec = _long(long_plate, tiny_model_dir, tmp_path / "c")
+    path = Path(frame_path(spec.matte_pattern, LONG_LAST))
+    st = path.stat()
+    import os
+
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    generate_variation(spec)
+    assert made  # a changed matte frame: made again
+    assert _written(tmp_path / "a") == _written(tmp_path / "b") == _written(tmp_path / "c")
 
 
 def _wrong_quick_track(real):
