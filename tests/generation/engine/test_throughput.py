@@ -1,5 +1,6 @@
 """Throughput without changing a byte: frames made on a pool, plate frames read once per request, the track's pool."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,20 @@ def test_frames_made_on_a_pool_are_the_bytes_one_thread_writes(
     assert (a.flicker_ratio, a.coverage, a.element_window) == (b.flicker_ratio, b.coverage, b.element_window)
     # Reported in frame order, each once its proxy is on disk: the first frame's proxy first.
     assert order[3] == [(f, True) for f in results[3].frames] == order[1]
+
+
+def _counted(monkeypatch, module, name: str) -> list[int]:
+    """A list that grows by one each time ``module.name`` is called (it still runs)."""
+    calls: list[int] = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def _touch(path: str) -> None:
+    """The file's mtime a second later: a changed file to every cache keyed by it."""
+    st = Path(path).stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
 def _cold() -> None:
@@ -197,9 +212,7 @@ def test_the_hero_first_path_writes_the_same_bytes_from_1_and_3_workers_and_cold
 def test_the_generated_region_is_made_once_per_request_and_again_when_a_matte_changes(
     long_plate, tiny_model_dir, tmp_path, monkeypatch
 ):
-    made: list[int] = []
-    real_region = camera.generated_region
-    monkeypatch.setattr(camera, "generated_region", lambda *a: made.append(1) or real_region(*a))
+    made = _counted(monkeypatch, camera, "generated_region")
     _cold_tracks()
     generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "a"))
     assert made  # the quick card's region and the full track's check
@@ -207,11 +220,7 @@ def test_the_generated_region_is_made_once_per_request_and_again_when_a_matte_ch
     generate_variation(_long(long_plate, tiny_model_dir, tmp_path / "b"))
     assert made == []  # the second variation of the request finds both
     spec = _long(long_plate, tiny_model_dir, tmp_path / "c")
-    path = Path(frame_path(spec.matte_pattern, LONG_LAST))
-    st = path.stat()
-    import os
-
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    _touch(frame_path(spec.matte_pattern, LONG_LAST))
     generate_variation(spec)
     assert made  # a changed matte frame: made again
     assert _written(tmp_path / "a") == _written(tmp_path / "b") == _written(tmp_path / "c")
@@ -452,20 +461,14 @@ def test_the_matte_spans_hold_every_matte_pixel_exactly_once_and_less_than_the_b
 def test_each_matte_frames_box_is_found_once_per_request_and_again_when_the_file_changes(
     small_demo_plate, tiny_model_dir, tmp_path, monkeypatch
 ):
-    boxes: list[int] = []
-    real_bbox = frames.alpha_bbox
-    monkeypatch.setattr(frames, "alpha_bbox", lambda *a: boxes.append(1) or real_bbox(*a))
+    boxes = _counted(monkeypatch, frames, "alpha_bbox")
     _cold()
     first = generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
     assert 0 < len(boxes) <= len(first.frames)  # card, its check and the frames: one box a matte frame
     boxes.clear()
     generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
     assert boxes == []
-    path = frame_path(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c").matte_pattern, first.frames[0])
-    st = Path(path).stat()
-    import os
-
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    _touch(frame_path(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c").matte_pattern, first.frames[0]))
     generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=8))
     assert len(boxes) == 1  # the changed file's box, found again
     assert _written(tmp_path / "b") == _written(tmp_path / "c")
