@@ -32,8 +32,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -642,34 +641,14 @@ def hero_view(path: str) -> str | None:
     return views[0] if isinstance(views, tuple | list) and views else None
 
 
-_OPAQUE_CACHE_SIZE = 4096
-_opaque: OrderedDict[tuple, bool] = OrderedDict()  # (path, size, mtime) -> its alpha is full (not an exclusion)
-_opaque_lock = threading.Lock()
-
-
 def _alpha_excludes(path: str, channels: Sequence[str]) -> np.ndarray | None:
     """A plate's own alpha as an exclusion when it is partial: an element render (Beachball's ball
-    over nothing) moves on its own, so what its alpha covers is not the camera's. A full alpha is
-    remembered per file (path, size, mtime), so an opaque plate's alpha is decoded once, not again by
-    every track of it (the quick track, the full one, another range)."""
-    from generation.engine import frames
+    over nothing) moves on its own, so what its alpha covers is not the camera's
+    (:func:`frame_cache.partial_alpha`: an opaque frame's alpha is decoded once, with its colour channels when
+    the track reads them through :func:`frame_cache.read_plate`, not again by every track of it)."""
+    from generation.engine import frame_cache
 
-    if "A" not in channels:
-        return None
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    with _opaque_lock:
-        if _opaque.get(key):
-            _opaque.move_to_end(key)
-            return None
-    alpha = frames.read_channels(path, ["A"])[..., 0]
-    if float(alpha.mean()) < 0.98:
-        return alpha
-    with _opaque_lock:
-        _opaque[key] = True
-        while len(_opaque) > _OPAQUE_CACHE_SIZE:
-            _opaque.popitem(last=False)
-    return None
+    return frame_cache.partial_alpha(path) if "A" in channels else None
 
 
 def plate_track(

@@ -58,6 +58,9 @@ class FrameCache:
         if found is not None:
             return found.astype(np.float32) if found.dtype == np.float16 else found.copy()
         array = read()
+        if array.dtype == np.float16:  # decoded as stored (frames.read_channels(half=True)): kept as it is
+            self._put(key, group, array)
+            return array.astype(np.float32)
         kept = _compact(array)
         self._put(key, group, kept)
         return array.copy() if kept is array else array
@@ -132,22 +135,78 @@ DERIVED = FrameCache(64 * 2**20)
 
 def read_plate(path: str, names: tuple[str, ...], colour: dict, group: Hashable = None) -> np.ndarray:
     """:func:`frames.read_channels` of ``path`` (``colour``: its colour keywords) through :data:`PLATES`."""
+    how = ("plate", tuple(names), tuple(sorted(colour.items())))
+    return PLATES.get_or_read(path, how, lambda: _decode_plate(path, tuple(names), colour, group), group=group)
+
+
+def _decode_plate(path: str, names: tuple[str, ...], colour: dict, group: Hashable) -> np.ndarray:
+    """:func:`frames.read_channels` of ``names``; a plate frame with an alpha ``names`` leave out has it read in
+    the same decode (a zip EXR decompresses every channel of a chunk whichever are asked for) and noted for
+    :func:`partial_alpha`, so the camera track's look at the alpha decodes the frame no second time."""
     from generation.engine import frames
 
-    how = ("plate", tuple(names), tuple(sorted(colour.items())))
-    return PLATES.get_or_read(path, how, lambda: frames.read_channels(path, names, **colour), group=group)
+    pixels, alpha = frames.read_with_alpha(path, names, half=True, **colour)
+    if alpha is not None:
+        _note_alpha(path, alpha, group)
+    return pixels
 
 
 def read_matte(path: str, group: Hashable = None) -> np.ndarray:
     """:func:`frames.read_matte` of ``path`` through :data:`PLATES`."""
     from generation.engine import frames
 
-    return PLATES.get_or_read(path, ("matte",), lambda: frames.read_matte(path), group=group)
+    return PLATES.get_or_read(path, ("matte",), lambda: frames.read_matte(path, half=True), group=group)
 
 
-_MATTE_BOXES: OrderedDict[Hashable, object] = OrderedDict()
-_MATTE_BOXES_KEPT = 65_536  # a box is a few dozen bytes: every frame of many shots
-_MATTE_BOXES_LOCK = threading.Lock()
+class Lru:
+    """At most ``size`` values by key, the least recently used dropped first; thread-safe. The engine's small
+    process-wide memories (a matte frame's box, a plate frame's opacity) and its few loaded models use it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, default=None):
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get_or_make(self, key: Hashable, make: Callable[[], object]):
+        """The value kept for ``key``, else ``make()``'s (made outside the lock, then kept)."""
+        found = self.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+        value = make()
+        self.put(key, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_MISSING = object()
+MATTE_BOXES = Lru(65_536)  # a box is a few dozen bytes: every frame of many shots
+OPAQUE = Lru(4096)  # plate frames whose alpha is full (so not an exclusion of the camera track)
+_OPAQUE_MEAN = 0.98  # an alpha whose mean is below this is partial (an element render over nothing)
+
+
+def _file_key(path: str) -> tuple:
+    st = os.stat(path)
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
 
 def matte_box(path: str, matte: Callable[[], np.ndarray], origin) -> object:
@@ -156,22 +215,35 @@ def matte_box(path: str, matte: Callable[[], np.ndarray], origin) -> object:
     from generation.engine import frames
 
     try:
-        st = os.stat(path)
+        key = (*_file_key(path), origin)
     except OSError:
         return frames.alpha_bbox(matte(), origin)  # let the reader say what is wrong with it
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, origin)
-    with _MATTE_BOXES_LOCK:
-        if key in _MATTE_BOXES:
-            _MATTE_BOXES.move_to_end(key)
-            return _MATTE_BOXES[key]
-    box = frames.alpha_bbox(matte(), origin)
-    with _MATTE_BOXES_LOCK:
-        _MATTE_BOXES[key] = box
-        while len(_MATTE_BOXES) > _MATTE_BOXES_KEPT:
-            _MATTE_BOXES.popitem(last=False)
-    return box
+    return MATTE_BOXES.get_or_make(key, lambda: frames.alpha_bbox(matte(), origin))
 
 
 def clear_matte_boxes() -> None:
-    with _MATTE_BOXES_LOCK:
-        _MATTE_BOXES.clear()
+    MATTE_BOXES.clear()
+
+
+def partial_alpha(path: str) -> np.ndarray | None:
+    """The plate frame's own alpha (H, W) when it is partial (what it covers moves on its own: not the camera's),
+    None when it is full. Decoded only when :func:`read_plate` has not seen it already: an opaque frame is
+    remembered by file (path, size, mtime) in :data:`OPAQUE`, a partial alpha kept in :data:`PLATES`."""
+    from generation.engine import frames
+
+    key = _file_key(path)
+    if OPAQUE.get(key):
+        return None
+    alpha = PLATES.get_or_read(path, ("alpha",), lambda: frames.read_channels(path, ["A"])[..., 0])
+    if float(alpha.mean()) < _OPAQUE_MEAN:
+        return alpha
+    OPAQUE.put(key, True)
+    return None
+
+
+def _note_alpha(path: str, alpha: np.ndarray, group: Hashable) -> None:
+    """What :func:`partial_alpha` would find of ``alpha``, decoded with the plate's colour channels."""
+    if float(alpha.mean()) < _OPAQUE_MEAN:
+        PLATES.get_or_read(path, ("alpha",), lambda: alpha, group=group)
+    else:
+        OPAQUE.put(_file_key(path), True)

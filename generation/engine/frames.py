@@ -27,6 +27,7 @@ EXR_COMPRESSIONS = frozenset({"none", "rle", "zips", "zip", "piz", "pxr24", "b44
 _EXR_MAGIC = b"\x76\x2f\x31\x01"
 _EXR_FLAG_DEEP = 0x800
 _VERIFY_ROWS = 64
+_HALF_ONE = 0x3C00  # 1.0's half bits: a half whose bits are at most this is in +0..1 (NaN, -0 and negatives above)
 
 
 class FrameError(ValueError):
@@ -276,12 +277,16 @@ def scan_sequence(
     return scan
 
 
-def _read_display(path: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, FrameHeader]:
-    """Channels ``names`` (all must exist) over the display window, plus the data-window mask."""
-    header = read_header(path, verify_pixels=False)
+def _read_display(
+    path: str, names: Sequence[str], header: FrameHeader | None = None, half: bool = False
+) -> tuple[np.ndarray, np.ndarray, FrameHeader]:
+    """Channels ``names`` (all must exist) over the display window, plus the data-window mask (``header``: the
+    file's, when the caller has read it). ``half``: float16 as stored (every channel read must be half)."""
+    header = header or read_header(path, verify_pixels=False)
     indices = [header.channels.index(name) for name in names]
     display = header.display_window
-    out = np.zeros((display.height, display.width, len(names)), np.float32)
+    dtype = np.float16 if half else np.float32
+    out = np.zeros((display.height, display.width, len(names)), dtype)
     inside = np.zeros((display.height, display.width), bool)
     overlap = header.data_window.intersect(display)
     if overlap is None:
@@ -289,7 +294,7 @@ def _read_display(path: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarr
     begin, end = min(indices), max(indices) + 1
     inp = _open(path)
     try:
-        pixels = inp.read_image(0, 0, begin, end, "float")
+        pixels = inp.read_image(0, 0, begin, end, "half" if half else "float")
         if pixels is None or inp.has_error:
             raise FrameError(path, f"unreadable pixels: {_oiio_error(inp)}")
     except FrameError:
@@ -299,7 +304,7 @@ def _read_display(path: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarr
     finally:
         inp.close()
     data = header.data_window
-    pixels = np.asarray(pixels, np.float32).reshape(data.height, data.width, end - begin)
+    pixels = np.asarray(pixels, dtype).reshape(data.height, data.width, end - begin)
     src = pixels[overlap.y - data.y : overlap.ymax - data.y + 1, overlap.x - data.x : overlap.xmax - data.x + 1]
     dst = (
         slice(overlap.y - display.y, overlap.ymax - display.y + 1),
@@ -380,29 +385,60 @@ def read_channels(
     colourspace: str | None = None,
     working_space: str | None = None,
     config_name: str | None = None,
+    header: FrameHeader | None = None,
+    half: bool = False,
 ) -> np.ndarray:
     """Read ``names`` as float32 (H, W, len(names)) over the display window (0 outside data).
 
     With ``colourspace`` (the plate's) and ``working_space``, both names in OCIO config
     ``config_name``, the R, G and B among ``names`` are converted into the working space
     (they must all be read); other channels (alpha, depth, motion) are returned as stored.
+    ``header``: the file's, when the caller has read it. ``half``: float16 as stored, no float32 round trip,
+    when every channel read is half and nothing is converted (else float32 as always): the same values.
     """
     path = os.fspath(path)
-    header = read_header(path, verify_pixels=False)
+    header = header or read_header(path, verify_pixels=False)
     absent = [name for name in names if name not in header.channels]
     if absent:
         raise FrameError(path, f"no {', '.join(absent)} channel(s); present: {', '.join(header.channels)}")
-    pixels, _, header = _read_display(path, list(names))
+    converts = colourspace is not None and working_space is not None and colourspace != working_space
+    if half and not converts:
+        read = [header.channels.index(name) for name in names]
+        half = all(header.channel_formats[i] == "half" for i in range(min(read), max(read) + 1))
+        if half:
+            return _read_display(path, list(names), header, half=True)[0]
+    pixels, _, header = _read_display(path, list(names), header)
     return _to_working(path, pixels, header, names, colourspace, working_space, config_name)
 
 
-def read_matte(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a matte as float32 (H, W) in [0, 1]: channel A, else Y, else R."""
+def read_with_alpha(
+    path: str | os.PathLike[str], names: Sequence[str], *, half: bool = False, **colour
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`read_channels` of ``names`` (``colour``: its colour keywords) and, from the same decode, the frame's
+    alpha (H, W) float32 when it has one that ``names`` leave out (else None): a zip EXR decompresses every
+    channel of a chunk whichever are asked for, so the alpha costs a copy, not a second decode."""
+    path = os.fspath(path)
+    header = read_header(path, verify_pixels=False)
+    if "A" in names or "A" not in header.channels:
+        return read_channels(path, names, header=header, half=half, **colour), None
+    both = read_channels(path, (*names, "A"), header=header, half=half, **colour)
+    return np.ascontiguousarray(both[..., :-1]), np.ascontiguousarray(both[..., -1], np.float32)
+
+
+def read_matte(path: str | os.PathLike[str], *, half: bool = False) -> np.ndarray:
+    """Read a matte as float32 (H, W) in [0, 1]: channel A, else Y, else R (``half``: float16, as stored, when
+    the channel is half; the same values)."""
     path = os.fspath(path)
     header = read_header(path, verify_pixels=False)
     for name in ("A", "Y", "R"):
         if name in header.channels:
-            return np.clip(_read_display(path, [name])[0][..., 0], 0.0, 1.0)
+            stored = half and header.channel_formats[header.channels.index(name)] == "half"
+            matte = _read_display(path, [name], header, half=stored)[0][..., 0]
+            if stored:
+                if int(matte.view(np.uint16).max()) <= _HALF_ONE:  # all +0..1 already (numpy's half clip is slow)
+                    return matte
+                matte = matte.astype(np.float32)
+            return np.clip(matte, 0.0, 1.0)
     raise FrameError(path, f"no A, Y or R channel for a matte; present: {', '.join(header.channels)}")
 
 

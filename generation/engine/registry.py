@@ -18,14 +18,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before any diffusers / huggingface_hub imp
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see device.py; before torch
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from generation.engine import frame_cache
 from generation.engine.model_cards import CARD_NAME, card_manifest_hash, card_shows, manifest_hash  # noqa: F401
 
 if TYPE_CHECKING:
@@ -33,8 +32,7 @@ if TYPE_CHECKING:
 
 KINDS = ("show_model", "inpainting", "img2img", "upscaler")
 _CACHE_SIZE = 2
-_cache: OrderedDict[tuple, tuple] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache = frame_cache.Lru(_CACHE_SIZE)  # loaded models: (unet, scheduler, card) or a pipeline, by path and weights
 
 
 class ModelError(ValueError):
@@ -155,21 +153,11 @@ def load_show_model(
 def cached_load(card: ModelCard, device: torch.device, dtype: torch.dtype, load) -> tuple:
     """``load()``'s result, cached (the last two) by model path, device, dtype and weight files."""
     key = (card.path, str(device), str(dtype), _weights_stamp(Path(card.path)))
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    loaded = load()
-    with _cache_lock:
-        _cache[key] = loaded
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return loaded
+    return _cache.get_or_make(key, load)
 
 
 def clear_model_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def build_tiny_show_model(

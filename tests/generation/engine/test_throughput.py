@@ -44,12 +44,16 @@ def test_frames_made_on_a_pool_are_the_bytes_one_thread_writes(
     assert order[3] == [(f, True) for f in results[3].frames] == order[1]
 
 
-def _counted(monkeypatch, module, name: str) -> list[int]:
-    """A list that grows by one each time ``module.name`` is called (it still runs)."""
-    calls: list[int] = []
+def _counted(monkeypatch, module, name: str, record=lambda *a: 1) -> list:
+    """A list that grows by ``record(*args)`` each time ``module.name`` is called (it still runs)."""
+    calls: list = []
     real = getattr(module, name)
-    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(record(*a)) or real(*a, **k))
     return calls
+
+
+def _file_names(path, *args) -> str:
+    return Path(path).name
 
 
 def _touch(path: str) -> None:
@@ -271,14 +275,7 @@ def test_a_full_cache_keeps_the_shots_first_frames_plate_and_matte_together(
     # makes room by dropping the plate of another (both are the shot's).
     h, w = 144, 256
     monkeypatch.setattr(frame_cache, "PLATES", FrameCache(budget=2 * (h * w * 3 * 2 + h * w * 2 + 64)))
-    reads: list[str] = []
-    real_read = frames._read_display
-
-    def counted(path, *args, **kwargs):
-        reads.append(Path(path).name)
-        return real_read(path, *args, **kwargs)
-
-    monkeypatch.setattr(frames, "_read_display", counted)
+    reads = _counted(monkeypatch, frames, "_read_display", _file_names)
     generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
     reads.clear()
     generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
@@ -472,3 +469,54 @@ def test_each_matte_frames_box_is_found_once_per_request_and_again_when_the_file
     generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=8))
     assert len(boxes) == 1  # the changed file's box, found again
     assert _written(tmp_path / "b") == _written(tmp_path / "c")
+
+
+def test_a_plate_frame_is_decoded_once_with_its_alpha_and_a_partial_alpha_still_excludes(
+    small_demo_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    decodes = _counted(monkeypatch, frames, "_read_display", _file_names)
+    _cold()
+    frame_cache.OPAQUE.clear()
+    spec = _spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7)
+    assert "A" in frames.read_header(frame_path(spec.plate_pattern, spec.first), verify_pixels=False).channels
+    generate_variation(spec)
+    plate_names = {Path(frame_path(spec.plate_pattern, f)).name for f in range(spec.first, spec.last + 1)}
+    plate_decodes = [name for name in decodes if name in plate_names]
+    assert sorted(plate_decodes) == sorted(plate_names)  # RGB and the alpha the track checks: one decode a frame
+    # A partial alpha found in that decode is what a decode of the alpha alone gives, and excludes as before.
+    partial = tmp_path / "partial.exr"
+    alpha = np.zeros((8, 8), np.float32)
+    alpha[2:5, 3:6] = 1.0
+    rgba = np.dstack([np.ones((8, 8, 3), np.float32), alpha])
+    frames.write_exr(partial, rgba, display_window=frames.Window(0, 0, 8, 8))
+    frame_cache.read_plate(str(partial), ("R", "G", "B"), {})
+    decodes.clear()
+    found = camera._alpha_excludes(str(partial), ("R", "G", "B", "A"))
+    assert decodes == [] and np.array_equal(found, frames.read_channels(partial, ["A"])[..., 0])
+
+
+def test_half_frames_are_kept_as_stored_and_handed_out_as_the_float_read_to_the_bit(tmp_path):
+    values = np.array([0.0, -0.0, 1.0, 0.5, 2.0, -3.25, 65504.0, np.inf, -np.inf, np.nan, 6e-8, 1.0009766], np.float32)
+    rgba = np.resize(values, (6, 8, 4)).astype(np.float16).astype(np.float32)
+    path = tmp_path / "plate.exr"
+    frames.write_exr(path, rgba, display_window=frames.Window(0, 0, 8, 6))
+    for how in [("R", "G", "B"), ("R", "G", "B", "A"), ("A",)]:
+        half = frames.read_channels(path, how, half=True)
+        assert half.dtype == np.float16
+        assert np.array_equal(half.astype(np.float32), frames.read_channels(path, how), equal_nan=True)
+    # Converted colour is float32 whatever is asked (the conversion is not exact in half).
+    converted = frames.read_channels(path, ("R", "G", "B"), half=True, colourspace="ACES2065-1", working_space="ACEScg")
+    assert converted.dtype == np.float32
+    # A matte outside 0..1 (or with -0, NaN) is clipped as before; one inside it is kept as stored.
+    for name, matte in (("wild", rgba), ("tame", np.clip(np.nan_to_num(rgba), 0, 1))):
+        file = tmp_path / f"{name}.exr"
+        frames.write_exr(file, matte, display_window=frames.Window(0, 0, 8, 6))
+        stored = frames.read_matte(file, half=True)
+        assert stored.dtype == (np.float16 if name == "tame" else np.float32)
+        assert np.array_equal(stored.astype(np.float32), frames.read_matte(file), equal_nan=True)
+    cache = FrameCache()
+    for _ in range(2):  # the decode, then the kept half: the float32 a plain read gives, bit for bit
+        got = cache.get_or_read(str(path), "x", lambda: frames.read_channels(path, ("R", "G", "B"), half=True))
+        assert got.dtype == np.float32
+        assert np.array_equal(got.view(np.uint32), frames.read_channels(path, ("R", "G", "B")).view(np.uint32))
+    assert cache.nbytes == 6 * 8 * 3 * 2
