@@ -34,7 +34,7 @@ import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -271,6 +271,27 @@ def _work_to_full(scale: float) -> np.ndarray:
     return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1.0]])
 
 
+@dataclass(frozen=True)
+class _WorkSpace:
+    """What every frame's working image is made with, from the first frame: the scale to the working size and
+    the tone range its 8-bit image stretches."""
+
+    scale: float
+    lo_hi: tuple[float, float]
+
+    @classmethod
+    def of(cls, luma: np.ndarray, work_size: int) -> _WorkSpace:
+        c = np.maximum(np.nan_to_num(np.asarray(luma, np.float32)), 0)
+        c = c / (1 + c)
+        lo_hi = (float(np.percentile(c, 0.5)), float(np.percentile(c, 99.5)))
+        return cls(min(1.0, work_size / max(luma.shape)), lo_hi)
+
+    def frame(self, luma: np.ndarray, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """A frame's working image and feature mask (any thread: OpenCV and numpy release the GIL)."""
+        img = _to_work(luma, self.scale, self.lo_hi)
+        return img, _work_mask(exclude, img.shape, self.scale)
+
+
 def estimate_track(
     lumas: Iterable[np.ndarray],
     excludes: Iterable[np.ndarray | None] | None = None,
@@ -289,6 +310,28 @@ def estimate_track(
     :func:`track.quick_track`).
     """
     excludes_it = iter(excludes) if excludes is not None else None
+    space: list[_WorkSpace] = []
+
+    def work() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for luma in lumas:
+            exclude = next(excludes_it) if excludes_it is not None else None
+            if not space:
+                space.append(_WorkSpace.of(luma, work_size))
+            yield space[0].frame(luma, exclude)
+
+    return _estimate(work(), lambda: space[0], progress=progress, should_cancel=should_cancel, refine=refine)
+
+
+def _estimate(
+    work: Iterable[tuple[np.ndarray, np.ndarray]],
+    space: Callable[[], _WorkSpace],
+    *,
+    progress: Callable[[int], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    refine: bool,
+) -> CameraTrack:
+    """:func:`estimate_track` of the frames' working images and masks (``work``, in frame order; ``space()``:
+    what they were made with, known once the first is)."""
     pairs: list[_Pair] = []
     kept: list[tuple[np.ndarray, np.ndarray]] = []  # every frame's working image and mask, for the refinement
     notes: list[str] = []
@@ -298,22 +341,14 @@ def estimate_track(
     ref_h = np.eye(3)  # working-res matrix of the anchor (frame 0 → anchor)
     prev_h = np.eye(3)
     n = 0
-    scale, lo_hi = 1.0, (0.0, 1.0)
-    for k, luma in enumerate(lumas):
+    for k, (img, mask) in enumerate(work):
         if should_cancel is not None and should_cancel():
             from generation.engine.inpaint import Cancelled
 
             raise Cancelled(f"cancelled while tracking frame {k + 1}")
-        exclude = next(excludes_it) if excludes_it is not None else None
         n = k + 1
         if k == 0:
-            scale = min(1.0, work_size / max(luma.shape))
-            c = np.maximum(np.nan_to_num(np.asarray(luma, np.float32)), 0)
-            c = c / (1 + c)
-            lo_hi = (float(np.percentile(c, 0.5)), float(np.percentile(c, 99.5)))
-            to_full = _work_to_full(scale)
-        img = _to_work(luma, scale, lo_hi)
-        mask = _work_mask(exclude, img.shape, scale)
+            to_full = _work_to_full(space().scale)
         kept.append((img, mask))
         if k == 0:
             ref, ref_mask, ref_pts = img, mask, _detect(img, mask)
@@ -723,21 +758,23 @@ def plate_track(
             return frames.read_channels(path, ("R", "G", "B"), **(plate_colour or {}))
 
     read = read_rgb
-    both = _read_ahead(
-        lambda k: (read(paths[k]) @ AP1_LUMA, exclusion(k)), list(range(len(paths))), depth=max(2, usable_cores())
-    )
-    pending: deque[np.ndarray | None] = deque()
+    space: Future[_WorkSpace] = Future()  # frame 0's, which every other frame's preparation waits for
 
-    def lumas():
-        for luma, excluded in counted(both):
-            pending.append(excluded)
-            yield luma
+    def prepared(k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame k read, its luminance, exclusion, working image and mask: on the read pool, so the tracking
+        thread only tracks."""
+        try:
+            luma = read(paths[k]) @ AP1_LUMA
+            if k == 0:
+                space.set_result(_WorkSpace.of(luma, work_size))
+            return space.result().frame(luma, exclusion(k))
+        except BaseException as error:
+            if k == 0 and not space.done():
+                space.set_exception(error)  # frames waiting for it fail too, not hang
+            raise
 
-    def excluded_in_step():
-        while True:
-            yield pending.popleft()
-
-    return estimate_track(lumas(), excluded_in_step(), work_size=work_size, refine=refine)
+    work = _read_ahead(prepared, list(range(len(paths))), depth=max(2, usable_cores()))
+    return _estimate(counted(work), space.result, progress=None, should_cancel=None, refine=refine)
 
 
 # --------------------------------------------------------------------------------------- carrying a card

@@ -520,3 +520,19 @@ def test_half_frames_are_kept_as_stored_and_handed_out_as_the_float_read_to_the_
         assert got.dtype == np.float32
         assert np.array_equal(got.view(np.uint32), frames.read_channels(path, ("R", "G", "B")).view(np.uint32))
     assert cache.nbytes == 6 * 8 * 3 * 2
+
+
+def test_the_tracks_frames_prepared_on_its_read_pool_give_the_streamed_track(long_plate, monkeypatch):
+    paths = [frame_path(long_plate["plate"], f) for f in range(LONG_FIRST, LONG_LAST + 1)]
+    mattes = [frames.read_matte(frame_path(long_plate["matte"], f)) for f in range(LONG_FIRST, LONG_LAST + 1)]
+    streamed = camera.estimate_track([luma(frames.read_channels(p, ("R", "G", "B"))) for p in paths], mattes)
+    for cores in (1, 3):
+        monkeypatch.setattr(camera, "usable_cores", lambda cores=cores: cores)
+        pooled = camera.plate_track(paths, exclude=lambda k: mattes[k])
+        assert np.array_equal(pooled.matrices, streamed.matrices) and pooled.model == streamed.model != "locked"
+
+    def broken(path):
+        raise frames.FrameError(path, "unreadable")
+
+    with pytest.raises(frames.FrameError):  # frame 0 failing fails the frames waiting for it, no hang
+        camera.plate_track(paths, exclude=lambda k: mattes[k], read_rgb=broken)
