@@ -3,11 +3,15 @@
 A request's variations run one after another on the same worker and each reads every plate frame
 (its camera track, its card, its frames). :data:`PLATES` keeps the decoded arrays, keyed by the file's
 path, size and mtime and by how it was read (channels, colour conversion), within a byte budget; a
-float frame that half precision holds exactly (a half EXR read into the space it is in) is kept as
-half and handed back as the same float32. :data:`FLOWS` keeps the plate's own flow between frames,
+half EXR read into the space it is in is decoded as half (no float32 round trip), kept so and handed back
+as the float32 a float read gives, as is any float frame that half holds exactly. A plate frame's alpha
+comes from the same decode as its colour (:func:`partial_alpha`: the camera track's look at it).
+:data:`FLOWS` keeps the plate's own flow between frames,
 which every variation's flicker figure measures again (:mod:`qc`), and :data:`PLATE_SIDES` the plate's half of
-each frame's flicker inputs (its working-size luminance and matte). :func:`matte_box` keeps each matte
-frame's box (:func:`frames.alpha_bbox`), so the card, its check and every variation's frames find it once.
+each frame's flicker inputs (its working-size luminance and matte); :data:`DERIVED` what the variations derive
+alike from the mattes and the track (the card's generated region). :class:`Lru` holds the small memories: each
+matte frame's box (:func:`matte_box`, so the card, its check and every variation's frames find it once) and
+which plate frames are opaque (:data:`OPAQUE`); :mod:`registry` keeps its loaded models in one too.
 
 A shot's matte is kept in its plate's group (:meth:`plan.VariationPlan.read_matte`). The budget may be
 smaller than a whole shot, and variations read a shot front to back, so plain
