@@ -113,3 +113,27 @@ def test_neighbours_sharper_than_a_motion_blurred_frame_lose_their_weight() -> N
     kept = upscale_video.upscale_frames(sharp, None, factor=FACTOR, indices=[0])[0]
     unkept = upscale_video.upscale_frames(sharp, None, factor=FACTOR, indices=[0], config=off)[0]
     assert abs(_psnr(kept, sharp_original) - _psnr(unkept, sharp_original)) < 0.05  # measured 0.013 dB
+
+
+def test_the_structure_check_keeps_a_moved_picture_and_drops_a_changed_pattern() -> None:
+    """The local-correlation weight of a neighbour (``structure_window``): its pixels keep their weight where it saw
+    the reference's picture (also brighter and at a lower contrast: a cloud passing is not a failed warp), and lose
+    it where the pattern is another one (water and spray whose ripples changed between the frames)."""
+    original = _scene(3, HR)
+    start = upscale_video._tensor(original)
+    still = upscale_video._grid(np.zeros((HR, HR, 2), np.float32))
+    config = upscale_video.MultiFrameConfig()
+
+    def weight(low: np.ndarray) -> float:
+        return float(upscale_video._structure_weight(start, still, upscale_video._tensor(low), FACTOR,
+                                                     config).mean())
+
+    assert weight(_box(original)) > 0.95  # measured 1.00
+    assert weight(_box(0.6 * original + 0.1)) > 0.95  # measured 1.00
+    assert weight(_box(_scene(11, HR))) < 0.15  # measured 0.06
+    # a rigid pan: the check takes nothing away (its residual at the edges is the new sub-pixel detail)
+    original, lows = _sequence(SHIFTS)
+    off = upscale_video.MultiFrameConfig(structure_window=0)
+    on = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0], config=config)[0]
+    plain = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0], config=off)[0]
+    assert abs(_psnr(on, original) - _psnr(plain, original)) < 0.05  # measured 0.007 dB
