@@ -15,8 +15,11 @@ Here, for the reference frame ``ref`` of ``lows``:
    without straying far from the single-frame answer where the frames say nothing. Each neighbour's term is
    weighted by how alike its sharpness is to the reference's (``sharpness_sigma``: the Laplacian's energy of the
    two low-resolution frames; a fast pan blurs some frames and not others, and a neighbour sharper or blurrier
-   than the reference is not its picture moved); the term is still normalised by the trusted mask alone, so a
-   down-weighted neighbour gives way to the prior.
+   than the reference is not its picture moved); and per low-resolution pixel by a structure check
+   (``structure_window``: the local correlation of what the neighbour saw with the reference's single-frame answer
+   moved there; water or spray whose ripples changed between the frames passes the flow check but does not
+   correlate, and there the neighbour falls back to the single-frame answer). The term is still normalised by the
+   trusted mask alone, so a down-weighted neighbour gives way to the prior.
 
 The degradation model is the one the show upscaler is trained on (:func:`upscale_training.degrade`: a box
 downscale by ``factor``). The recipe's numbers (:class:`MultiFrameConfig`) were chosen on frames of the bench's
@@ -45,7 +48,7 @@ _FLOOR = 1e-5
 @dataclass(frozen=True)
 class MultiFrameConfig:
     radius: int = MULTI_FRAME_RADIUS  # neighbours each side of the reference frame
-    iterations: int = 30
+    iterations: int = 40
     lr: float = 0.004
     prior: float = 5.0
     fb_threshold: float = 1.0  # output pixels
@@ -54,6 +57,9 @@ class MultiFrameConfig:
     robust_from: int = 10  # the step from which the weights are re-estimated (every step after it)
     robust_window: int = 3  # low-resolution pixels: the residual's neighbourhood the weight reads (odd)
     sharpness_sigma: float = 0.15  # a neighbour weighs exp(-ln²(its detail / the reference's) / 2σ²); 0: off
+    structure_window: int = 5  # low-resolution pixels (odd): the local structure check's window; 0: off
+    structure_floor: float = 0.7  # local correlation at or under which a neighbour's pixel gets no weight
+    structure_full: float = 0.95  # local correlation from which it gets its full weight
 
 
 def _grey8(rgb: np.ndarray) -> np.ndarray:
@@ -116,6 +122,34 @@ def _robust_weight(error: torch.Tensor, config: MultiFrameConfig) -> torch.Tenso
     return 1.0 / (1.0 + r2 / config.robust_scale ** 2)
 
 
+def _local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    return F.avg_pool2d(x, window, stride=1, padding=window // 2, count_include_pad=False)
+
+
+_STRUCTURE_C = 0.03**2 / 2  # SSIM's c3 = c2 / 2 for a [0, 1] range: flat windows read as agreeing
+
+
+def _structure_weight(start: torch.Tensor, grid: torch.Tensor, low: torch.Tensor, factor: int,
+                      config: MultiFrameConfig) -> torch.Tensor:
+    """Low-resolution weight of a neighbour's pixels from the local correlation (SSIM's structure term, on the
+    encoded luma over ``structure_window``²) of what it saw with the reference's single-frame answer moved there
+    and box-filtered. A rigid, well-tracked region correlates (its residual at edges is new sub-pixel information,
+    not an error, and keeps its weight); water, spray or smoke whose pattern changed between the frames does not,
+    and there the neighbour gives way to the prior (the single-frame output). Linear from ``structure_floor``
+    (weight 0) to ``structure_full`` (weight 1)."""
+    moved = F.grid_sample(start, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    a = (_encoded(F.avg_pool2d(moved, factor)) * _LUMA).sum(1, keepdim=True)
+    b = (_encoded(low) * _LUMA).sum(1, keepdim=True)
+    w = config.structure_window
+    ma, mb = _local_mean(a, w), _local_mean(b, w)
+    va = (_local_mean(a * a, w) - ma * ma).clamp(min=0.0)
+    vb = (_local_mean(b * b, w) - mb * mb).clamp(min=0.0)
+    cov = _local_mean(a * b, w) - ma * mb
+    correlation = (cov + _STRUCTURE_C) / (torch.sqrt(va * vb) + _STRUCTURE_C)
+    span = max(config.structure_full - config.structure_floor, 1e-6)
+    return ((correlation - config.structure_floor) / span).clamp(0.0, 1.0)
+
+
 _LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]
 _LUMA = torch.tensor([0.2126, 0.7152, 0.0722])[None, :, None, None]
 
@@ -153,12 +187,15 @@ def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: 
     if config.residual_threshold:
         observations = [(grid, mask if grid is None else mask * _agrees(start, grid, low, factor, config), low)
                         for grid, mask, low in observations]
+    structure = [None if grid is None or not config.structure_window
+                 else _structure_weight(start, grid, low, factor, config) for grid, mask, low in observations]
     # each observation's weight: its trusted mask times how far it is the reference's picture moved; the data
     # term is normalised by the mask alone, so a down-weighted neighbour gives way to the prior
     ref_detail = float(_detail(observations[ref][2]).mean()) if config.sharpness_sigma else 0.0
     base_weights = [mask if grid is None or not config.sharpness_sigma
                     else mask * _sharpness_weight(low, ref_detail, config)
                     for grid, mask, low in observations]
+    base_weights = [w if s is None else w * s for w, s in zip(base_weights, structure, strict=True)]
     x = start.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=config.lr)
     weights: list[torch.Tensor | None] = [None] * len(observations)

@@ -146,7 +146,7 @@ def _train(train: list[str], out: str, recipe: dict) -> tuple[str, dict]:
     machine's load); the seconds it took and the load average are reported beside it."""
     config = upscale_training.UpscalerConfig(plates=train, out_dir=out, name="bench-upscaler", threads=1,
                                              licence="benchmark footage (see testdata README)",
-                                             checkpoint_every=max(1, recipe["steps"]),
+                                             checkpoint_every=max(1, min(recipe["steps"], 500)),
                                              created_by="tests.bench.upscale", **recipe)
     load_before, started = os.getloadavg()[0], time.perf_counter()
     card = upscale_training.train_upscaler(config)
@@ -320,6 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--held-out", choices=sorted(HELD_OUT_STARTS), default="clean",
                         help="which frames of the held-out sequences are scored (see HELD_OUT_STARTS)")
     parser.add_argument("--model", default="", help="evaluate this upscaler instead of training one")
+    parser.add_argument("--recipe", type=json.loads, default={},
+                        help='JSON of UpscalerConfig fields over RECIPE for the training, e.g. \'{"features": 48}\'')
+    parser.add_argument("--save-model", default="",
+                        help="train into this folder and keep it (resumes from its checkpoints) instead of a temporary one")
     args = parser.parse_args(argv)
     data = args.data or find_testdata()
     if data is None:
@@ -334,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="pt-bench-upscale-") as tmp:
         model = args.model
         if not model:
-            model, info = _train(train, tmp, RECIPE | {"steps": args.steps})
+            model, info = _train(train, args.save_model or tmp, RECIPE | args.recipe | {"steps": args.steps})
             result |= info
         result["held_out_frames"] = sum(len(v) for v in held.values())
         result["held_out_in_training"] = held_out_overlap(model, held)

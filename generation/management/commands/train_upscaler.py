@@ -22,7 +22,7 @@ from generation.models import ModelKind
 from portal.models import Show
 
 TUNABLE = ("steps", "batch_size", "patch", "features", "layers", "lr", "seed", "checkpoint_every", "loss",
-           "detail_share", "x2_share", "ema_decay")
+           "detail_share", "x2_share", "ema_decay", "clip_grad")
 
 
 class Command(BaseCommand):

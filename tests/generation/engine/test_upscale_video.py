@@ -56,7 +56,7 @@ def test_the_neighbours_sub_pixel_shifts_add_detail_a_single_frame_lacks() -> No
     single = upscale.lanczos(lows[0], HR, HR)
     multi = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0])[0]
     assert multi.shape == (HR, HR, 3)
-    assert _psnr(multi, original) > _psnr(single, original) + 1.5  # measured +1.94 dB
+    assert _psnr(multi, original) > _psnr(single, original) + 1.5  # measured +1.79 dB (+1.94 with the recipe before 2026-12-03)
 
 
 def test_a_still_sequence_holds_nothing_more_than_its_frame() -> None:
@@ -67,7 +67,7 @@ def test_a_still_sequence_holds_nothing_more_than_its_frame() -> None:
     still = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0])[0]
     panned = upscale_video.upscale_frames(moving, None, factor=FACTOR, indices=[0])[0]
     still_gain = _psnr(still, original) - _psnr(single, original)
-    assert still_gain < 0.5  # measured +0.17 (the frame's own back-projection)
+    assert still_gain < 0.5  # measured +0.16 (the frame's own back-projection)
     assert _psnr(panned, original) - _psnr(single, original) > still_gain + 1.2
 
 
@@ -97,7 +97,7 @@ def _motion_blurred(hr: np.ndarray, length: int) -> np.ndarray:
 def test_neighbours_sharper_than_a_motion_blurred_frame_lose_their_weight() -> None:
     """A frame blurred by a fast pan among sharp neighbours: they are not its picture moved, and back-projecting
     them puts in detail the frame never had. Their detail (the Laplacian's energy) against the frame's takes their
-    weight away. The QC: with the weight off (``sharpness_sigma=0``) the same frames lose 1.7 dB, and frames alike
+    weight away. The QC: with the weight off (``sharpness_sigma=0``) the same frames lose 1.4 dB, and frames alike
     in sharpness keep their weight."""
     canvas = _scene(3, HR + 8)
     crops = [canvas[4 + dy:4 + dy + HR, 4 + dx:4 + dx + HR] for dy, dx in SHIFTS]
@@ -107,9 +107,33 @@ def test_neighbours_sharper_than_a_motion_blurred_frame_lose_their_weight() -> N
     weighted = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0])[0]
     off = upscale_video.MultiFrameConfig(sharpness_sigma=0.0)
     unweighted = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0], config=off)[0]
-    assert _psnr(weighted, original) > _psnr(unweighted, original) + 1.0  # measured +1.66 dB
+    assert _psnr(weighted, original) > _psnr(unweighted, original) + 1.0  # measured +1.39 dB
     assert _psnr(weighted, original) > _psnr(single, original)  # measured +0.15 dB
     sharp_original, sharp = _sequence(SHIFTS)
     kept = upscale_video.upscale_frames(sharp, None, factor=FACTOR, indices=[0])[0]
     unkept = upscale_video.upscale_frames(sharp, None, factor=FACTOR, indices=[0], config=off)[0]
-    assert abs(_psnr(kept, sharp_original) - _psnr(unkept, sharp_original)) < 0.05  # measured 0.013 dB
+    assert abs(_psnr(kept, sharp_original) - _psnr(unkept, sharp_original)) < 0.05  # measured 0.011 dB
+
+
+def test_the_structure_check_keeps_a_moved_picture_and_drops_a_changed_pattern() -> None:
+    """The local-correlation weight of a neighbour (``structure_window``): its pixels keep their weight where it saw
+    the reference's picture (also brighter and at a lower contrast: a cloud passing is not a failed warp), and lose
+    it where the pattern is another one (water and spray whose ripples changed between the frames)."""
+    original = _scene(3, HR)
+    start = upscale_video._tensor(original)
+    still = upscale_video._grid(np.zeros((HR, HR, 2), np.float32))
+    config = upscale_video.MultiFrameConfig()
+
+    def weight(low: np.ndarray) -> float:
+        return float(upscale_video._structure_weight(start, still, upscale_video._tensor(low), FACTOR,
+                                                     config).mean())
+
+    assert weight(_box(original)) > 0.95  # measured 1.00
+    assert weight(_box(0.6 * original + 0.1)) > 0.95  # measured 1.00
+    assert weight(_box(_scene(11, HR))) < 0.15  # measured 0.06
+    # a rigid pan: the check takes nothing away (its residual at the edges is the new sub-pixel detail)
+    original, lows = _sequence(SHIFTS)
+    off = upscale_video.MultiFrameConfig(structure_window=0)
+    on = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0], config=config)[0]
+    plain = upscale_video.upscale_frames(lows, None, factor=FACTOR, indices=[0], config=off)[0]
+    assert abs(_psnr(on, original) - _psnr(plain, original)) < 0.05  # measured 0.007 dB
