@@ -14,7 +14,13 @@ al., ProPainter, ICCV 2023), without learned weights:
 2. **Propagation**: every hole pixel of frame t is traced through the completed flows, one frame at a time,
    to earlier frames and to later ones, until it lands where that frame shows the background (outside its
    own hole); the colour is taken there once (bicubic) from the untouched plate, so nothing is resampled
-   twice. The two directions are blended by nearness in time.
+   twice. The two directions are blended by nearness in time. The camera-completed flow carries a moving
+   thing behind the hole (a car the removed object passes in front of) as if it were the background, smeared;
+   so each pixel is traced a second time through a looser flow (:attr:`CleanupOptions.second_flow`: a pair's
+   untrusted pixels taken from the nearest pairs that trust them, where the hole has moved on, and no
+   round-trip check), and that trace is taken where its sources agree better in colour (their variance,
+   averaged over a few pixels so regions switch, not pixels): sources that see one surface agree, a trace
+   landing on different things in different frames does not.
 3. **Never revealed**: pixels no frame shows are filled in ONE reference frame (the frame with most of them)
    by ``generate`` (the show model's masked denoising in the runner; a spatial inpaint by default) and then
    carried to every other frame by the same tracing, so the made-up part moves with the background instead of
@@ -57,15 +63,11 @@ class CleanupOptions:
     consistency: float = 0.05  # px: flow whose forward-backward round trip misses by more is completed (0: off)
     robust_seam: bool = True  # the blend leaves out seam pixels whose mismatch is an outlier (misplaced edges)
     poisson_iterations: int = 100  # conjugate-gradient iterations of each frame's Poisson solve (at most)
-    consistency_relative: float = 0.0  # the round-trip limit is at least this many times the pair's typical miss
     temporal: int = 0  # pairs each way whose trusted flow fills a pair's untrusted pixels before the spatial fill
-    second_flow: bool = True  # also trace with a looser flow (neighbours' flow, a loose round trip) and take it
-    second_consistency: float = 0.0  # px: the second flow's round-trip limit
+    second_flow: bool = True  # also trace through a looser flow, taken where its sources agree better
+    second_consistency: float = 0.0  # px: the second flow's round-trip limit (0: none)
     second_temporal: int = 8  # the second flow's :attr:`temporal` reach
     choose_window: int = 5  # px: the neighbourhood whose sources' disagreement picks between the two flows
-    refine: int = 0  # passes that recompute the flow on the filled frames and fill again
-    refine_consistency: float = -1.0  # px: the round-trip limit of the refined flow (-1: ``consistency``)
-    refine_margin: int = -1  # px of the unseen (generated) part whose refined flow is completed (-1: not excluded)
 
 
 def _compressed(rgb: np.ndarray) -> np.ndarray:
@@ -300,7 +302,6 @@ class Fill:
     generated: float  # fraction made by ``generate`` in the reference frame and carried
     reference: int | None  # index of the frame where the never-revealed part was generated (None: none)
     notes: list[str] = field(default_factory=list)
-    unseen: list[np.ndarray] = field(default_factory=list)  # per frame: (N, 2) x, y of the never-revealed pixels
 
 
 class CleanupShot:
@@ -357,14 +358,6 @@ class CleanupShot:
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) / scale
         return flow
 
-    def _limit(self, rt: np.ndarray, exclude: np.ndarray, limit: float) -> float:
-        """The round-trip limit of a pair: :attr:`CleanupOptions.consistency`, raised to
-        :attr:`CleanupOptions.consistency_relative` times the pair's median round trip outside ``exclude``."""
-        rel = self.options.consistency_relative
-        if rel > 0 and (~exclude).any():
-            limit = max(limit, rel * float(np.median(rt[~exclude])))
-        return limit
-
     def flows(self) -> None:
         """Both-way flows between neighbours, completed where they cannot be trusted: inside both frames'
         holes grown by :attr:`CleanupOptions.flow_margin` (the object being removed, where it is and where it
@@ -405,8 +398,8 @@ class CleanupShot:
             bad_fwd, bad_back = bad, bad
             if limit > 0:
                 rt_fwd, rt_back = _round_trip(fwd, back), _round_trip(back, fwd)
-                bad_fwd = bad | (rt_fwd > self._limit(rt_fwd, bad, limit))
-                bad_back = bad | (rt_back > self._limit(rt_back, bad, limit))
+                bad_fwd = bad | (rt_fwd > limit)
+                bad_back = bad | (rt_back > limit)
             raw.append((fwd, bad_fwd, back, bad_back))
             self.progress("flow", k + 1, n - 1)
         reach = self.options.temporal if temporal is None else temporal
@@ -506,27 +499,6 @@ class CleanupShot:
 
     # -- the fill ---------------------------------------------------------------------------------------------
 
-    def fill(self, generate: Generate | None = None) -> Fill:
-        """Fill every frame's hole (see the module docstring); ``generate`` makes the never-revealed part of
-        the reference frame (default: OpenCV's Telea inpaint, per channel). With
-        :attr:`CleanupOptions.refine` the flow is then computed again on the filled frames (where the fill is
-        right it is the background's own flow, not a completion of the surroundings') and the hole filled
-        again from the untouched plate; only the last pass calls ``generate`` (the others use Telea)."""
-        self.flows()
-        for _ in range(self.options.refine):
-            first = self._fill_once(None)
-            margin = self.options.refine_margin
-            untrusted = [np.zeros(self.size, bool) for _ in self.plates]
-            if margin >= 0:
-                for t, pts in enumerate(first.unseen):
-                    if len(pts):
-                        m = np.zeros(self.size, bool)
-                        m[pts[:, 1].astype(np.int64), pts[:, 0].astype(np.int64)] = True
-                        untrusted[t] = _grow(m, margin)
-            rc = self.options.refine_consistency
-            self._flows_on(first.frames, untrusted, None if rc < 0 else rc)
-        return self._fill_once(generate)
-
     def _propagate(
         self, t: int, pts: np.ndarray, visible: list[np.ndarray], offsets: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -578,7 +550,10 @@ class CleanupShot:
         a, b = local(spread), local(spread2)
         return ((weight <= 0) & (weight2 > 0)) | ((weight2 > 0) & (b < a))
 
-    def _fill_once(self, generate: Generate | None) -> Fill:
+    def fill(self, generate: Generate | None = None) -> Fill:
+        """Fill every frame's hole (see the module docstring); ``generate`` makes the never-revealed part of
+        the reference frame (default: OpenCV's Telea inpaint, per channel)."""
+        self.flows()
         n = len(self.plates)
         visible = [~_grow(hole, self.options.visible_margin) for hole in self.holes]
         filled: list[np.ndarray] = []
@@ -648,7 +623,7 @@ class CleanupShot:
             np.where((m > 0)[..., None], m[..., None] * f + (1.0 - m[..., None]) * p, p)
             for f, p, m in zip(filled, self.plates, self.mattes, strict=True)
         ]
-        return Fill(out, filled, revealed / max(total, 1), generated / max(total, 1), reference, notes, unseen)
+        return Fill(out, filled, revealed / max(total, 1), generated / max(total, 1), reference, notes)
 
     def _fill_unseen(
         self,
