@@ -14,7 +14,13 @@ al., ProPainter, ICCV 2023), without learned weights:
 2. **Propagation**: every hole pixel of frame t is traced through the completed flows, one frame at a time,
    to earlier frames and to later ones, until it lands where that frame shows the background (outside its
    own hole); the colour is taken there once (bicubic) from the untouched plate, so nothing is resampled
-   twice. The two directions are blended by nearness in time.
+   twice. The two directions are blended by nearness in time. The camera-completed flow carries a moving
+   thing behind the hole (a car the removed object passes in front of) as if it were the background, smeared;
+   so each pixel is traced a second time through a looser flow (:attr:`CleanupOptions.second_flow`: a pair's
+   untrusted pixels taken from the nearest pairs that trust them, where the hole has moved on, and no
+   round-trip check), and that trace is taken where its sources agree better in colour (their variance,
+   averaged over a few pixels so regions switch, not pixels): sources that see one surface agree, a trace
+   landing on different things in different frames does not.
 3. **Never revealed**: pixels no frame shows are filled in ONE reference frame (the frame with most of them)
    by ``generate`` (the show model's masked denoising in the runner; a spatial inpaint by default) and then
    carried to every other frame by the same tracing, so the made-up part moves with the background instead of
@@ -57,6 +63,11 @@ class CleanupOptions:
     consistency: float = 0.05  # px: flow whose forward-backward round trip misses by more is completed (0: off)
     robust_seam: bool = True  # the blend leaves out seam pixels whose mismatch is an outlier (misplaced edges)
     poisson_iterations: int = 100  # conjugate-gradient iterations of each frame's Poisson solve (at most)
+    temporal: int = 0  # pairs each way whose trusted flow fills a pair's untrusted pixels before the spatial fill
+    second_flow: bool = True  # also trace through a looser flow, taken where its sources agree better
+    second_consistency: float = 0.0  # px: the second flow's round-trip limit (0: none)
+    second_temporal: int = 8  # the second flow's :attr:`temporal` reach
+    choose_window: int = 5  # px: the neighbourhood whose sources' disagreement picks between the two flows
 
 
 def _compressed(rgb: np.ndarray) -> np.ndarray:
@@ -326,6 +337,7 @@ class CleanupShot:
         self.holes = [m > 0 for m in self.mattes]
         self._back: list[np.ndarray | None] = []  # k → k-1, completed in the hole
         self._fwd: list[np.ndarray | None] = []  # k → k+1, completed in the hole
+        self._second: tuple[list, list] | None = None  # (fwd, back) of the looser flow (``second_flow``)
 
     # -- flow -------------------------------------------------------------------------------------------------
 
@@ -353,23 +365,66 @@ class CleanupShot:
         pyramid drags the object's motion tens of pixels round it, and occlusions)."""
         if self._back:
             return
-        n = len(self.plates)
-        lum = [_compressed(p) for p in self.plates]
-        top = max(float(np.percentile(lum[0], 99.5)), 1e-3)  # one scale for the shot: brightness stays constant
+        untrusted = [_grow(h, self.options.flow_margin) for h in self.holes]
+        memo: dict = {}  # the plate's DIS flows, computed once for both
+        if self.options.second_flow:
+            self._flows_on(self.plates, untrusted, self.options.second_consistency, self.options.second_temporal,
+                           memo)
+            self._second = self._fwd, self._back
+        self._flows_on(self.plates, untrusted, memo=memo)
+
+    def _flows_on(
+        self, frames: Sequence[np.ndarray], untrusted: Sequence[np.ndarray], limit: float | None = None,
+        temporal: int | None = None, memo: dict | None = None,
+    ) -> None:
+        """The completed both-way flows of ``frames`` (the plate, or a fill of it), thrown away where a pair's
+        ``untrusted`` masks (H, W) bool are set and where the round trip misses."""
+        n = len(frames)
+        lum = [_compressed(p) for p in frames]
+        top = max(float(np.percentile(_compressed(self.plates[0]), 99.5)), 1e-3)  # one scale for the shot
         lum = [_to8(c, top) for c in lum]
-        limit = self.options.consistency
+        limit = self.options.consistency if limit is None else limit
         self._back, self._fwd = [None] * n, [None] * n
+        raw: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # per pair: fwd, bad, back, bad
         for k in range(n - 1):
-            fwd = self._dis(lum[k], lum[k + 1])  # k → k+1
-            back = self._dis(lum[k + 1], lum[k])  # k+1 → k
-            bad = _grow(self.holes[k] | self.holes[k + 1], self.options.flow_margin)
+            if memo is not None and k in memo:
+                fwd, back = memo[k]
+            else:
+                fwd = self._dis(lum[k], lum[k + 1])  # k → k+1
+                back = self._dis(lum[k + 1], lum[k])  # k+1 → k
+                if memo is not None:
+                    memo[k] = fwd, back
+            bad = untrusted[k] | untrusted[k + 1]
             bad_fwd, bad_back = bad, bad
             if limit > 0:
-                bad_fwd = bad | (_round_trip(fwd, back) > limit)
-                bad_back = bad | (_round_trip(back, fwd) > limit)
+                rt_fwd, rt_back = _round_trip(fwd, back), _round_trip(back, fwd)
+                bad_fwd = bad | (rt_fwd > limit)
+                bad_back = bad | (rt_back > limit)
+            raw.append((fwd, bad_fwd, back, bad_back))
+            self.progress("flow", k + 1, n - 1)
+        reach = self.options.temporal if temporal is None else temporal
+        for k in range(n - 1):
+            fwd, bad_fwd, back, bad_back = raw[k]
+            if reach > 0:
+                fwd, bad_fwd = self._from_neighbours(raw, k, 0, reach)
+                back, bad_back = self._from_neighbours(raw, k, 2, reach)
             self._fwd[k] = self._complete(fwd, bad_fwd)
             self._back[k + 1] = self._complete(back, bad_back)
-            self.progress("flow", k + 1, n - 1)
+
+    @staticmethod
+    def _from_neighbours(raw: list, k: int, slot: int, reach: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pair k's flow (``slot`` 0 forward, 2 backward) with its untrusted pixels taken, where they can be,
+        from the nearest pairs (up to ``reach`` each way) whose flow is trusted there: the hole moves, and what
+        it hides in one pair is usually seen moving the same way a pair or two away."""
+        flow, bad = raw[k][slot].copy(), raw[k][slot + 1].copy()
+        for j in range(1, reach + 1):
+            for kk in (k - j, k + j):
+                if not 0 <= kk < len(raw) or not bad.any():
+                    continue
+                take = bad & ~raw[kk][slot + 1]
+                flow[take] = raw[kk][slot][take]
+                bad &= ~take
+        return flow, bad
 
     @staticmethod
     def _complete(flow: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -444,6 +499,57 @@ class CleanupShot:
 
     # -- the fill ---------------------------------------------------------------------------------------------
 
+    def _propagate(
+        self, t: int, pts: np.ndarray, visible: list[np.ndarray], offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame t's hole pixels ``pts`` traced both ways to the frames that show them: their colour patches
+        (N, len(offsets), 3) blended by nearness (zero where none), the total weight (N,) (0: never revealed)
+        and the sources' disagreement (N,): the weighted variance of the centre colour, summed over channels
+        (inf with fewer than two sources)."""
+        values = np.zeros((len(pts), len(offsets), 3), np.float32)
+        second = np.zeros((len(pts), 3), np.float32)
+        weight = np.zeros(len(pts), np.float32)
+        count = np.zeros(len(pts), np.int32)
+        for step in (-1, 1):
+            for found, fx, fy in self._trace(t, pts, step, lambda s: visible[s], self.options.sources):
+                got = found >= 0
+                wgt = np.where(got, 1.0 / np.maximum(np.abs(found - t), 1), 0.0).astype(np.float32)
+                taken = self._take_patches(self.plates, found, fx, fy, offsets)
+                values += wgt[:, None, None] * taken
+                second += wgt[:, None] * taken[:, 0] ** 2
+                weight += wgt
+                count += got
+        seen = weight > 0
+        values[seen] /= weight[seen, None, None]
+        spread = np.full(len(pts), np.inf, np.float32)
+        many = count >= 2
+        spread[many] = np.maximum(second[many] / weight[many, None] - values[many, 0] ** 2, 0.0).sum(axis=1)
+        return values, weight, spread
+
+    def _choose(
+        self, t: int, ys: np.ndarray, xs: np.ndarray, weight: np.ndarray, spread: np.ndarray,
+        weight2: np.ndarray, spread2: np.ndarray,
+    ) -> np.ndarray:
+        """(N,) bool: the hole pixels of frame t to take from the second flow: where only it reveals them, or
+        where its sources disagree less than the first flow's (each disagreement averaged over a
+        :attr:`CleanupOptions.choose_window` neighbourhood of the hole, so whole regions switch, not pixels)."""
+        h, w = self.size
+        win = self.options.choose_window
+
+        def local(v: np.ndarray) -> np.ndarray:
+            img = np.zeros((h, w), np.float32)
+            cnt = np.zeros((h, w), np.float32)
+            ok = np.isfinite(v)
+            img[ys[ok], xs[ok]] = v[ok]
+            cnt[ys[ok], xs[ok]] = 1.0
+            num = cv2.boxFilter(img, -1, (win, win), normalize=False)
+            den = cv2.boxFilter(cnt, -1, (win, win), normalize=False)
+            out = np.where(den > 0, num / np.maximum(den, 1e-6), np.inf)[ys, xs]
+            return np.where(ok | (den[ys, xs] > 0), out, np.inf)
+
+        a, b = local(spread), local(spread2)
+        return ((weight <= 0) & (weight2 > 0)) | ((weight2 > 0) & (b < a))
+
     def fill(self, generate: Generate | None = None) -> Fill:
         """Fill every frame's hole (see the module docstring); ``generate`` makes the never-revealed part of
         the reference frame (default: OpenCV's Telea inpaint, per channel)."""
@@ -459,17 +565,18 @@ class CleanupShot:
         for t in range(n):
             ys, xs = np.nonzero(self.holes[t])
             pts = np.stack([xs, ys], axis=1).astype(np.float32)
-            values = np.zeros((len(pts), len(offsets), 3), np.float32)
-            weight = np.zeros(len(pts), np.float32)
-            for step in (-1, 1):
-                for found, fx, fy in self._trace(t, pts, step, lambda s: visible[s], self.options.sources):
-                    got = found >= 0
-                    wgt = np.where(got, 1.0 / np.maximum(np.abs(found - t), 1), 0.0).astype(np.float32)
-                    values += wgt[:, None, None] * self._take_patches(self.plates, found, fx, fy, offsets)
-                    weight += wgt
+            values, weight, spread = self._propagate(t, pts, visible, offsets)
+            if self._second is not None:  # the other flow where its sources agree better
+                first = self._fwd, self._back
+                self._fwd, self._back = self._second
+                try:
+                    values2, weight2, spread2 = self._propagate(t, pts, visible, offsets)
+                finally:
+                    self._fwd, self._back = first
+                take = self._choose(t, ys, xs, weight, spread, weight2, spread2)
+                values[take], weight[take] = values2[take], weight2[take]
             frame = self.plates[t].copy()
             seen = weight > 0
-            values[seen] /= weight[seen, None, None]
             frame[ys[seen], xs[seen]] = values[seen, 0]
             filled.append(frame)
             unseen.append(pts[~seen])
