@@ -189,6 +189,31 @@ def card_coverage(generated: np.ndarray, card: Card, matrix: np.ndarray, box: Wi
     return covered
 
 
+def surely_covered(generated: np.ndarray, card: Card, matrix: np.ndarray, box: Window) -> np.ndarray:
+    """Pixels of ``box`` ((h, w) bool) whose :func:`card_coverage` is 1 for certain, found without sampling:
+    both bilinear taps each way land inside the card, on a 2 × 2 block of ``generated`` that is all ≥ 1 (the
+    four weights then sum to 1 within float32 rounding, which :func:`card_coverage` counts as 1). A pixel it
+    leaves out may still be covered; the caller samples those."""
+    full = np.asarray(generated) >= 1.0
+    mh, mw = full.shape
+    if mh < 2 or mw < 2:
+        return np.zeros((box.height, box.width), bool)
+    block = full[:-1, :-1] & full[1:, :-1] & full[:-1, 1:] & full[1:, 1:]  # block (i, j): taps i, i+1 × j, j+1
+    if _is_shift(matrix):
+        sx, sy = card.scale
+        shift = (float(matrix[0, 2]), float(matrix[1, 2]))
+        u = (np.arange(box.x, box.x + box.width) + 0.5 - shift[0] - card.x) / sx - 0.5
+        v = (np.arange(box.y, box.y + box.height) + 0.5 - shift[1] - card.y) / sy - 0.5
+        bu, bv = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        ok_u, ok_v = (bu >= 0) & (bu < mw - 1), (bv >= 0) & (bv < mh - 1)
+        rows = block[np.clip(bv, 0, mh - 2)] & ok_v[:, None]
+        return np.take(rows, np.clip(bu, 0, mw - 2), axis=1) & ok_u[None, :]
+    u, v = card.coordinates(matrix, box)
+    bu, bv = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    inside = (bu >= 0) & (bu < mw - 1) & (bv >= 0) & (bv < mh - 1)
+    return block[np.clip(bv, 0, mh - 2), np.clip(bu, 0, mw - 2)] & inside
+
+
 def _bilinear_taps(coords: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The two bilinear taps of sampling positions ``coords``: (index clamped to the card, float32 weight, 0
     where the tap is beyond the card's edge)."""

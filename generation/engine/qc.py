@@ -63,6 +63,16 @@ class CoverageMeter:
             return total, total
         return total, float((matte * np.clip(np.asarray(covered, np.float64), 0.0, 1.0)).sum())
 
+    @staticmethod
+    def covered_terms(matte: np.ndarray) -> tuple[float, float]:
+        """:meth:`terms` of a frame whose every matte pixel (every one not ≤ 0) is known to be covered: the
+        same two sums to the bit, without the covered image."""
+        matte = np.array(matte, np.float64)  # a copy, clipped in place (np.clip makes its own, slower)
+        np.maximum(matte, 0.0, out=matte)
+        np.minimum(matte, 1.0, out=matte)
+        total = float(matte.sum())
+        return total, total
+
     def add_terms(self, terms: tuple[float, float]) -> None:
         self._matte += terms[0]
         self._covered += terms[1]

@@ -43,7 +43,7 @@ import numpy as np
 
 from generation.engine import camera, frame_cache, qc
 from generation.engine.backends import load_denoiser
-from generation.engine.card import Card, Track, card_coverage, card_geometry
+from generation.engine.card import Card, Track, card_coverage, card_geometry, surely_covered
 from generation.engine.device import pick_device
 from generation.engine.encoding import known_and_mask
 from generation.engine.frame_writer import Delivered, FrameWriter, Outputs, frame_workers, provenance_attributes
@@ -380,7 +380,7 @@ class _Carry:
         coverage = None
         if box is not None:
             bs = _slices(box)
-            coverage = qc.CoverageMeter.terms(matte[bs], card_coverage(self.generated, self.card, motion, box))
+            coverage = coverage_terms(self.generated, self.card, matte[bs], motion, box)
             grained = self.finishing.regrains(self.look)
             # Grain is drawn over the whole box (its shape and place seed it): then the box is one span.
             for sub in [box] if grained else matte_spans(matte[bs], box):
@@ -429,6 +429,17 @@ class _Carry:
 
 
 _SPAN_TILE = 32  # the side of :func:`matte_spans`'s tiles (fewer, larger spans against a tighter cover)
+
+
+def coverage_terms(
+    generated: np.ndarray, card: Card, matte: np.ndarray, motion: np.ndarray, box: Window
+) -> tuple[float, float]:
+    """A frame's coverage terms (:meth:`qc.CoverageMeter.terms` of ``matte`` over ``box`` and the card's
+    :func:`card_coverage`); the usual frame, whose every matte pixel samples only generated card pixels
+    (:func:`surely_covered`), without sampling the coverage image (a fifth of the CPU it took)."""
+    if not np.any(~(matte <= 0) & ~surely_covered(generated, card, motion, box)):
+        return qc.CoverageMeter.covered_terms(matte)
+    return qc.CoverageMeter.terms(matte, card_coverage(generated, card, motion, box))
 
 
 def matte_spans(alpha: np.ndarray, box: Window, tile: int = _SPAN_TILE) -> list[Window]:

@@ -303,6 +303,43 @@ def test_the_shift_only_coverage_is_the_general_bilinear_one():
         assert 0 < (general == 0).sum() < general.size and np.abs(fast - general).max() < 1e-6
 
 
+@pytest.mark.parametrize("motion", ["shift", "homography"])
+def test_surely_covered_pixels_are_covered_and_the_carrys_coverage_terms_are_the_sampled_ones(motion):
+    from generation.engine import qc
+    from generation.engine.card import Card, card_coverage, surely_covered
+
+    card = Card(x=-10, y=5, width=200, height=100, model_h=32, model_w=64)
+    box = frames.Window(0, 0, 240, 120)  # beyond the card on every side for some motions
+    rng = np.random.default_rng(2)
+    matrices = []
+    for shift in [(0.0, 0.0), (3.25, -7.5), (-40.7, 12.1), (25.0, 30.0)]:
+        matrix = np.eye(3)
+        matrix[:2, 2] = shift
+        if motion == "homography":
+            matrix[:2, :2] += [[0.02, -0.01], [0.015, -0.02]]
+            matrix[2, :2] = (2e-5, -1e-5)
+        matrices.append(matrix)
+    full = np.ones((32, 64), np.float32)
+    holed = full.copy()
+    holed[10:14, 20:30] = 0.4  # a partly generated patch under the matte
+    for generated in (full, holed, (rng.random((32, 64)) > 0.2).astype(np.float32)):
+        for matrix in matrices:
+            covered = card_coverage(generated, card, matrix, box)
+            surely = surely_covered(generated, card, matrix, box)
+            assert surely.any() and (covered[surely] == 1.0).all()
+            assert surely.sum() > 0.9 * (covered == 1.0).sum()  # it leaves out little that is covered
+            # The carry's terms: the sampled ones to the bit, whether or not its shortcut applies.
+            inside = surely_covered(full, card, matrix, box)
+            for matte in (inside * rng.random(inside.shape).astype(np.float32), np.full(inside.shape, 0.7, np.float32)):
+                want = qc.CoverageMeter.terms(matte, covered)
+                assert variation.coverage_terms(generated, card, matte, matrix, box) == want
+    # The shortcut is taken only where it must be: a hole under the matte is seen (coverage below 1).
+    matte = np.zeros((120, 240), np.float32)
+    matte[40:80, 60:180] = 1.0
+    total, got = variation.coverage_terms(holed, card, matte, np.eye(3), box)
+    assert got < total
+
+
 def test_the_shift_only_card_sample_is_the_plain_four_tap_sum_to_the_bit():
     from generation.engine.card import Card, cubic_taps, sample_card
 
