@@ -226,13 +226,34 @@ def make_proxy(
     p99.9; pixels outside the LUT's domain go through the exact processor), or, with ``exact``,
     the exact processor itself. Alpha is ignored.
     """
+    small = proxy_resize(pixels, width=width, pixel_aspect=pixel_aspect)
+    return encode_proxy(small, src=src, display=display, view=view, config_name=config_name, exact=exact)
+
+
+def proxy_resize(pixels: np.ndarray, *, width: int = 960, pixel_aspect: float = 1.0) -> np.ndarray:
+    """:func:`make_proxy`'s first half: (H, W, 3|4) ``pixels`` resized to the proxy (float32 (h, width, 3))."""
     pixels = _check_pixels(pixels)
+    h, w = proxy_size(pixels.shape[0], pixels.shape[1], width, pixel_aspect)
+    return resize(pixels[..., :3], w, h)
+
+
+def encode_proxy(
+    small: np.ndarray,
+    *,
+    src: str = "ACEScg",
+    display: str | None = None,
+    view: str | None = None,
+    config_name: str | None = None,
+    exact: bool = False,
+) -> np.ndarray:
+    """:func:`make_proxy`'s second half: scene-linear (..., 3) ``small`` through the display/view to uint8. Each
+    pixel's code depends on that pixel alone (so a part of an image encodes as that part of the whole)."""
     name = resolve_config_name(config_name)
     display, view = _resolve_display_view(display, view, name)
-    h, w = proxy_size(pixels.shape[0], pixels.shape[1], width, pixel_aspect)
-    small = resize(pixels[..., :3], w, h)
+    small = np.asarray(small, np.float32)
     if exact:
-        return _to_uint8(display_view(small, src=src, display=display, view=view, config_name=name))
+        flat = display_view(small.reshape(-1, 1, 3), src=src, display=display, view=view, config_name=name)
+        return _to_uint8(flat).reshape(small.shape)
     shaped = _cct_encode(small)
     out = _apply(_baked_lut(name, src, display, view), np.clip(shaped, *_CCT_DOMAIN))
     # Beyond the LUT's domain (a sun at 1e4, a strongly negative pixel) the view can still change

@@ -133,6 +133,9 @@ PLATES = FrameCache()
 FLOWS = FrameCache(768 * 2**20)  # the plate's own flow between frames, which every variation's flicker measures
 # The flicker meter's plate half of each frame (working-size plate luminance and matte, ~3.7 MB a 2K frame).
 PLATE_SIDES = FrameCache(512 * 2**20)
+# Each plate frame's first variation proxy, whose pixels its matte's tiles do not reach the request's other
+# variations copy (frame_writer.make_frame_proxy; 1.5 MB a 960-wide proxy of a 2K frame).
+PROXIES = FrameCache(256 * 2**20)
 # What a request's variations derive alike from its mattes and track (the card's generated region, model size).
 DERIVED = FrameCache(64 * 2**20)
 

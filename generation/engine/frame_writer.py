@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from generation.engine import camera, colour, frames
+from generation.engine import camera, colour, frame_cache, frames
 from generation.engine.frames import Window
 from generation.engine.inpaint import Cancelled
 from generation.engine.registry import ModelCard
@@ -121,6 +121,12 @@ class Delivered:
     data_window: Window
     channel_names: tuple[str, ...] = ("R", "G", "B", "A")
     measures: Any = None  # what the runner's in_order hook wants of the frame (see FrameWriter.run)
+    # Where ``proxy_rgb`` may differ from the frame's plate (array coords; None: anywhere), and what names the plate
+    # frame as it was read (None: nothing): with both, the proxy outside ``changed`` is taken from the first
+    # proxy made over that plate frame with the same ``changed`` (see :func:`make_frame_proxy`).
+    changed: tuple[Window, ...] | None = None
+    plate_key: Hashable | None = None
+    plate_group: Hashable = None
 
 
 def write_frame(
@@ -128,16 +134,7 @@ def write_frame(
 ) -> None:
     """The frame's proxy JPEG (through the spec's display and view; first, it is what a reviewer waits for)
     and its EXR."""
-    proxy = colour.make_proxy(
-        delivered.proxy_rgb,
-        width=spec.proxy_width,
-        src=spec.working_space,
-        display=spec.display,
-        view=spec.view,
-        config_name=spec.config_name,
-        pixel_aspect=spec.pixel_aspect,
-    )
-    frames.write_jpeg(proxy_path, proxy)
+    frames.write_jpeg(proxy_path, make_frame_proxy(delivered, spec))
     frames.write_exr(
         exr_path,
         delivered.element,
@@ -146,6 +143,61 @@ def write_frame(
         channel_names=delivered.channel_names,
         attributes=attributes,
     )
+
+
+def make_frame_proxy(delivered: Delivered, spec: VariationSpec) -> np.ndarray:
+    """The frame's proxy (:func:`colour.make_proxy` of ``delivered.proxy_rgb`` through the spec's display and view).
+
+    A runner whose composite leaves the plate as it was outside ``delivered.changed`` (a variation: the plate
+    outside its matte's tiles) names the plate frame in ``plate_key``; the first proxy made over it is kept
+    (:data:`frame_cache.PROXIES`) and the next variation's proxy encodes only the proxy pixels the changed
+    windows reach, the rest copied: each proxy pixel is a function of its own footprint in the frame (the area
+    resize) and of that pixel alone (the display encode), so the bytes are those of the whole proxy made anew."""
+    encode = dict(src=spec.working_space, display=spec.display, view=spec.view, config_name=spec.config_name)
+    pixels = delivered.proxy_rgb
+    if delivered.plate_key is None or delivered.changed is None:
+        small = colour.proxy_resize(pixels, width=spec.proxy_width, pixel_aspect=spec.pixel_aspect)
+        return colour.encode_proxy(small, **encode)
+    (fh, fw), (ph, pw) = pixels.shape[:2], colour.proxy_size(*pixels.shape[:2], spec.proxy_width, spec.pixel_aspect)
+    key = ("proxy", delivered.plate_key, delivered.changed, (ph, pw), tuple(sorted(encode.items())))
+    made: list[bool] = []
+
+    def make() -> tuple[np.ndarray]:
+        made.append(True)
+        small = colour.proxy_resize(pixels, width=spec.proxy_width, pixel_aspect=spec.pixel_aspect)
+        return (colour.encode_proxy(small, **encode),)
+
+    (kept,) = frame_cache.PROXIES.get_or_make(key, make, delivered.plate_group)
+    if made:
+        return kept  # written, never written to
+    small = colour.proxy_resize(pixels, width=spec.proxy_width, pixel_aspect=spec.pixel_aspect)
+    proxy = kept.copy()
+    for ys, xs in changed_reach(delivered.changed, (fh, fw), (ph, pw)):
+        proxy[ys, xs] = colour.encode_proxy(small[ys, xs], **encode)  # where two overlap, the same codes twice
+    return proxy
+
+
+def changed_reach(
+    changed: tuple[Window, ...], frame_hw: tuple[int, int], proxy_hw: tuple[int, int]
+) -> list[tuple[slice, slice]]:
+    """The proxy rectangles (row and column slices) whose pixels' footprints in the frame may touch the ``changed``
+    windows (array coords), one a window: exact for the halving (or same-size) resize, grown by
+    :data:`_REACH_MARGIN` proxy pixels otherwise."""
+    (fh, fw), (ph, pw) = frame_hw, proxy_hw
+    exact = fh in (ph, 2 * ph) and fw in (pw, 2 * pw)
+    margin = 0 if exact else _REACH_MARGIN
+    rects = []
+    for w in changed:
+        y0 = max(0, (w.y * ph) // fh - margin)
+        y1 = min(ph, -(-(w.y + w.height) * ph // fh) + margin)
+        x0 = max(0, (w.x * pw) // fw - margin)
+        x1 = min(pw, -(-(w.x + w.width) * pw // fw) + margin)
+        if y1 > y0 and x1 > x0:
+            rects.append((slice(y0, y1), slice(x0, x1)))
+    return rects
+
+
+_REACH_MARGIN = 2  # proxy pixels a frame pixel's change may reach beyond its own footprint (OIIO's box filter)
 
 
 class FrameWriter:

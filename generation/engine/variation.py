@@ -292,6 +292,7 @@ class _Carry:
             plate, matte, _ = pixels
             plate = plate.copy()  # the plate before it is composited over, for the flicker figure
             delivered = self._pixels(_IDENTITY, frame, pixels)
+            self._name_plate(delivered, frame)
             self.made_first = (delivered, plate, matte)
             return delivered
 
@@ -345,9 +346,18 @@ class _Carry:
         plate, matte, _ = pixels
         plate_side = self._plate_side(frame, plate, matte)  # before the plate is composited over in place
         delivered = self._pixels(self.track.matrices[k], frame, pixels)
+        self._name_plate(delivered, frame)
         coverage, _ = delivered.measures
         delivered.measures = (coverage, self.meter.prepare_with(luma(delivered.proxy_rgb[self.rs]), plate_side))
         return delivered
+
+    def _name_plate(self, delivered: Delivered, frame: int) -> None:
+        """Name the plate frame under ``delivered``'s composite, as read (file and colour), so its proxy may take
+        what lies outside the matte's tiles from an earlier variation's (:func:`frame_writer.make_frame_proxy`)."""
+        spec = self.plan.spec
+        plate_key = _file_key(frame_path(spec.plate_pattern, frame))
+        delivered.plate_key = (plate_key, tuple(sorted(spec.plate_colour().items())))
+        delivered.plate_group = spec.plate_pattern
 
     def _plate_side(self, frame: int, plate: np.ndarray, matte: np.ndarray) -> tuple:
         """The flicker meter's plate half of ``frame`` (:meth:`qc.FlowFlickerMeter.plate_side`), made once per
@@ -378,12 +388,14 @@ class _Carry:
         element = np.zeros((display.height, display.width, 4), np.float16)
         comp = plate
         coverage = None
+        changed: list[Window] = []
         if box is not None:
             bs = _slices(box)
             coverage = coverage_terms(self.generated, self.card, matte[bs], motion, box)
             grained = self.finishing.regrains(self.look)
             # Grain is drawn over the whole box (its shape and place seed it): then the box is one span.
             for sub in [box] if grained else matte_spans(matte[bs], box):
+                changed.append(sub)
                 ss = _slices(sub)
                 alpha = matte[ss][..., None]
                 keep = alpha > 0
@@ -410,7 +422,7 @@ class _Carry:
             data_window = Window(display.x + box.x, display.y + box.y, box.width, box.height)
         else:
             data_window = Window(display.x, display.y, 1, 1)
-        return Delivered(element, comp, data_window, measures=(coverage, None))
+        return Delivered(element, comp, data_window, measures=(coverage, None), changed=tuple(changed))
 
     def in_order(self, k: int, frame: int, delivered: Delivered) -> None:
         """A made frame's figures, in frame order (the calling thread)."""

@@ -67,6 +67,7 @@ def _cold() -> None:
     frame_cache.FLOWS.clear()
     frame_cache.PLATE_SIDES.clear()
     frame_cache.DERIVED.clear()
+    frame_cache.PROXIES.clear()
     frame_cache.clear_matte_boxes()
 
 
@@ -97,6 +98,67 @@ def test_a_request_reads_each_plate_frame_once_and_every_variation_the_same_byte
     assert _written(tmp_path / "a") == _written(tmp_path / "c") == _written(tmp_path / "d")
     assert first.flicker_ratio == cold.flicker_ratio == warm.flicker_ratio
     assert first.coverage == cold.coverage == warm.coverage
+
+
+def test_a_later_variations_proxies_copy_the_plate_outside_its_tiles_and_are_the_bytes_made_anew(
+    small_demo_plate, tiny_model_dir, tmp_path
+):
+    _cold()
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
+    hits = frame_cache.PROXIES.hits
+    warm = generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
+    assert frame_cache.PROXIES.hits - hits == len(warm.frames)  # every proxy of the second took the first's plate
+    _cold()
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=8))
+    assert _written(tmp_path / "b") == _written(tmp_path / "c")  # EXRs and proxies, to the byte
+    assert _written(tmp_path / "a") != _written(tmp_path / "b")  # the seeds made different variations
+
+
+@pytest.mark.parametrize("frame_hw, width, aspect", [((540, 960), 480, 1.0), ((500, 1000), 640, 1.0), ((360, 700), 320, 2.0)])
+def test_a_proxy_encoded_only_where_the_changed_windows_reach_is_the_whole_proxy_to_the_byte(frame_hw, width, aspect):
+    from types import SimpleNamespace
+
+    from generation.engine import colour
+    from generation.engine.frame_writer import Delivered, make_frame_proxy
+
+    rng = np.random.default_rng(4)
+    h, w = frame_hw
+    plate = (rng.random((h, w, 3)) * 3).astype(np.float32)
+    plate[5:9, 5:9] = 300.0  # beyond the LUT's domain: the exact processor's pixels
+    spec = SimpleNamespace(
+        proxy_width=width, pixel_aspect=aspect, working_space="ACEScg", display=None, view=None, config_name=None
+    )
+    windows = tuple(
+        frames.Window(int(x), int(y), int(dx), int(dy))
+        for x, y, dx, dy in zip(rng.integers(0, w - 40, 6), rng.integers(0, h - 40, 6), rng.integers(1, 40, 6),
+                                rng.integers(1, 40, 6), strict=True)
+    )
+
+    def comp(seed: int, spill: int = 0) -> np.ndarray:
+        """The plate with new pixels inside ``windows`` (``spill`` px beyond their right edge too)."""
+        out = plate.copy()
+        fill = np.random.default_rng(seed)
+        for win in windows:
+            ys, xs = slice(win.y, win.y + win.height), slice(win.x, win.x + win.width + spill)
+            out[ys, xs] = fill.random(out[ys, xs].shape).astype(np.float32) * 4.0 - 0.5
+        return out
+
+    def proxy(pixels: np.ndarray) -> np.ndarray:
+        delivered = Delivered(pixels[..., :1], pixels, frames.Window(0, 0, w, h), changed=windows, plate_key=(h, w, width))
+        return make_frame_proxy(delivered, spec)
+
+    frame_cache.PROXIES.clear()
+    first = comp(1)
+    assert np.array_equal(proxy(first), colour.make_proxy(first, width=width, pixel_aspect=aspect))
+    hits = frame_cache.PROXIES.hits
+    for seed in (2, 3):
+        later = comp(seed)
+        assert np.array_equal(proxy(later), colour.make_proxy(later, width=width, pixel_aspect=aspect))
+    assert frame_cache.PROXIES.hits == hits + 2
+    # A composite that changed pixels beyond the windows it names gets the first proxy's there: wrong bytes.
+    spilled = comp(5, spill=12)
+    assert not np.array_equal(proxy(spilled), colour.make_proxy(spilled, width=width, pixel_aspect=aspect))
+    frame_cache.PROXIES.clear()
 
 
 def test_a_full_cache_keeps_its_first_frames_hands_out_copies_and_sees_a_changed_file(tmp_path):
