@@ -112,9 +112,10 @@ def provenance_attributes(
 @dataclass
 class Delivered:
     """One frame's pixels: ``element`` is what the EXR holds ((H, W, C) float16 over the display window,
-    e.g. premultiplied RGBA), ``proxy_rgb`` what the proxy shows ((H, W, 3) float32 working space, e.g. the
-    element over the plate), ``data_window`` the EXR's data window (absolute pixel coordinates) and
-    ``channel_names`` the element's channels (a roto matte delivers ``("A",)``)."""
+    e.g. premultiplied RGBA, or over the data window alone with ``element_over_data``), ``proxy_rgb`` what the
+    proxy shows ((H, W, 3) float32 working space, e.g. the element over the plate), ``data_window`` the EXR's
+    data window (absolute pixel coordinates) and ``channel_names`` the element's channels (a roto matte
+    delivers ``("A",)``)."""
 
     element: np.ndarray
     proxy_rgb: np.ndarray
@@ -127,6 +128,7 @@ class Delivered:
     changed: tuple[Window, ...] | None = None
     plate_key: Hashable | None = None
     plate_group: Hashable = None
+    element_over_data: bool = False
 
 
 def write_frame(
@@ -142,6 +144,7 @@ def write_frame(
         data_window=delivered.data_window,
         channel_names=delivered.channel_names,
         attributes=attributes,
+        over_data_window=delivered.element_over_data,
     )
 
 

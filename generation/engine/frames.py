@@ -498,23 +498,25 @@ def write_exr(
     channel_names: Sequence[str] = ("R", "G", "B", "A"),
     attributes: dict[str, str | int | float] | None = None,
     compression: str = "zip",
+    over_data_window: bool = False,
 ) -> None:
     """Atomically write a HALF OpenEXR.
 
-    ``pixels`` is float32 or float16 (H, W, C) covering ``display_window``; only
-    ``data_window`` (default: the display window, must lie inside it) is stored. float16
-    input is stored bit-exact. ``attributes`` are written verbatim into the header.
+    ``pixels`` is float32 or float16 (H, W, C) covering ``display_window`` (``over_data_window``: covering
+    ``data_window`` alone); only ``data_window`` (default: the display window, must lie inside it) is stored.
+    float16 input is stored bit-exact. ``attributes`` are written verbatim into the header.
     """
     path = os.fspath(path)
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    expected = (display_window.height, display_window.width, len(channel_names))
+    data = data_window or display_window
+    covered, what = (data, "data") if over_data_window else (display_window, "display")
+    expected = (covered.height, covered.width, len(channel_names))
     if pixels.shape != expected:
-        raise ValueError(f"pixels are {pixels.shape}; the display window needs {expected}")
+        raise ValueError(f"pixels are {pixels.shape}; the {what} window needs {expected}")
     if pixels.dtype not in (np.float16, np.float32):
         raise ValueError(f"pixels must be float16 or float32, not {pixels.dtype}")
-    data = data_window or display_window
     if not display_window.contains(data):
         raise ValueError(f"data window {data.as_dict()} is not inside display window {display_window.as_dict()}")
     if compression.split(":")[0] not in EXR_COMPRESSIONS:
@@ -529,8 +531,11 @@ def write_exr(
     spec.attribute("compression", compression)
     for name, value in (attributes or {}).items():
         spec.attribute(name, value)
-    x0, y0 = data.x - display_window.x, data.y - display_window.y
-    crop = np.ascontiguousarray(pixels[y0 : y0 + data.height, x0 : x0 + data.width])
+    if over_data_window:
+        crop = np.ascontiguousarray(pixels)
+    else:
+        x0, y0 = data.x - display_window.x, data.y - display_window.y
+        crop = np.ascontiguousarray(pixels[y0 : y0 + data.height, x0 : x0 + data.width])
     _atomic_write(path, ".exr", lambda tmp: _write_image(tmp, spec, crop))
 
 

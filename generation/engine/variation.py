@@ -385,7 +385,8 @@ class _Carry:
         plate, matte, depth = pixels
         display = self.plan.display
         box = self.plan.matte_box(frame, matte)
-        element = np.zeros((display.height, display.width, 4), np.float16)
+        # The element over its data window only (the box): what the EXR stores, no display-size frame to crop.
+        element = np.zeros((1, 1, 4) if box is None else (box.height, box.width, 4), np.float16)
         comp = plate
         coverage = None
         changed: list[Window] = []
@@ -397,6 +398,7 @@ class _Carry:
             for sub in [box] if grained else matte_spans(matte[bs], box):
                 changed.append(sub)
                 ss = _slices(sub)
+                es = (slice(sub.y - box.y, sub.y - box.y + sub.height), slice(sub.x - box.x, sub.x - box.x + sub.width))
                 alpha = matte[ss][..., None]
                 keep = alpha > 0
                 generated = self.look.region(plate, depth, motion, sub)
@@ -409,8 +411,8 @@ class _Carry:
                 if np.isnan(generated).any():
                     np.copyto(generated, np.float32(0.0), where=~keep)
                 rgb16, alpha16 = generated.astype(np.float16), (alpha + np.float32(0.0)).astype(np.float16)
-                element[ss + (slice(0, 3),)] = rgb16
-                element[ss + (slice(3, 4),)] = alpha16
+                element[es + (slice(0, 3),)] = rgb16
+                element[es + (slice(3, 4),)] = alpha16
                 # Composite what the EXR holds, so the proxy shows exactly the delivered element (its half
                 # values widened again, each channel once: no float32 copy of the whole RGBA box).
                 over = rgb16.astype(np.float32)
@@ -422,7 +424,9 @@ class _Carry:
             data_window = Window(display.x + box.x, display.y + box.y, box.width, box.height)
         else:
             data_window = Window(display.x, display.y, 1, 1)
-        return Delivered(element, comp, data_window, measures=(coverage, None), changed=tuple(changed))
+        return Delivered(
+            element, comp, data_window, measures=(coverage, None), changed=tuple(changed), element_over_data=True
+        )
 
     def in_order(self, k: int, frame: int, delivered: Delivered) -> None:
         """A made frame's figures, in frame order (the calling thread)."""

@@ -359,3 +359,18 @@ def test_a_jpeg_on_a_full_disk_raises_oserror_and_the_process_lives(tmp_path: Pa
         assert list(full.iterdir()) == []  # nothing half-written left
     finally:
         subprocess.run(["umount", "-l", str(full)], capture_output=True)
+
+
+def test_an_element_given_over_its_data_window_alone_writes_the_same_exr(tmp_path: Path) -> None:
+    display, data = Window(0, 0, 64, 40), Window(10, 5, 30, 20)
+    whole = np.zeros((40, 64, 4), np.float16)
+    whole[5:25, 10:40] = np.random.default_rng(0).standard_normal((20, 30, 4)).astype(np.float16)
+    attributes = {"DateTime": "2026:12:03 00:00:00"}
+    write_exr(tmp_path / "a.exr", whole, display_window=display, data_window=data, attributes=attributes)
+    write_exr(
+        tmp_path / "b.exr", whole[5:25, 10:40], display_window=display, data_window=data, attributes=attributes,
+        over_data_window=True,
+    )
+    assert (tmp_path / "a.exr").read_bytes() == (tmp_path / "b.exr").read_bytes()
+    with pytest.raises(ValueError, match="data window needs"):
+        write_exr(tmp_path / "c.exr", whole, display_window=display, data_window=data, over_data_window=True)

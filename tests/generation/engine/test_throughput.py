@@ -523,7 +523,11 @@ def test_the_matte_spans_composite_equals_the_whole_box_where_alpha_is_above_0_a
     plate = (rng.random((h, w, 3)) * 2).astype(np.float32)
     old_element, old_comp = _old_pixels(carry, motion, 1001, (plate.copy(), matte, None))
     delivered = variation._Carry._pixels(carry, motion, 1001, (plate.copy(), matte, None))
-    new_element, new_comp = delivered.element, delivered.proxy_rgb
+    assert delivered.element_over_data  # the element is its data window's pixels alone: place it in the frame
+    dw, new_comp = delivered.data_window, delivered.proxy_rgb
+    assert delivered.element.shape == (dw.height, dw.width, 4)
+    new_element = np.zeros_like(old_element)
+    new_element[dw.y : dw.y + dw.height, dw.x : dw.x + dw.width] = delivered.element
     keep = matte > 0
     assert len(variation.matte_spans(matte[: h, :], frames.Window(0, 0, w, h))) > 1
     assert np.array_equal(new_element[keep].view(np.uint16), old_element[keep].view(np.uint16))
