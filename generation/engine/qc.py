@@ -36,8 +36,10 @@ _BAND = 0.25  # the band round the matte's box whose textured flow stands in for
 
 def compress(y: np.ndarray) -> np.ndarray:
     """Compressed luminance ``y / (1 + y)`` of scene-linear ``y`` (negative and NaN clamp to 0)."""
-    y = np.maximum(np.nan_to_num(np.asarray(y, np.float32), nan=0.0, posinf=1e6, neginf=0.0), 0.0)
-    return y / (1.0 + y)
+    y = np.array(y, np.float32)  # a copy, worked in place (the same values as the plain expression's temporaries)
+    np.nan_to_num(y, copy=False, nan=0.0, posinf=1e6, neginf=0.0)
+    np.maximum(y, 0.0, out=y)
+    return np.divide(y, y + np.float32(1.0), out=y)
 
 
 class CoverageMeter:
@@ -238,8 +240,12 @@ class FlowFlickerMeter:
             )
         if total <= 0:
             return None
-        comp_error = float((weight * (comp - _remap(p_comp, back)) ** 2).sum())
-        return comp_error, plate_error, total
+        # weight × (comp − the previous comp moved by the plate's flow)², in one buffer: the same sum to the bit.
+        error = cv2.remap(p_comp, *back, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        np.subtract(comp, error, out=error)
+        np.multiply(error, error, out=error)
+        np.multiply(weight, error, out=error)
+        return float(error.sum()), plate_error, total
 
     def ratio(self) -> float:
         if not self.pairs or self._pixels <= 0:
@@ -252,9 +258,10 @@ class FlowFlickerMeter:
         return self._plate / self._pixels if self._pixels else 0.0
 
 
-def _plate_pair(p_plate, p_matte, plate, matte) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """The plate's side of a frame pair: its flow k → k-1 (``back``), the weight of each pixel (inside the
-    matte in both frames, where the plate's motion is known), the weight's sum and the plate's own error."""
+def _plate_pair(p_plate, p_matte, plate, matte) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, float, float]:
+    """The plate's side of a frame pair: where its flow k → k-1 takes each pixel (the x and y maps
+    :func:`cv2.remap` samples frame k-1 at), the weight of each pixel (inside the matte in both frames, where the
+    plate's motion is known), the weight's sum and the plate's own error."""
     plate8, p_plate8 = _to8(plate), _to8(p_plate)
     back = _flow(plate8, p_plate8)  # frame k → k-1
     fwd = _flow(p_plate8, plate8)  # frame k-1 → k
@@ -263,7 +270,9 @@ def _plate_pair(p_plate, p_matte, plate, matte) -> tuple[np.ndarray, np.ndarray,
     weight = np.minimum(matte, _remap(p_matte, back)) * valid
     total = float(weight.sum())
     plate_error = float((weight * (plate - _remap(p_plate, back)) ** 2).sum()) if total > 0 else 0.0
-    return back, weight, total, plate_error
+    h, w = back.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return (gx + back[..., 0], gy + back[..., 1]), weight, total, plate_error  # _remap's maps, made once
 
 
 def _digest(*arrays: np.ndarray) -> bytes:

@@ -109,3 +109,25 @@ def test_coverage_terms_of_a_fully_covered_frame_are_the_mattes_sum_and_a_hole_c
     covered[40, 50] = 0.25  # one pixel a quarter covered: the covered sum drops by exactly its share
     total, got = qc.CoverageMeter.terms(matte, covered)
     assert total == want and got == pytest.approx(want - 0.75 * float(matte[40, 50]), abs=1e-9) and got < want
+
+
+def test_a_pairs_warping_error_is_the_plain_formulas_to_the_bit():
+    """pair_terms keeps the plate's flow as remap maps and sums in one buffer: the figure the plain expression
+    weight × (comp − previous comp moved by the flow)² gives, to the last bit."""
+    import cv2
+
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[0:90, 0:120].astype(np.float32)
+    plates = [np.sin((xx + 2.5 * k) / 7.0) * np.cos(yy / 5.0) * 0.4 + 0.5 for k in range(2)]
+    matte = (yy < 60).astype(np.float32)
+    meter = qc.FlowFlickerMeter()
+    comps = [p + rng.normal(0, 0.05, p.shape).astype(np.float32) for p in plates]
+    prev, cur = (meter.prepare(c, p, matte) for c, p in zip(comps, plates, strict=True))
+    comp_error, plate_error, total = meter.pair_terms(prev, cur)
+    back_maps, weight, total2, plate_error2 = qc._plate_pair(prev[1], prev[2], cur[1], cur[2])
+    h, w = weight.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    back = np.stack([back_maps[0] - gx, back_maps[1] - gy], axis=-1)
+    moved = cv2.remap(prev[0], gx + back[..., 0], gy + back[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert total == total2 > 0 and plate_error == plate_error2
+    assert comp_error == float((weight * (cur[0] - moved) ** 2).sum()) > 0
