@@ -258,7 +258,8 @@ def encode_proxy(
     out = _apply(_baked_lut(name, src, display, view), np.clip(shaped, *_CCT_DOMAIN))
     # Beyond the LUT's domain (a sun at 1e4, a strongly negative pixel) the view can still change
     # (ACES 1.0 desaturates towards white far above 222): those few pixels get the exact processor.
-    outside = ((shaped < _CCT_DOMAIN[0]) | (shaped > _CCT_DOMAIN[1])).any(axis=-1)
+    beyond = (shaped < _CCT_DOMAIN[0]) | (shaped > _CCT_DOMAIN[1])
+    outside = beyond[..., 0] | beyond[..., 1] | beyond[..., 2]  # any channel (numpy's any over 3 is slow)
     if outside.any():
         out[outside] = _apply(_cpu(name, src, None, display, view), small[outside])
     return _to_uint8(out)

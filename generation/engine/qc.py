@@ -113,11 +113,12 @@ def consistent(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     h, w = back.shape[:2]
     fwd_at = _remap(fwd, back)
     total = back + fwd_at
-    limit = 0.01 * ((back**2).sum(-1) + (fwd_at**2).sum(-1)) + 0.5
+    # x² + y² channel by channel: what summing over the last axis of 2 gives, to the bit, several times faster.
+    limit = 0.01 * ((back[..., 0] ** 2 + back[..., 1] ** 2) + (fwd_at[..., 0] ** 2 + fwd_at[..., 1] ** 2)) + 0.5
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     sx, sy = gx + back[..., 0], gy + back[..., 1]
     inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
-    return ((total**2).sum(-1) < limit) & inside
+    return ((total[..., 0] ** 2 + total[..., 1] ** 2) < limit) & inside
 
 
 def _band(matte: np.ndarray) -> np.ndarray | None:
