@@ -244,15 +244,29 @@ def _sample_shifted(card_rgb: np.ndarray, card: Card, shift: tuple[float, float]
     # Columns first at model height (cheap; only the model rows the taps reach), then four row taps at frame size.
     r0, r1 = int(yi.min()), int(yi.max()) + 1
     yi = yi - r0
-    cols = card_rgb[r0:r1, xi] * xw[None, :, :, None]  # (rows, width, 4, C)
-    cols = cols.sum(axis=2)
-    # Each row tap gathered into one reused buffer and weighted in place: the same products and sums, no new
-    # frame-size temporaries per tap.
-    out = np.take(cols, yi[:, 0], axis=0)
-    out *= yw[:, 0, None, None]
-    tap_rows = np.empty_like(out)
+    # Tap by tap, added in order: what summing the four taps' axis gives, to the bit.
+    cols = card_rgb[r0:r1, xi[:, 0]] * xw[None, :, 0, None]  # (rows, width, C)
     for tap in range(1, 4):
-        np.take(cols, yi[:, tap], axis=0, out=tap_rows)
-        tap_rows *= yw[:, tap, None, None]
-        out += tap_rows
+        cols += card_rgb[r0:r1, xi[:, tap]] * xw[None, :, tap, None]
+    cols = np.ascontiguousarray(cols)  # fancy indexing lays the width axis outermost; rows must be contiguous
+    # Then the four row taps, a run of frame rows at a time: the card is magnified, so consecutive rows read the
+    # same four model rows (only their weights differ) and a run's products and sums stay in the cache. The same
+    # products, added in the same order, as the four whole-box taps: the same floats.
+    h = len(yi)
+    out = np.empty((h,) + cols.shape[1:], np.float32)
+    starts = np.flatnonzero(np.r_[True, (yi[1:] != yi[:-1]).any(axis=1)]).tolist() + [h]
+    run = max(1, _RUN_FLOATS // max(1, cols[0].size))  # rows a piece: about 384 KB of them, in L2
+    scratch = np.empty((min(h, run),) + cols.shape[1:], np.float32)
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        taps = yi[a]
+        for lo in range(a, b, run):  # a long run in cache-sized pieces
+            hi = min(b, lo + run)
+            rows, tmp = out[lo:hi], scratch[: hi - lo]
+            np.multiply(cols[taps[0]], yw[lo:hi, 0, None, None], out=rows)
+            for tap in range(1, 4):
+                np.multiply(cols[taps[tap]], yw[lo:hi, tap, None, None], out=tmp)
+                rows += tmp
     return out
+
+
+_RUN_FLOATS = 98_304  # floats of the card sample worked at once (384 KB: 16 rows of a 2K RGB frame)

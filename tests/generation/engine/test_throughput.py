@@ -402,12 +402,15 @@ def test_surely_covered_pixels_are_covered_and_the_carrys_coverage_terms_are_the
     assert got < total
 
 
-def test_the_shift_only_card_sample_is_the_plain_four_tap_sum_to_the_bit():
+@pytest.mark.parametrize("magnified", [False, True])
+def test_the_shift_only_card_sample_is_the_plain_four_tap_sum_to_the_bit(magnified):
     from generation.engine.card import Card, cubic_taps, sample_card
 
     card = Card(x=-10, y=5, width=200, height=100, model_h=32, model_w=64)
-    rgb = (np.random.default_rng(1).standard_normal((32, 64, 3)) * 4).astype(np.float32)
     box = frames.Window(3, 2, 240, 120)
+    if magnified:  # 50 frame rows a model row, 2200 wide: runs of rows longer than a piece of the sample
+        card, box = Card(x=-10, y=5, width=2200, height=400, model_h=8, model_w=64), frames.Window(3, 2, 2200, 300)
+    rgb = (np.random.default_rng(1).standard_normal((card.model_h, card.model_w, 3)) * 4).astype(np.float32)
     for shift in [(0.0, 0.0), (3.25, -7.5), (-40.7, 12.1)]:
         matrix = np.eye(3)
         matrix[:2, 2] = shift
