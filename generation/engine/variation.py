@@ -243,10 +243,33 @@ def _generated_region(
 
 
 def _prepare(plan: VariationPlan, card: Card, region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float | None]:
-    """The model-space inputs to denoise the card from: the first frame's plate around what is generated."""
-    plate0, matte0, depth0 = plan.read_frame(plan.spec.first)
-    known, mask = known_and_mask(plate0, matte0, card, plan, region)
-    return known, mask, depth_reference(depth0, matte0)
+    """The model-space inputs to denoise the card from: the first frame's plate around what is generated. Made
+    once per request (:data:`frame_cache.DERIVED`): its variations differ only in the seed the denoise draws."""
+    import torch
+
+    spec = plan.spec
+    first = spec.first
+    key = (
+        "prepare",
+        _file_key(frame_path(spec.plate_pattern, first)),
+        _file_key(frame_path(spec.matte_pattern, first)) if spec.matte_pattern else spec.rect,
+        tuple(sorted(spec.plate_colour().items())),
+        plan.depth_name,
+        card,
+        np.ascontiguousarray(region, np.float32).tobytes(),
+        plan.info.mode,
+        plan.model.colour_encoding,
+        spec.working_space,
+        spec.config_name,
+    )
+
+    def make() -> tuple:
+        plate0, matte0, depth0 = plan.read_frame(first)
+        known, mask = known_and_mask(plate0, matte0, card, plan, region)
+        return known.numpy(), mask.numpy(), depth_reference(depth0, matte0)
+
+    known, mask, depth_ref = frame_cache.DERIVED.get_or_make(key, make, spec.plate_pattern)
+    return torch.from_numpy(known.copy()), torch.from_numpy(mask.copy()), depth_ref
 
 
 class _Carry:

@@ -161,6 +161,20 @@ def test_a_proxy_encoded_only_where_the_changed_windows_reach_is_the_whole_proxy
     frame_cache.PROXIES.clear()
 
 
+def test_the_cards_denoise_inputs_are_made_once_per_request_and_again_when_the_first_plate_changes(
+    small_demo_plate, tiny_model_dir, tmp_path, monkeypatch
+):
+    made = _counted(monkeypatch, variation, "known_and_mask")
+    _cold()
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "a", steps=2, seed=7))
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "b", steps=2, seed=8))
+    assert len(made) == 1  # the second variation denoises its own seed from the same inputs
+    _touch(frame_path(small_demo_plate["plate"], 1001))
+    generate_variation(_spec(small_demo_plate, tiny_model_dir, tmp_path / "c", steps=2, seed=8))
+    assert len(made) == 2
+    assert _written(tmp_path / "b") == _written(tmp_path / "c")  # the same inputs made again: the same bytes
+
+
 def test_a_full_cache_keeps_its_first_frames_hands_out_copies_and_sees_a_changed_file(tmp_path):
     window = frames.Window(0, 0, 4, 4)
     paths = []
