@@ -25,7 +25,10 @@ none trained on: ``neighbours_in_training`` counts them against the manifest, 0)
 ``psnr_gain_db_multi_frame`` are both printed, against the same Lanczos reference. ``fps_2k_multi_frame``: per
 frame of a sequence at 2K, its single-frame upscale plus its refinement (``refine_seconds_2k``). ``--same-plate``: the show's-own-plates protocol (:func:`same_plate_sets`): the
 upscaler also trains on the early frames of camel and kite-surf and is scored on their late frames, 10 or more
-frames after the last it trained on.
+frames after the last it trained on. ``--multi-frame JSON``: MultiFrameConfig fields over :data:`MULTI_FRAME`;
+``--compare-multi JSON``: a second multi-frame configuration scored in the same run on the same single-frame
+upscales against the same Lanczos reference (``psnr_gain_db_multi_frame_compare``, overall and per set): choose a
+configuration on the tuning frames (``tests.bench.upscale_tune``), never with this.
 
 Grain: each plate's profile is measured (grain.measure_grain); a flat element (one constant patch per measured
 intensity, the plate's colours) is regrained from it and measured again with the same estimator.
@@ -46,7 +49,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -173,7 +176,8 @@ def _low_and_target(path: str, profile: grain.GrainProfile) -> tuple[np.ndarray,
     return rgb, upscale_training.degrade(rgb, profile, FACTOR)
 
 
-def _multi_frame(model: str, path: str, profile: grain.GrainProfile, cache: dict) -> np.ndarray:
+def _multi_frame(model: str, path: str, profile: grain.GrainProfile, cache: dict,
+                 config: upscale_video.MultiFrameConfig | None = None) -> np.ndarray:
     """The held-out frame at ``path`` upscaled with its neighbours (every frame of its sequence within the radius,
     none of them trained on), each degraded like it."""
     sequence = upscale_training.collect_plates(str(Path(path).parent))
@@ -184,7 +188,7 @@ def _multi_frame(model: str, path: str, profile: grain.GrainProfile, cache: dict
             low = _low_and_target(sequence[j], profile)[1]
             cache[sequence[j]] = (low, np.maximum(upscale.upscale(low, model, factor=FACTOR), 0.0))
     lows, singles = zip(*(cache[sequence[j]] for j in idx), strict=True)
-    return upscale_video.refine(list(lows), list(singles), idx.index(i), FACTOR, MULTI_FRAME)
+    return upscale_video.refine(list(lows), list(singles), idx.index(i), FACTOR, config or MULTI_FRAME)
 
 
 def neighbours_of(held: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -198,7 +202,10 @@ def neighbours_of(held: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
-def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False, multi: bool = True) -> dict:
+def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False, multi: bool = True,
+              compare: upscale_video.MultiFrameConfig | None = None) -> dict:
+    """Per held-out set the scores; ``compare``: a second multi-frame configuration scored on the same frames,
+    the same single-frame upscales and the same Lanczos reference (``psnr_gain_db_multi_frame_compare``)."""
     rows = {}
     for name, paths in held.items():
         profile = grain.measure_grain([upscale.read_plate_rgb(p) for p in paths[:upscale_training.PROFILE_FRAMES]])
@@ -216,6 +223,8 @@ def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False, mu
             if multi:
                 video = _srgb(_multi_frame(model, p, profile, cache))
                 row += [psnr(video, target), ssim(video, target), psnr(video, clean) - psnr(reference, clean)]
+            if multi and compare is not None:
+                row.append(psnr(_srgb(_multi_frame(model, p, profile, cache, compare)), target))
             scores.append(row)
         s = np.array(scores)
         rows[name] = {"frames": len(paths), "psnr_single": round(float(s[:, 0].mean()), 3),
@@ -229,6 +238,8 @@ def _evaluate(model: str, held: dict[str, list[str]], ensemble: bool = False, mu
                            "psnr_gain_db_multi_frame": round(float((s[:, 6] - s[:, 1]).mean()), 3),
                            "ssim_multi": round(float(s[:, 7].mean()), 4),
                            "psnr_gain_db_multi_vs_degrained": round(float(s[:, 8].mean()), 3)}
+        if multi and compare is not None:
+            rows[name]["psnr_gain_db_multi_frame_compare"] = round(float((s[:, 9] - s[:, 1]).mean()), 3)
     return rows
 
 
@@ -319,6 +330,11 @@ def main(argv: list[str] | None = None) -> dict:
                         help="train also on the early frames of the held-out sequences, score their late frames")
     parser.add_argument("--held-out", choices=sorted(HELD_OUT_STARTS), default="clean",
                         help="which frames of the held-out sequences are scored (see HELD_OUT_STARTS)")
+    parser.add_argument("--multi-frame", type=json.loads, default={},
+                        help='JSON of MultiFrameConfig fields over MULTI_FRAME, e.g. \'{"split_window": 9}\'')
+    parser.add_argument("--compare-multi", type=json.loads, default=None,
+                        help="JSON of MultiFrameConfig fields over MULTI_FRAME: a second multi-frame configuration "
+                             "scored in the same run on the same upscales (psnr_gain_db_multi_frame_compare)")
     parser.add_argument("--model", default="", help="evaluate this upscaler instead of training one")
     parser.add_argument("--recipe", type=json.loads, default={},
                         help='JSON of UpscalerConfig fields over RECIPE for the training, e.g. \'{"features": 48}\'')
@@ -329,6 +345,9 @@ def main(argv: list[str] | None = None) -> dict:
     if data is None:
         raise SystemExit("no test data: pass --data or set PT_TESTDATA")
     torch.set_num_threads(1)
+    global MULTI_FRAME
+    MULTI_FRAME = replace(MULTI_FRAME, **args.multi_frame)
+    compare = None if args.compare_multi is None else replace(MULTI_FRAME, **args.compare_multi)
     train, held = _sets(Path(data), args.train_every, args.held_out)
     if args.same_plate:
         train, held = same_plate_sets(train, held, args.train_every)
@@ -344,11 +363,15 @@ def main(argv: list[str] | None = None) -> dict:
         result["held_out_in_training"] = held_out_overlap(model, held)
         if args.multi:
             result["neighbours_in_training"] = held_out_overlap(model, neighbours_of(held))
-        rows = _evaluate(model, held, multi=args.multi)
+        rows = _evaluate(model, held, multi=args.multi, compare=compare)
         grain_rows = _grain_rows(Path(data), held)
         result |= _summary(rows, grain_rows) | _fps(model, held, multi=args.multi)
         if args.multi:
             result["multi_frame_config"] = asdict(MULTI_FRAME)
+        if args.multi and compare is not None:
+            result |= {"multi_frame_compare_config": asdict(compare), "psnr_gain_db_multi_frame_compare": round(
+                float(np.average([r["psnr_gain_db_multi_frame_compare"] for r in rows.values()],
+                                 weights=[r["frames"] for r in rows.values()])), 4)}
         if args.ensemble:
             ensemble = _evaluate(model, held, ensemble=True, multi=False)
             result |= {"psnr_gain_db_ensemble": _summary(ensemble, grain_rows)["psnr_gain_db_single_frame"],

@@ -1,6 +1,7 @@
 """The show upscaler: trained from plates, resumable, deterministic, refuses what it cannot do."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,20 @@ def test_the_bench_counts_the_neighbours_the_multi_frame_upscale_reads(plates, m
     read = neighbours_of({"a": [first]})
     assert read == {"a": [first, str(plates / "plate1" / "plate.1002.exr")]}
     assert held_out_overlap(model_dir, read) == 2
+
+
+def test_the_bench_scores_a_second_multi_frame_configuration_on_the_same_upscales(plates, model_dir) -> None:
+    """``--compare-multi``: a second refinement scored in the same run against the same Lanczos reference; with no
+    refinement steps it is the single-frame upscale, and with the bench's own configuration its multi-frame one."""
+    from tests.bench import upscale as bench
+
+    held = {"p": sorted(str(p) for p in (plates / "plate1").glob("*.exr"))}
+    none = bench._evaluate(model_dir, held, compare=replace(bench.MULTI_FRAME, iterations=0))["p"]
+    assert none["psnr_gain_db_multi_frame_compare"] == none["psnr_gain_db_single_frame"]
+    assert none["psnr_gain_db_multi_frame"] != none["psnr_gain_db_single_frame"]
+    same = bench._evaluate(model_dir, held, compare=bench.MULTI_FRAME)["p"]
+    assert same["psnr_gain_db_multi_frame_compare"] == same["psnr_gain_db_multi_frame"]
+    assert "psnr_gain_db_multi_frame_compare" not in bench._evaluate(model_dir, held, multi=False)["p"]
 
 
 def test_the_bench_degrades_a_frame_exactly_as_training_does(plates) -> None:
