@@ -175,6 +175,36 @@ def test_the_cards_denoise_inputs_are_made_once_per_request_and_again_when_the_f
     assert _written(tmp_path / "b") == _written(tmp_path / "c")  # the same inputs made again: the same bytes
 
 
+def test_on_real_footage_a_later_variations_shortcuts_are_taken_and_write_the_bytes_made_anew(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """DAVIS kite-surf (a real camera move: not a pure shift, so the general card sample and coverage), its sky
+    matte with the kite-surfer held out: the second variation takes the first's proxies outside its tiles and
+    skips sampling the coverage image, and writes what a cold run of it writes, to the byte."""
+    from tests.bench.realplates import stage_plate
+
+    folder = real("davis16", "kite-surf")
+    plate = stage_plate(
+        "kite-surf", sorted((folder / "frames").glob("*.jpg")), tmp_path / "plates", None,
+        sorted((folder / "masks").glob("*.png")), 6,
+    )
+    sampled = _counted(monkeypatch, variation, "card_coverage")
+
+    def spec(name: str, seed: int):
+        return _spec(plate, tiny_model_dir, tmp_path / name, first=1001, last=1006, steps=2, seed=seed,
+                     holdout_pattern=plate["holdout"], proxy_width=427)
+
+    _cold()
+    first = generate_variation(spec("a", 7))
+    assert first.coverage == 1.0 and first.camera_model in ("similarity", "homography")  # not a pure shift
+    hits = frame_cache.PROXIES.hits
+    generate_variation(spec("b", 8))
+    assert frame_cache.PROXIES.hits - hits == 6 and sampled == []  # every proxy copied, no coverage image
+    _cold()
+    generate_variation(spec("c", 8))
+    assert _written(tmp_path / "b") == _written(tmp_path / "c")
+
+
 def test_a_full_cache_keeps_its_first_frames_hands_out_copies_and_sees_a_changed_file(tmp_path):
     window = frames.Window(0, 0, 4, 4)
     paths = []
