@@ -157,25 +157,21 @@ def make_frame_proxy(delivered: Delivered, spec: VariationSpec) -> np.ndarray:
     windows reach, the rest copied: each proxy pixel is a function of its own footprint in the frame (the area
     resize) and of that pixel alone (the display encode), so the bytes are those of the whole proxy made anew."""
     encode = dict(src=spec.working_space, display=spec.display, view=spec.view, config_name=spec.config_name)
-    pixels = delivered.proxy_rgb
+    small = colour.proxy_resize(delivered.proxy_rgb, width=spec.proxy_width, pixel_aspect=spec.pixel_aspect)
     if delivered.plate_key is None or delivered.changed is None:
-        small = colour.proxy_resize(pixels, width=spec.proxy_width, pixel_aspect=spec.pixel_aspect)
         return colour.encode_proxy(small, **encode)
-    (fh, fw), (ph, pw) = pixels.shape[:2], colour.proxy_size(*pixels.shape[:2], spec.proxy_width, spec.pixel_aspect)
-    key = ("proxy", delivered.plate_key, delivered.changed, (ph, pw), tuple(sorted(encode.items())))
+    key = ("proxy", delivered.plate_key, delivered.changed, small.shape, tuple(sorted(encode.items())))
     made: list[bool] = []
 
     def make() -> tuple[np.ndarray]:
         made.append(True)
-        small = colour.proxy_resize(pixels, width=spec.proxy_width, pixel_aspect=spec.pixel_aspect)
         return (colour.encode_proxy(small, **encode),)
 
     (kept,) = frame_cache.PROXIES.get_or_make(key, make, delivered.plate_group)
     if made:
         return kept  # written, never written to
-    small = colour.proxy_resize(pixels, width=spec.proxy_width, pixel_aspect=spec.pixel_aspect)
     proxy = kept.copy()
-    for ys, xs in changed_reach(delivered.changed, (fh, fw), (ph, pw)):
+    for ys, xs in changed_reach(delivered.changed, delivered.proxy_rgb.shape[:2], small.shape[:2]):
         proxy[ys, xs] = colour.encode_proxy(small[ys, xs], **encode)  # where two overlap, the same codes twice
     return proxy
 

@@ -56,7 +56,7 @@ class CoverageMeter:
     @staticmethod
     def terms(matte: np.ndarray, covered: np.ndarray) -> tuple[float, float]:
         """One frame's sums (any thread); :meth:`add_terms` them in frame order for the same figure as :meth:`add`."""
-        matte = np.clip(np.asarray(matte, np.float64), 0.0, 1.0)
+        matte = _clipped64(matte)
         covered = np.asarray(covered)
         total = float(matte.sum())
         # The usual frame: every matte pixel fully covered (what is not, the matte leaves out), so each product below
@@ -69,10 +69,7 @@ class CoverageMeter:
     def covered_terms(matte: np.ndarray) -> tuple[float, float]:
         """:meth:`terms` of a frame whose every matte pixel (every one not ≤ 0) is known to be covered: the
         same two sums to the bit, without the covered image."""
-        matte = np.array(matte, np.float64)  # a copy, clipped in place (np.clip makes its own, slower)
-        np.maximum(matte, 0.0, out=matte)
-        np.minimum(matte, 1.0, out=matte)
-        total = float(matte.sum())
+        total = float(_clipped64(matte).sum())
         return total, total
 
     def add_terms(self, terms: tuple[float, float]) -> None:
@@ -81,6 +78,13 @@ class CoverageMeter:
 
     def figure(self) -> float:
         return 1.0 if self._matte <= 0 else min(1.0, self._covered / self._matte)
+
+
+def _clipped64(matte: np.ndarray) -> np.ndarray:
+    """``matte`` as float64 clipped to [0, 1] (NaN kept), a new array clipped in place."""
+    out = np.array(matte, np.float64)
+    np.maximum(out, 0.0, out=out)
+    return np.minimum(out, 1.0, out=out)
 
 
 def coverage(mattes, covered) -> float:
@@ -101,10 +105,17 @@ def _flow(a8: np.ndarray, b8: np.ndarray) -> np.ndarray:
     return dis.calc(a8, b8, None)
 
 
-def _remap(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def _maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``flow`` (H, W, 2) takes each pixel: the x and y maps :func:`cv2.remap` samples at."""
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return gx + flow[..., 0], gy + flow[..., 1]
+
+
+def _remap(img: np.ndarray, flow: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``img`` sampled where ``flow`` takes each pixel (a flow, or its :func:`_maps`)."""
+    maps = _maps(flow) if isinstance(flow, np.ndarray) else flow
+    return cv2.remap(img, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistent(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
@@ -242,7 +253,7 @@ class FlowFlickerMeter:
         if total <= 0:
             return None
         # weight × (comp − the previous comp moved by the plate's flow)², in one buffer: the same sum to the bit.
-        error = cv2.remap(p_comp, *back, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        error = _remap(p_comp, back)
         np.subtract(comp, error, out=error)
         np.multiply(error, error, out=error)
         np.multiply(weight, error, out=error)
@@ -271,9 +282,7 @@ def _plate_pair(p_plate, p_matte, plate, matte) -> tuple[tuple[np.ndarray, np.nd
     weight = np.minimum(matte, _remap(p_matte, back)) * valid
     total = float(weight.sum())
     plate_error = float((weight * (plate - _remap(p_plate, back)) ** 2).sum()) if total > 0 else 0.0
-    h, w = back.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return (gx + back[..., 0], gy + back[..., 1]), weight, total, plate_error  # _remap's maps, made once
+    return _maps(back), weight, total, plate_error  # the maps made once, for every variation's pair
 
 
 def _digest(*arrays: np.ndarray) -> bytes:

@@ -251,9 +251,8 @@ def _prepare(plan: VariationPlan, card: Card, region: np.ndarray) -> tuple[torch
     first = spec.first
     key = (
         "prepare",
-        _file_key(frame_path(spec.plate_pattern, first)),
-        _file_key(frame_path(spec.matte_pattern, first)) if spec.matte_pattern else spec.rect,
-        tuple(sorted(spec.plate_colour().items())),
+        _plate_key(spec, first),
+        _matte_key(spec, first),
         plan.depth_name,
         card,
         np.ascontiguousarray(region, np.float32).tobytes(),
@@ -315,7 +314,7 @@ class _Carry:
             plate, matte, _ = pixels
             plate = plate.copy()  # the plate before it is composited over, for the flicker figure
             delivered = self._pixels(_IDENTITY, frame, pixels)
-            self._name_plate(delivered, frame)
+            self._name_plate(delivered, _plate_key(self.plan.spec, frame))
             self.made_first = (delivered, plate, matte)
             return delivered
 
@@ -367,31 +366,29 @@ class _Carry:
     def frame(self, k: int, frame: int, pixels) -> Delivered:
         """One frame's element and composite (any thread: touches nothing shared)."""
         plate, matte, _ = pixels
-        plate_side = self._plate_side(frame, plate, matte)  # before the plate is composited over in place
+        plate_key = _plate_key(self.plan.spec, frame)
+        plate_side = self._plate_side(frame, plate, matte, plate_key)  # before the plate is composited over
         delivered = self._pixels(self.track.matrices[k], frame, pixels)
-        self._name_plate(delivered, frame)
+        self._name_plate(delivered, plate_key)
         coverage, _ = delivered.measures
         delivered.measures = (coverage, self.meter.prepare_with(luma(delivered.proxy_rgb[self.rs]), plate_side))
         return delivered
 
-    def _name_plate(self, delivered: Delivered, frame: int) -> None:
-        """Name the plate frame under ``delivered``'s composite, as read (file and colour), so its proxy may take
-        what lies outside the matte's tiles from an earlier variation's (:func:`frame_writer.make_frame_proxy`)."""
-        spec = self.plan.spec
-        plate_key = _file_key(frame_path(spec.plate_pattern, frame))
-        delivered.plate_key = (plate_key, tuple(sorted(spec.plate_colour().items())))
-        delivered.plate_group = spec.plate_pattern
+    def _name_plate(self, delivered: Delivered, plate_key: tuple) -> None:
+        """Name the plate frame under ``delivered``'s composite (:func:`_plate_key`), so its proxy may take what lies
+        outside the matte's tiles from an earlier variation's (:func:`frame_writer.make_frame_proxy`)."""
+        delivered.plate_key = plate_key
+        delivered.plate_group = self.plan.spec.plate_pattern
 
-    def _plate_side(self, frame: int, plate: np.ndarray, matte: np.ndarray) -> tuple:
+    def _plate_side(self, frame: int, plate: np.ndarray, matte: np.ndarray, plate_key: tuple | None = None) -> tuple:
         """The flicker meter's plate half of ``frame`` (:meth:`qc.FlowFlickerMeter.plate_side`), made once per
-        request: every variation of it has the same plate, matte and footprint (``plate`` not yet composited)."""
+        request: every variation of it has the same plate, matte and footprint (``plate`` not yet composited).
+        ``plate_key``: the frame's :func:`_plate_key` when the caller has it."""
         spec, rs = self.plan.spec, self.rs
-        matte_key = _file_key(frame_path(spec.matte_pattern, frame)) if spec.matte_pattern else spec.rect
         key = (
             "flicker-plate",
-            _file_key(frame_path(spec.plate_pattern, frame)),
-            matte_key,
-            tuple(sorted(spec.plate_colour().items())),
+            plate_key or _plate_key(spec, frame),
+            _matte_key(spec, frame),
             (rs[0].start, rs[0].stop, rs[1].start, rs[1].stop),
             self.meter.work_size,
         )
@@ -421,7 +418,7 @@ class _Carry:
             for sub in [box] if grained else matte_spans(matte[bs], box):
                 changed.append(sub)
                 ss = _slices(sub)
-                es = (slice(sub.y - box.y, sub.y - box.y + sub.height), slice(sub.x - box.x, sub.x - box.x + sub.width))
+                es = _slices(Window(sub.x - box.x, sub.y - box.y, sub.width, sub.height))  # within the element
                 alpha = matte[ss][..., None]
                 keep = alpha > 0
                 generated = self.look.region(plate, depth, motion, sub)
@@ -514,6 +511,16 @@ def matte_spans(alpha: np.ndarray, box: Window, tile: int = _SPAN_TILE) -> list[
 
 def _slices(box: Window) -> tuple[slice, slice]:
     return slice(box.y, box.y + box.height), slice(box.x, box.x + box.width)
+
+
+def _plate_key(spec: VariationSpec, frame: int) -> tuple:
+    """What names plate frame ``frame`` as the variation reads it: the file (path, size, mtime) and the colour."""
+    return _file_key(frame_path(spec.plate_pattern, frame)), tuple(sorted(spec.plate_colour().items()))
+
+
+def _matte_key(spec: VariationSpec, frame: int) -> tuple | None:
+    """What names the region of ``frame``: its matte file, or the spec's rectangle."""
+    return _file_key(frame_path(spec.matte_pattern, frame)) if spec.matte_pattern else spec.rect
 
 
 def _file_key(path: str) -> tuple:
