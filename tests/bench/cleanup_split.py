@@ -17,6 +17,7 @@ else), so a generator worse per pixel than a smooth fill shows.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import replace
@@ -28,6 +29,23 @@ from generation.engine.cleanup import CleanupOptions, CleanupShot, _grow, fill_s
 from tests.bench.cleanup import hole_plate, psnr, score, shared_sequences
 
 DEFAULT_VARIANTS = {"shipped": {}, "ratio_0.25": {"second_ratio": 0.25}, "first_only": {"second_ratio": 0.0}}
+FLOW_FIELDS = {"flow_margin", "flow_size", "consistency", "temporal", "second_flow", "second_consistency",
+               "second_temporal"}  # options that change the completed flows: such a variant gets its own shot
+
+
+class _DisCache:
+    """The plate's DIS flows computed once per sequence and shared by every variant's shot (a variant that
+    changes how flow is completed still starts from the same raw flows)."""
+
+    def __init__(self) -> None:
+        self.flows: dict[tuple[bytes, bytes, int], np.ndarray] = {}
+        self._dis = CleanupShot._dis
+
+    def __call__(self, shot: CleanupShot, a8: np.ndarray, b8: np.ndarray) -> np.ndarray:
+        key = (hashlib.sha1(a8.tobytes()).digest(), hashlib.sha1(b8.tobytes()).digest(), shot.options.flow_size)
+        if key not in self.flows:
+            self.flows[key] = self._dis(shot, a8, b8)
+        return self.flows[key].copy()
 
 
 def _run(shot: CleanupShot, options: CleanupOptions, originals, mattes) -> dict:
@@ -119,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", type=json.loads, default=DEFAULT_VARIANTS,
                         help='{"name": {CleanupOptions field: value}} (default: shipped, ratio_0.25, first_only)')
     args = parser.parse_args(argv)
+    cache = _DisCache()
+    CleanupShot._dis = lambda shot, a8, b8: cache(shot, a8, b8)
     seqs = shared_sequences()
     donors = [name for name, s in seqs.items() if s["masks"]]
     for name in [n for n in seqs if not args.only or n in args.only]:
@@ -132,9 +152,15 @@ def main(argv: list[str] | None = None) -> None:
         ref = [np.where(m[..., None] > 0, telea(p, m > 0), p) for p, m in zip(plates, mattes, strict=True)]
         row["psnr_hole_opencv"] = round(score(ref, originals, mattes)["psnr_hole"], 4)
         for vname, fields in args.variants.items():
-            row[vname] = _run(shot, replace(CleanupOptions(), **fields), originals, mattes)
+            options = replace(CleanupOptions(), **fields)
+            own = shot
+            if FLOW_FIELDS & set(fields):
+                own = CleanupShot(plates, mattes, options)
+                own.flows()
+            row[vname] = _run(own, options, originals, mattes)
             row[vname]["gain_db"] = round(row[vname]["psnr_hole"] - row["psnr_hole_opencv"], 4)
         print(json.dumps({name: row}), flush=True)
+        cache.flows.clear()
 
 
 if __name__ == "__main__":
