@@ -36,9 +36,11 @@ def select(case: dict, radius: int) -> tuple[list[np.ndarray], list[np.ndarray],
 
 
 def _cases(model: str, radius: int) -> dict:
+    cached = sorted((int(f.stem.rsplit("_r", 1)[1]), f) for f in Path(model).glob("tune_cache_r*.pkl"))
+    for wider, found in cached:
+        if wider >= radius:  # a wider window holds this one (select() restricts it)
+            return pickle.loads(found.read_bytes())
     cache_file = Path(model) / f"tune_cache_r{radius}.pkl"
-    if cache_file.exists():
-        return pickle.loads(cache_file.read_bytes())
     trained = {f["sha256"] for f in upscale.read_upscaler_card(model).manifest["files"]}
     cases = {}
     for name in bench.TRAIN_SEQUENCES:
