@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-MULTI_FRAME_RADIUS = 3  # neighbours each side, the multi-frame recipe's (upscale_video.MultiFrameConfig)
+MULTI_FRAME_RADIUS = 7  # neighbours each side, the multi-frame recipe's (upscale_video.MultiFrameConfig)
 MAX_MULTI_FRAME_RADIUS = 8
 
 

@@ -11,7 +11,7 @@ reuses :mod:`frame_writer`. What it reads:
 - ``spec.model_path``: the show upscaler's directory (an approved ``upscaler``, checked by the portal);
 - ``spec.seed``: the grain's seed, with the frame number (the same release is byte-identical);
 - ``params["multi_frame"]`` (optional): ``true`` or a radius in frames: each frame's RGB is upscaled with the
-  element's frames around it (:mod:`upscale_video`: sub-pixel detail from the motion, about thirty times the cost).
+  element's frames around it (:mod:`upscale_video`: sub-pixel detail from the motion, about fifty times the cost).
 
 Per frame: the element's alpha box (plus a margin) is upscaled (the upscaler's largest factor that fits, then
 Lanczos-3 the rest of the way), alpha by Lanczos-3, then regrained in scene-linear on the element only; pixels

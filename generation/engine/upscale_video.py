@@ -18,7 +18,9 @@ Here, for the reference frame ``ref`` of ``lows``:
    than the reference is not its picture moved); and per low-resolution pixel by a structure check
    (``structure_window``: the local correlation of what the neighbour saw with the reference's single-frame answer
    moved there; water or spray whose ripples changed between the frames passes the flow check but does not
-   correlate, and there the neighbour falls back to the single-frame answer). The term is still normalised by the
+   correlate, and there the neighbour falls back to the single-frame answer); and by its distance in time
+   (``distance_sigma``: a Gaussian in frames, so a wide window reads far neighbours without letting them outvote
+   the near ones, whose picture is most nearly the reference's moved). The term is still normalised by the
    trusted mask alone, so a down-weighted neighbour gives way to the prior.
 
 The degradation model is the one the show upscaler is trained on (:func:`upscale_training.degrade`: a box
@@ -60,6 +62,7 @@ class MultiFrameConfig:
     structure_window: int = 5  # low-resolution pixels (odd): the local structure check's window; 0: off
     structure_floor: float = 0.7  # local correlation at or under which a neighbour's pixel gets no weight
     structure_full: float = 0.95  # local correlation from which it gets its full weight
+    distance_sigma: float = 4.0  # frames: a neighbour d frames away weighs exp(-d² / 2σ²); 0: off
 
 
 def _grey8(rgb: np.ndarray) -> np.ndarray:
@@ -196,6 +199,9 @@ def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: 
                     else mask * _sharpness_weight(low, ref_detail, config)
                     for grid, mask, low in observations]
     base_weights = [w if s is None else w * s for w, s in zip(base_weights, structure, strict=True)]
+    if config.distance_sigma:  # the further in time, the more the scene moved in ways the flow does not model
+        base_weights = [w * float(np.exp(-(k - ref) ** 2 / (2 * config.distance_sigma ** 2)))
+                        for k, w in enumerate(base_weights)]
     x = start.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=config.lr)
     weights: list[torch.Tensor | None] = [None] * len(observations)

@@ -180,24 +180,26 @@ def _multi_frame(model: str, path: str, profile: grain.GrainProfile, cache: dict
                  config: upscale_video.MultiFrameConfig | None = None) -> np.ndarray:
     """The held-out frame at ``path`` upscaled with its neighbours (every frame of its sequence within the radius,
     none of them trained on), each degraded like it."""
+    config = config or MULTI_FRAME
     sequence = upscale_training.collect_plates(str(Path(path).parent))
     i = sequence.index(path)
-    idx = upscale_video.window(i, len(sequence), MULTI_FRAME.radius)
+    idx = upscale_video.window(i, len(sequence), config.radius)
     for j in idx:
         if sequence[j] not in cache:
             low = _low_and_target(sequence[j], profile)[1]
             cache[sequence[j]] = (low, np.maximum(upscale.upscale(low, model, factor=FACTOR), 0.0))
     lows, singles = zip(*(cache[sequence[j]] for j in idx), strict=True)
-    return upscale_video.refine(list(lows), list(singles), idx.index(i), FACTOR, config or MULTI_FRAME)
+    return upscale_video.refine(list(lows), list(singles), idx.index(i), FACTOR, config)
 
 
-def neighbours_of(held: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Every frame the multi-frame upscale of the held-out frames reads (the scored ones and their neighbours)."""
+def neighbours_of(held: dict[str, list[str]], radius: int | None = None) -> dict[str, list[str]]:
+    """Every frame the multi-frame upscale of the held-out frames reads (the scored ones and their neighbours
+    within ``radius``, default the bench's)."""
+    radius = MULTI_FRAME.radius if radius is None else radius
     out = {}
     for name, paths in held.items():
         sequence = upscale_training.collect_plates(str(Path(paths[0]).parent))
-        idx = sorted({j for p in paths for j in upscale_video.window(sequence.index(p), len(sequence),
-                                                                      MULTI_FRAME.radius)})
+        idx = sorted({j for p in paths for j in upscale_video.window(sequence.index(p), len(sequence), radius)})
         out[name] = [sequence[j] for j in idx]
     return out
 
@@ -362,7 +364,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["held_out_frames"] = sum(len(v) for v in held.values())
         result["held_out_in_training"] = held_out_overlap(model, held)
         if args.multi:
-            result["neighbours_in_training"] = held_out_overlap(model, neighbours_of(held))
+            radius = max(MULTI_FRAME.radius, compare.radius if compare is not None else 0)
+            result["neighbours_in_training"] = held_out_overlap(model, neighbours_of(held, radius))
         rows = _evaluate(model, held, multi=args.multi, compare=compare)
         grain_rows = _grain_rows(Path(data), held)
         result |= _summary(rows, grain_rows) | _fps(model, held, multi=args.multi)

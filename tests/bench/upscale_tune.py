@@ -27,10 +27,20 @@ from tests.realdata import find_testdata
 TUNING_FRAMES = (13, 25, 37)
 
 
-def _cases(model: str) -> dict:
-    cache_file = Path(model) / "tune_cache.pkl"
-    if cache_file.exists():
-        return pickle.loads(cache_file.read_bytes())
+def select(case: dict, radius: int) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """(lows, singles, ref) of the cached ``case`` restricted to the frames within ``radius`` of its frame."""
+    centre = case["frames"][case["ref"]]
+    keep = [k for k, j in enumerate(case["frames"]) if abs(j - centre) <= radius]
+    return ([case["lows"][k] for k in keep], [case["singles"][k] for k in keep],
+            [case["frames"][k] for k in keep].index(centre))
+
+
+def _cases(model: str, radius: int) -> dict:
+    cached = sorted((int(f.stem.rsplit("_r", 1)[1]), f) for f in Path(model).glob("tune_cache_r*.pkl"))
+    for wider, found in cached:
+        if wider >= radius:  # a wider window holds this one (select() restricts it)
+            return pickle.loads(found.read_bytes())
+    cache_file = Path(model) / f"tune_cache_r{radius}.pkl"
     trained = {f["sha256"] for f in upscale.read_upscaler_card(model).manifest["files"]}
     cases = {}
     for name in bench.TRAIN_SEQUENCES:
@@ -40,14 +50,14 @@ def _cases(model: str) -> dict:
         profile = grain.measure_grain([upscale.read_plate_rgb(sequence[i]) for i in TUNING_FRAMES])
         done: dict[int, tuple] = {}
         for i in TUNING_FRAMES:
-            idx = upscale_video.window(i, len(sequence), bench.MULTI_FRAME.radius)
+            idx = upscale_video.window(i, len(sequence), radius)
             for j in idx:
                 if j not in done:
                     low = bench._low_and_target(sequence[j], profile)[1]
                     done[j] = (low, np.maximum(upscale.upscale(low, model, factor=bench.FACTOR), 0.0))
             rgb, low = bench._low_and_target(sequence[i], profile)
             reference = np.clip(upscale.lanczos(bench._srgb(low), rgb.shape[1], rgb.shape[0]), 0.0, 1.0)
-            cases[(name, i)] = {"target": bench._srgb(rgb), "lanczos": reference, "ref": idx.index(i),
+            cases[(name, i)] = {"target": bench._srgb(rgb), "lanczos": reference, "ref": idx.index(i), "frames": idx,
                                 "lows": [done[j][0] for j in idx], "singles": [done[j][1] for j in idx]}
     cache_file.write_bytes(pickle.dumps(cases))
     return cases
@@ -56,13 +66,13 @@ def _cases(model: str) -> dict:
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     model, specs = argv[0], argv[1:]
-    cases = _cases(model)
-    for spec in specs:
-        name, text = spec.split(":", 1)
-        config = replace(bench.MULTI_FRAME, **json.loads(text))
+    configs = [(spec.split(":", 1)[0], replace(bench.MULTI_FRAME, **json.loads(spec.split(":", 1)[1])))
+               for spec in specs]
+    cases = _cases(model, max([bench.MULTI_FRAME.radius] + [c.radius for _, c in configs]))
+    for name, config in configs:
         started, gains, singles = time.perf_counter(), {}, []
         for key, case in cases.items():
-            out = upscale_video.refine(case["lows"], case["singles"], case["ref"], bench.FACTOR, config)
+            out = upscale_video.refine(*select(case, config.radius), bench.FACTOR, config)
             lanczos = bench.psnr(case["lanczos"], case["target"])
             gains[key] = bench.psnr(bench._srgb(out), case["target"]) - lanczos
             singles.append(bench.psnr(bench._srgb(case["singles"][case["ref"]]), case["target"]) - lanczos)

@@ -9,7 +9,7 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
-from generation.engine import colour, frames, grain, upscale, upscale_training
+from generation.engine import colour, frames, grain, upscale, upscale_training, upscale_video
 from generation.engine.sequence import frame_path
 from generation.engine.spec import VariationSpec
 from generation.engine.training import TrainingError, TrainingStopped
@@ -180,6 +180,31 @@ def test_the_bench_scores_a_second_multi_frame_configuration_on_the_same_upscale
     same = bench._evaluate(model_dir, held, compare=bench.MULTI_FRAME)["p"]
     assert same["psnr_gain_db_multi_frame_compare"] == same["psnr_gain_db_multi_frame"]
     assert "psnr_gain_db_multi_frame_compare" not in bench._evaluate(model_dir, held, multi=False)["p"]
+
+
+def test_the_bench_refines_a_compared_configuration_with_its_own_radius(plates, model_dir) -> None:
+    """``--compare-multi '{"radius": 0}'`` refines with the frame alone, not with the bench's window."""
+    from tests.bench import upscale as bench
+
+    path = str(plates / "plate1" / "plate.1001.exr")
+    profile = grain.measure_grain([upscale.read_plate_rgb(path)])
+    cache: dict = {}
+    alone = bench._multi_frame(model_dir, path, profile, cache, replace(bench.MULTI_FRAME, radius=0))
+    low, single = cache[path]
+    assert len(cache) == 1  # no neighbour read
+    np.testing.assert_array_equal(alone, upscale_video.refine([low], [single], 0, 4, replace(bench.MULTI_FRAME,
+                                                                                            radius=0)))
+    assert not np.array_equal(alone, bench._multi_frame(model_dir, path, profile, cache, bench.MULTI_FRAME))
+    assert len(cache) == 2
+
+
+def test_the_tuning_bench_refines_each_configuration_with_its_own_radius() -> None:
+    from tests.bench.upscale_tune import select
+
+    case = {"frames": [10, 11, 12, 13, 14, 15], "ref": 3, "lows": list("abcdef"), "singles": list("ABCDEF")}
+    assert select(case, 1) == (list("cde"), list("CDE"), 1)
+    assert select(case, 0) == (["d"], ["D"], 0)
+    assert select(case, 5) == (list("abcdef"), list("ABCDEF"), 3)
 
 
 def test_the_bench_degrades_a_frame_exactly_as_training_does(plates) -> None:
