@@ -18,9 +18,11 @@ al., ProPainter, ICCV 2023), without learned weights:
    thing behind the hole (a car the removed object passes in front of) as if it were the background, smeared;
    so each pixel is traced a second time through a looser flow (:attr:`CleanupOptions.second_flow`: a pair's
    untrusted pixels taken from the nearest pairs that trust them, where the hole has moved on, and no
-   round-trip check), and that trace is taken where its sources agree better in colour (their variance,
-   averaged over a few pixels so regions switch, not pixels): sources that see one surface agree, a trace
-   landing on different things in different frames does not.
+   round-trip check). Where both traces reveal a pixel their colours are averaged (``second_blend="mean"``,
+   the default since 2026-12-04): each is wrong in its own way where the hidden thing moves, and the mean
+   of two partly independent errors is nearer the truth than either, more often than a rule can tell
+   which one is right. ``"choose"`` instead takes the trace whose sources agree better in colour (their
+   variance, averaged over a few pixels so regions switch, not pixels).
 3. **Never revealed**: pixels no frame shows are filled in ONE reference frame (the frame with most of them)
    by ``generate`` (the show model's masked denoising in the runner; a spatial inpaint by default) and then
    carried to every other frame by the same tracing, so the made-up part moves with the background instead of
@@ -69,6 +71,8 @@ class CleanupOptions:
     second_temporal: int = 8  # the second flow's :attr:`temporal` reach
     choose_window: int = 5  # px: the neighbourhood whose sources' disagreement picks between the two flows
     second_ratio: float = 1.0  # the second flow is taken where its disagreement is below this × the first's
+    second_blend: str = "mean"  # "mean": both traces averaged where they agree alike (blend_band); "choose": one
+    blend_band: float = 4.0  # "mean" only where neither trace's disagreement is this many times the other's
 
 
 def _compressed(rgb: np.ndarray) -> np.ndarray:
@@ -527,6 +531,25 @@ class CleanupShot:
         spread[many] = np.maximum(second[many] / weight[many, None] - values[many, 0] ** 2, 0.0).sum(axis=1)
         return values, weight, spread
 
+    def _propagate_through(
+        self, flows: tuple[list, list], t: int, pts: np.ndarray, visible: list[np.ndarray], offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_propagate` through other completed ``flows`` (fwd, back) than the first."""
+        first = self._fwd, self._back
+        self._fwd, self._back = flows
+        try:
+            return self._propagate(t, pts, visible, offsets)
+        finally:
+            self._fwd, self._back = first
+
+    def _near(self, ys: np.ndarray, xs: np.ndarray, spread: np.ndarray, spread2: np.ndarray) -> np.ndarray:
+        """(N,) bool: where the two traces' disagreements (averaged as :meth:`_choose` does) are within
+        :attr:`CleanupOptions.blend_band` of each other, so neither is clearly the one that sees one surface."""
+        a, b = self._local(ys, xs, spread), self._local(ys, xs, spread2)
+        band = self.options.blend_band
+        with np.errstate(invalid="ignore"):
+            return (a <= band * b) & (b <= band * a)
+
     def _choose(
         self, t: int, ys: np.ndarray, xs: np.ndarray, weight: np.ndarray, spread: np.ndarray,
         weight2: np.ndarray, spread2: np.ndarray,
@@ -536,24 +559,25 @@ class CleanupShot:
         disagreement averaged over a :attr:`CleanupOptions.choose_window` neighbourhood of the hole, so whole
         regions switch, not pixels). Ratio 0.25 measured on the full bench: car-shadow +0.77 dB in the hole,
         camel, horsejump-high and Sintel about −0.3 each, mean −0.01: not the default."""
-        h, w = self.size
-        win = self.options.choose_window
-
-        def local(v: np.ndarray) -> np.ndarray:
-            img = np.zeros((h, w), np.float32)
-            cnt = np.zeros((h, w), np.float32)
-            ok = np.isfinite(v)
-            img[ys[ok], xs[ok]] = v[ok]
-            cnt[ys[ok], xs[ok]] = 1.0
-            num = cv2.boxFilter(img, -1, (win, win), normalize=False)
-            den = cv2.boxFilter(cnt, -1, (win, win), normalize=False)
-            out = np.where(den > 0, num / np.maximum(den, 1e-6), np.inf)[ys, xs]
-            return np.where(ok | (den[ys, xs] > 0), out, np.inf)
-
-        a, b = local(spread), local(spread2)
+        a, b = self._local(ys, xs, spread), self._local(ys, xs, spread2)
         with np.errstate(invalid="ignore"):  # 0 × inf: never
             better = b < self.options.second_ratio * a
         return ((weight <= 0) & (weight2 > 0)) | ((weight2 > 0) & better)
+
+    def _local(self, ys: np.ndarray, xs: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Per hole pixel (ys, xs), the mean of its finite ``v`` over a :attr:`CleanupOptions.choose_window`
+        neighbourhood of the hole (inf where there is none)."""
+        h, w = self.size
+        win = self.options.choose_window
+        img = np.zeros((h, w), np.float32)
+        cnt = np.zeros((h, w), np.float32)
+        ok = np.isfinite(v)
+        img[ys[ok], xs[ok]] = v[ok]
+        cnt[ys[ok], xs[ok]] = 1.0
+        num = cv2.boxFilter(img, -1, (win, win), normalize=False)
+        den = cv2.boxFilter(cnt, -1, (win, win), normalize=False)
+        out = np.where(den > 0, num / np.maximum(den, 1e-6), np.inf)[ys, xs]
+        return np.where(ok | (den[ys, xs] > 0), out, np.inf)
 
     def fill(self, generate: Generate | None = None) -> Fill:
         """Fill every frame's hole (see the module docstring); ``generate`` makes the never-revealed part of
@@ -572,13 +596,12 @@ class CleanupShot:
             pts = np.stack([xs, ys], axis=1).astype(np.float32)
             values, weight, spread = self._propagate(t, pts, visible, offsets)
             if self._second is not None:  # the other flow where its sources agree better
-                first = self._fwd, self._back
-                self._fwd, self._back = self._second
-                try:
-                    values2, weight2, spread2 = self._propagate(t, pts, visible, offsets)
-                finally:
-                    self._fwd, self._back = first
+                values2, weight2, spread2 = self._propagate_through(self._second, t, pts, visible, offsets)
                 take = self._choose(t, ys, xs, weight, spread, weight2, spread2)
+                if self.options.second_blend == "mean":  # both, where neither agrees far better
+                    both = (weight > 0) & (weight2 > 0) & self._near(ys, xs, spread, spread2)
+                    values[both] = 0.5 * (values[both] + values2[both])
+                    take &= ~both
                 values[take], weight[take] = values2[take], weight2[take]
             frame = self.plates[t].copy()
             seen = weight > 0

@@ -32,7 +32,8 @@ from generation.engine.plan import VariationPlan, plan_variation
 from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResult, VariationSpec
 
 METHOD = (
-    "dis flow, round-trip checked, completed by homography + smooth residual; plate pixels traced both ways; "
+    "dis flow, round-trip checked, completed by homography + smooth residual; plate pixels traced both ways "
+    "through it and through the neighbouring pairs' flow, averaged; "
     "unseen generated once; poisson blend, seam outliers left out"
 )
 CONTEXT = 0.5  # plate margin round the never-revealed part's box in the model's crop, as a fraction of its size

@@ -142,6 +142,43 @@ def test_the_second_flow_is_taken_only_where_its_sources_agree_by_the_ratio():
     assert loose._choose(3, ys, xs, weight, spread, weight2, spread2)[left & inner].all()
 
 
+@pytest.mark.parametrize("blend", ["choose", "mean"])
+def test_the_two_traces_are_averaged_where_neither_agrees_far_better(blend, monkeypatch):
+    """``second_blend="mean"`` (the default): where both flows' traces reveal a hole pixel and their sources'
+    disagreements are within ``blend_band`` (4×) of each other the fill is their mean; where the second's
+    sources agree far better (a moving thing the first smears) the second is taken; where one alone reveals
+    it, that one. "choose" takes one of the two, never a mix."""
+    _, plates, mattes = _pan_with_box()
+    assert CleanupOptions().second_blend == "mean" and CleanupOptions().blend_band == 4.0
+    shot = CleanupShot(plates, mattes, CleanupOptions(poisson=False, second_blend=blend))
+    shot.flows()
+    calls = []
+
+    def fake(t, pts, visible, offsets):  # first trace: 1.0, the second: 3.0; each misses a band of the hole
+        second = len(calls) % 2 == 1
+        calls.append(t)
+        n = len(pts)
+        values = np.full((n, len(offsets), 3), 3.0 if second else 1.0, np.float32)
+        weight = np.ones(n, np.float32)
+        weight[(pts[:, 1] < 40) if second else (pts[:, 1] >= 65)] = 0.0
+        spread = np.ones(n, np.float32)
+        if second:  # its sources agree 10× better on the left
+            spread[pts[:, 0] < np.median(pts[:, 0]) - 3] = 0.1
+        return values, weight, spread
+
+    monkeypatch.setattr(shot, "_propagate", fake)
+    result = shot.fill()
+    ys, xs = np.nonzero(mattes[2] > 0)
+    got = result.fills[2][ys, xs, 0]
+    only_first, only_second = ys < 40, ys >= 65
+    assert np.all(got[only_first] == 1.0) and np.all(got[only_second] == 3.0)
+    middle = ~only_first & ~only_second
+    left = xs < np.median(xs) - 6  # clear of where the 5 px windows mix the two halves
+    right = xs > np.median(xs) + 3
+    assert np.all(got[middle & left] == 3.0)
+    assert np.all(got[middle & right] == 2.0) if blend == "mean" else np.all(got[middle & right] == 1.0)
+
+
 def test_poisson_blend_keeps_the_guidance_and_takes_its_level_from_the_seam():
     """Guidance with the truth's differences but 0.1 too bright: the solve returns the truth (the seam's
     plate sets the level); with every pixel guided by a flat patch it is the smooth membrane between seams."""
