@@ -18,11 +18,12 @@ al., ProPainter, ICCV 2023), without learned weights:
    thing behind the hole (a car the removed object passes in front of) as if it were the background, smeared;
    so each pixel is traced a second time through a looser flow (:attr:`CleanupOptions.second_flow`: a pair's
    untrusted pixels taken from the nearest pairs that trust them, where the hole has moved on, and no
-   round-trip check). Where both traces reveal a pixel their colours are averaged (``second_blend="mean"``,
-   the default since 2026-12-04): each is wrong in its own way where the hidden thing moves, and the mean
-   of two partly independent errors is nearer the truth than either, more often than a rule can tell
-   which one is right. ``"choose"`` instead takes the trace whose sources agree better in colour (their
-   variance, averaged over a few pixels so regions switch, not pixels).
+   round-trip check). Where both traces reveal a pixel and neither's sources agree in colour far better
+   than the other's (:attr:`CleanupOptions.blend_band`; their variance, averaged over a few pixels so regions
+   switch, not pixels) their colours are averaged (``second_blend="mean"``, the default since 2026-12-04):
+   each is wrong in its own way where the hidden thing moves, and the mean of two partly independent errors
+   is nearer the truth than either, more often than the agreement can tell which one is right; where one
+   agrees far better (it sees one surface, the other lands on different things), it is taken.
 3. **Never revealed**: pixels no frame shows are filled in ONE reference frame (the frame with most of them)
    by ``generate`` (the show model's masked denoising in the runner; a spatial inpaint by default) and then
    carried to every other frame by the same tracing, so the made-up part moves with the background instead of
@@ -531,17 +532,6 @@ class CleanupShot:
         spread[many] = np.maximum(second[many] / weight[many, None] - values[many, 0] ** 2, 0.0).sum(axis=1)
         return values, weight, spread
 
-    def _propagate_through(
-        self, flows: tuple[list, list], t: int, pts: np.ndarray, visible: list[np.ndarray], offsets: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`_propagate` through other completed ``flows`` (fwd, back) than the first."""
-        first = self._fwd, self._back
-        self._fwd, self._back = flows
-        try:
-            return self._propagate(t, pts, visible, offsets)
-        finally:
-            self._fwd, self._back = first
-
     def _near(self, ys: np.ndarray, xs: np.ndarray, spread: np.ndarray, spread2: np.ndarray) -> np.ndarray:
         """(N,) bool: where the two traces' disagreements (averaged as :meth:`_choose` does) are within
         :attr:`CleanupOptions.blend_band` of each other, so neither is clearly the one that sees one surface."""
@@ -596,7 +586,12 @@ class CleanupShot:
             pts = np.stack([xs, ys], axis=1).astype(np.float32)
             values, weight, spread = self._propagate(t, pts, visible, offsets)
             if self._second is not None:  # the other flow where its sources agree better
-                values2, weight2, spread2 = self._propagate_through(self._second, t, pts, visible, offsets)
+                first = self._fwd, self._back
+                self._fwd, self._back = self._second
+                try:
+                    values2, weight2, spread2 = self._propagate(t, pts, visible, offsets)
+                finally:
+                    self._fwd, self._back = first
                 take = self._choose(t, ys, xs, weight, spread, weight2, spread2)
                 if self.options.second_blend == "mean":  # both, where neither agrees far better
                     both = (weight > 0) & (weight2 > 0) & self._near(ys, xs, spread, spread2)
