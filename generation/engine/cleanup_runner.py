@@ -33,7 +33,7 @@ from generation.engine.spec import CancelFn, FrameFn, ProgressFn, VariationResul
 
 METHOD = (
     "dis flow, round-trip checked, completed by homography + smooth residual; plate pixels traced both ways "
-    "through it and through the neighbouring pairs' flow, averaged; "
+    "through it and through the neighbouring pairs' flow, averaged unless one agrees 4x better; "
     "unseen generated once; poisson blend, seam outliers left out"
 )
 CONTEXT = 0.5  # plate margin round the never-revealed part's box in the model's crop, as a fraction of its size
