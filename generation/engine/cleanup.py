@@ -74,6 +74,9 @@ class CleanupOptions:
     second_ratio: float = 1.0  # the second flow is taken where its disagreement is below this × the first's
     second_blend: str = "mean"  # "mean": both traces averaged where they agree alike (blend_band); "choose": one
     blend_band: float = 4.0  # "mean" only where neither trace's disagreement is this many times the other's
+    flow_finest: int = 0  # DIS's finest pyramid level (0: the flow's full resolution; each level halves it)
+    flow_stride: int = 2  # px: DIS's patch stride at each level
+    flow_refine: int = 5  # DIS's variational refinement iterations at each level
 
 
 def _compressed(rgb: np.ndarray) -> np.ndarray:
@@ -356,9 +359,9 @@ class CleanupShot:
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         # Down to the finest scale with a denser patch grid: a pixel taken from another frame lands a few
         # hundredths of a pixel from where it belongs instead of a tenth (the synthetic-pan test pins it).
-        dis.setFinestScale(0)
-        dis.setPatchStride(2)
-        dis.setVariationalRefinementIterations(5)
+        dis.setFinestScale(self.options.flow_finest)
+        dis.setPatchStride(self.options.flow_stride)
+        dis.setVariationalRefinementIterations(self.options.flow_refine)
         flow = dis.calc(a8, b8, None)
         if scale < 1.0:
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) / scale

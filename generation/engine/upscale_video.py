@@ -6,8 +6,9 @@ multi-frame super-resolution: Irani & Peleg's iterative back-projection, with ro
 Here, for the reference frame ``ref`` of ``lows``:
 
 1. every frame is upscaled by the show upscaler (:func:`upscale.upscale`; Lanczos-3 without one);
-2. optical flow (OpenCV DIS) from each neighbour's upscale to the reference's, at the output resolution, with a
-   forward-backward consistency check: where the two flows disagree by more than ``fb_threshold`` pixels
+2. optical flow (OpenCV DIS) from each neighbour's upscale to the reference's, at the output resolution, its
+   patches matched down to the input's own resolution (:func:`flow_level`: finer, the upscales' detail is the
+   upscaler's guess, a little different in every frame), with a forward-backward consistency check: where the two flows disagree by more than ``fb_threshold`` pixels
    (occlusion, a flow failure) or the warp leaves the frame, that neighbour is not used;
 3. the output ``X`` starts as the reference's upscale and is refined by ``iterations`` Adam steps on
    ``Σ_k ‖box(warp_k(X)) − low_k‖²`` (in a 1/2.2 power encoding, so the error weighs as it is seen) plus
@@ -63,6 +64,9 @@ class MultiFrameConfig:
     structure_floor: float = 0.7  # local correlation at or under which a neighbour's pixel gets no weight
     structure_full: float = 0.95  # local correlation from which it gets its full weight
     distance_sigma: float = 4.0  # frames: a neighbour d frames away weighs exp(-d² / 2σ²); 0: off
+    # DIS's finest pyramid level (0: the output's resolution; each level halves it). None: the input's own
+    # resolution (log2 of the factor: 2 at ×4); 1 before 2026-12-04 (half the output's)
+    flow_scale: int | None = None
 
 
 def _grey8(rgb: np.ndarray) -> np.ndarray:
@@ -71,9 +75,19 @@ def _grey8(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(luma ** GAMMA * 255 + 0.5, 0, 255).astype(np.uint8))
 
 
-def _flow(a8: np.ndarray, b8: np.ndarray) -> np.ndarray:
-    """DIS flow f with a(q) ≈ b(q + f(q)), float32 (H, W, 2) in pixels."""
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a8, b8, None)
+def _flow(a8: np.ndarray, b8: np.ndarray, finest: int = 1) -> np.ndarray:
+    """DIS flow f with a(q) ≈ b(q + f(q)), float32 (H, W, 2) in pixels: the medium preset, its patches matched
+    down to the pyramid level ``finest`` (each level halves the resolution; the preset's own is 1)."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis.setFinestScale(finest)
+    return dis.calc(a8, b8, None)
+
+
+def flow_level(factor: int, config: MultiFrameConfig) -> int:
+    """The finest pyramid level the flows are matched at: ``config.flow_scale``, or the input's own resolution.
+    Finer than the input, the single-frame upscales' detail is the upscaler's guess, a little different in every
+    frame, and matching it moves the flow off the scene's motion."""
+    return config.flow_scale if config.flow_scale is not None else max(int(round(np.log2(factor))), 0)
 
 
 def _grid(flow: np.ndarray) -> torch.Tensor:
@@ -89,9 +103,9 @@ def _tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def _observation(neighbour8: np.ndarray, ref8: np.ndarray, low: np.ndarray, factor: int,
-                 fb_threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 fb_threshold: float, finest: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sampling grid from the neighbour's pixels into the output, low-resolution mask of trusted pixels, low)."""
-    to_ref, from_ref = _flow(neighbour8, ref8), _flow(ref8, neighbour8)
+    to_ref, from_ref = _flow(neighbour8, ref8, finest), _flow(ref8, neighbour8, finest)
     grid = _grid(to_ref)
     back = F.grid_sample(_tensor(from_ref), grid, align_corners=True, padding_mode="border")[0].numpy()
     disagreement = np.linalg.norm(to_ref + back.transpose(1, 2, 0), axis=-1)
@@ -184,7 +198,8 @@ def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: 
         if k == ref:
             observations.append((None, torch.ones(1, 1, *low.shape[:2]), _tensor(low)))
         else:
-            observations.append(_observation(grey[k], grey[ref], low, factor, config.fb_threshold))
+            observations.append(_observation(grey[k], grey[ref], low, factor, config.fb_threshold,
+                                             flow_level(factor, config)))
     start = _tensor(np.maximum(singles[ref], 0.0))
     start_encoded = _encoded(start)
     if config.residual_threshold:
