@@ -53,7 +53,7 @@ class MultiFrameConfig:
     radius: int = MULTI_FRAME_RADIUS  # neighbours each side of the reference frame
     iterations: int = 40
     lr: float = 0.004
-    prior: float = 5.0
+    prior: float = 4.0  # 5 before 2026-12-04 (with the flow at half the output's resolution)
     fb_threshold: float = 1.0  # output pixels
     residual_threshold: float = 0.0  # encoded units; 0: off
     robust_scale: float = 0.0  # encoded units: a neighbour's pixel weighs 1 / (1 + (r / scale)²); 0: off (it lost)
@@ -61,7 +61,7 @@ class MultiFrameConfig:
     robust_window: int = 3  # low-resolution pixels: the residual's neighbourhood the weight reads (odd)
     sharpness_sigma: float = 0.15  # a neighbour weighs exp(-ln²(its detail / the reference's) / 2σ²); 0: off
     structure_window: int = 5  # low-resolution pixels (odd): the local structure check's window; 0: off
-    structure_floor: float = 0.7  # local correlation at or under which a neighbour's pixel gets no weight
+    structure_floor: float = 0.75  # local correlation at or under which a neighbour's pixel gets no weight (0.7 before 2026-12-04)
     structure_full: float = 0.95  # local correlation from which it gets its full weight
     distance_sigma: float = 4.0  # frames: a neighbour d frames away weighs exp(-d² / 2σ²); 0: off
     # DIS's finest pyramid level (0: the output's resolution; each level halves it). None: the input's own
