@@ -140,6 +140,9 @@ def upscale_element(
              "parallel_track:source_element": os.path.basename(params["element"])}
     union: list[Window] = []
     radius = multi_frame_radius(params)
+    extra["parallel_track:upscale_method"] = (
+        "Lanczos-3 (a matte)" if matte_only
+        else f"multi-frame, {radius} frame{'s' if radius > 1 else ''} each side" if radius else "single-frame")
 
     def read(frame: int):
         plate = frames.read_channels(frame_path(spec.plate_pattern, frame), ("R", "G", "B"), **spec.plate_colour())

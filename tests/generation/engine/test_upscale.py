@@ -330,6 +330,9 @@ def test_the_multi_frame_upscale_task_uses_the_neighbours_and_is_deterministic(d
         assert np.array_equal(rgba[..., 3], one[..., 3]) and not np.array_equal(rgba[..., :3], one[..., :3])
         outside = rgba[..., 3] == 0
         assert outside.any() and not rgba[outside].any()
+    method = {name: oiio.ImageInput.open(frame_path(r.exr_pattern, 1001)).spec().getattribute(
+        "parallel_track:upscale_method") for name, r in (("multi", multi), ("single", single))}
+    assert method == {"multi": "multi-frame, 1 frame each side", "single": "single-frame"}  # the header says which
     with pytest.raises(ValueError, match="multi_frame"):
         upscale_element(_upscale_spec(dog_shot, model_dir, tmp_path / "never"),
                         params={"element": dog_shot["element"], "multi_frame": -1})
