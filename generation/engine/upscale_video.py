@@ -8,8 +8,9 @@ Here, for the reference frame ``ref`` of ``lows``:
 1. every frame is upscaled by the show upscaler (:func:`upscale.upscale`; Lanczos-3 without one);
 2. optical flow (OpenCV DIS) from each neighbour's upscale to the reference's, at the output resolution, its
    patches matched down to the input's own resolution (:func:`flow_level`: finer, the upscales' detail is the
-   upscaler's guess, a little different in every frame), with a forward-backward consistency check: where the two flows disagree by more than ``fb_threshold`` pixels
-   (occlusion, a flow failure) or the warp leaves the frame, that neighbour is not used;
+   upscaler's guess, a little different in every frame), with a forward-backward consistency check: where the
+   two flows disagree by more than ``fb_threshold`` pixels (occlusion, a flow failure) or the warp leaves the
+   frame, that neighbour is not used;
 3. the output ``X`` starts as the reference's upscale and is refined by ``iterations`` Adam steps on
    ``Σ_k ‖box(warp_k(X)) − low_k‖²`` (in a 1/2.2 power encoding, so the error weighs as it is seen) plus
    ``prior`` × ``‖X − X₀‖²``: what every frame saw must be what the output, moved and box-filtered, gives back,
@@ -75,7 +76,7 @@ def _grey8(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(luma ** GAMMA * 255 + 0.5, 0, 255).astype(np.uint8))
 
 
-def _flow(a8: np.ndarray, b8: np.ndarray, finest: int = 1) -> np.ndarray:
+def _flow(a8: np.ndarray, b8: np.ndarray, finest: int) -> np.ndarray:
     """DIS flow f with a(q) ≈ b(q + f(q)), float32 (H, W, 2) in pixels: the medium preset, its patches matched
     down to the pyramid level ``finest`` (each level halves the resolution; the preset's own is 1)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -103,7 +104,7 @@ def _tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def _observation(neighbour8: np.ndarray, ref8: np.ndarray, low: np.ndarray, factor: int,
-                 fb_threshold: float, finest: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 fb_threshold: float, finest: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sampling grid from the neighbour's pixels into the output, low-resolution mask of trusted pixels, low)."""
     to_ref, from_ref = _flow(neighbour8, ref8, finest), _flow(ref8, neighbour8, finest)
     grid = _grid(to_ref)
@@ -193,13 +194,13 @@ def refine(lows: list[np.ndarray], singles: list[np.ndarray], ref: int, factor: 
     scene-linear frames; ``singles``: their single-frame upscales, (h·factor, w·factor, 3). Returns the output
     (h·factor, w·factor, 3), float32 scene-linear."""
     grey = [_grey8(s) for s in singles]
+    finest = flow_level(factor, config)
     observations = []
     for k, low in enumerate(lows):
         if k == ref:
             observations.append((None, torch.ones(1, 1, *low.shape[:2]), _tensor(low)))
         else:
-            observations.append(_observation(grey[k], grey[ref], low, factor, config.fb_threshold,
-                                             flow_level(factor, config)))
+            observations.append(_observation(grey[k], grey[ref], low, factor, config.fb_threshold, finest))
     start = _tensor(np.maximum(singles[ref], 0.0))
     start_encoded = _encoded(start)
     if config.residual_threshold:

@@ -29,8 +29,9 @@ from generation.engine.cleanup import CleanupOptions, CleanupShot, _grow, fill_s
 from tests.bench.cleanup import hole_plate, psnr, score, shared_sequences
 
 DEFAULT_VARIANTS = {"shipped": {}, "ratio_0.25": {"second_ratio": 0.25}, "first_only": {"second_ratio": 0.0}}
-FLOW_FIELDS = {"flow_margin", "flow_size", "consistency", "temporal", "second_flow", "second_consistency",
-               "second_temporal", "flow_finest", "flow_stride", "flow_refine"}  # options that change the completed flows: such a variant gets its own shot
+DIS_FIELDS = ("flow_size", "flow_finest", "flow_stride", "flow_refine")  # options that change the raw DIS flows
+FLOW_FIELDS = {"flow_margin", "consistency", "temporal", "second_flow", "second_consistency", "second_temporal",
+               *DIS_FIELDS}  # options that change the completed flows: such a variant gets its own shot
 
 
 class _DisCache:
@@ -42,8 +43,8 @@ class _DisCache:
         self._dis = CleanupShot._dis
 
     def __call__(self, shot: CleanupShot, a8: np.ndarray, b8: np.ndarray) -> np.ndarray:
-        key = (hashlib.sha1(a8.tobytes()).digest(), hashlib.sha1(b8.tobytes()).digest(), shot.options.flow_size,
-               shot.options.flow_finest, shot.options.flow_stride, shot.options.flow_refine)
+        key = (hashlib.sha1(a8.tobytes()).digest(), hashlib.sha1(b8.tobytes()).digest(),
+               *(getattr(shot.options, f) for f in DIS_FIELDS))
         if key not in self.flows:
             self.flows[key] = self._dis(shot, a8, b8)
         return self.flows[key].copy()
